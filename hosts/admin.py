@@ -1,0 +1,107 @@
+"""Admin for the inventory: an operator can run the twin from here alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from hosts.models import Host, Link, Rack
+from twin.events import twin_changed_on_commit
+
+PLACEMENT_FIELDS = {"rack", "position_x", "position_y", "position_z"}
+
+
+class TwinChangeAdmin(admin.ModelAdmin):
+    """Every inventory edit reaches dashboards: it announces a twin change on commit."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        twin_changed_on_commit()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)
+        twin_changed_on_commit()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        super().delete_queryset(request, queryset)
+        twin_changed_on_commit()
+
+
+@admin.register(Rack)
+class RackAdmin(TwinChangeAdmin):
+    list_display = ["name", "description", "host_count", "created_at"]
+    search_fields = ["name", "description"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Rack]:
+        return super().get_queryset(request).annotate(host_count=Count("hosts"))
+
+    @admin.display(ordering="host_count", description="hosts")
+    def host_count(self, rack: Rack) -> int:
+        return rack.host_count  # type: ignore[attr-defined]
+
+
+class LinkInline(admin.TabularInline):
+    model = Link
+    fk_name = "source"
+    extra = 0
+    fields = ["target", "capacity_gbps"]
+    autocomplete_fields = ["target"]
+    verbose_name = "link from this host"
+
+
+@admin.register(Host)
+class HostAdmin(TwinChangeAdmin):
+    list_display = [
+        "hostname",
+        "display_name",
+        "ip",
+        "rack",
+        "platform",
+        "agent_version",
+        "is_virtual",
+        "placement_locked",
+        "last_seen",
+    ]
+    list_filter = ["is_virtual", "placement_locked", "rack", "platform", "agent_version"]
+    search_fields = ["hostname", "display_name", "ip"]
+    list_select_related = ["rack", "latest"]
+    autocomplete_fields = ["rack"]
+    readonly_fields = ["created_at", "last_seen"]
+    inlines = [LinkInline]
+    fieldsets = [
+        (None, {"fields": ["hostname", "display_name", "ip", "is_virtual"]}),
+        ("Reported by the agent", {"fields": ["agent_version", "platform", "last_seen", "created_at"]}),
+        (
+            "Placement",
+            {
+                "description": (
+                    "Editing the rack or position here locks the placement: agents' reports no longer move the host."
+                ),
+                "fields": ["rack", ("position_x", "position_y", "position_z"), "placement_locked"],
+            },
+        ),
+    ]
+
+    @admin.display(ordering="latest__last_seen")
+    def last_seen(self, host: Host) -> Any:
+        latest = getattr(host, "latest", None)
+        return latest.last_seen if latest else None
+
+    def save_model(self, request: HttpRequest, obj: Host, form: Any, change: bool) -> None:
+        # The admin is the source of truth for placement once it has touched it.
+        if PLACEMENT_FIELDS & set(form.changed_data) and "placement_locked" not in form.changed_data:
+            obj.placement_locked = True
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Link)
+class LinkAdmin(TwinChangeAdmin):
+    list_display = ["__str__", "source", "target", "capacity_gbps", "created_at"]
+    list_editable = ["capacity_gbps"]
+    list_filter = ["source__is_virtual"]
+    search_fields = ["source__hostname", "target__hostname"]
+    list_select_related = ["source", "target"]
+    autocomplete_fields = ["source", "target"]

@@ -1,0 +1,87 @@
+"""The inventory: racks, the hosts in them and the links between hosts."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Rack(models.Model):
+    """A rack hosts can be placed in; created by an agent's report or an admin."""
+
+    name = models.CharField(max_length=64, unique=True)
+    description = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Host(models.Model):
+    """A machine (or a virtual node such as the core switch) in the twin.
+
+    Only inventory facts live here. What the host last reported lives in
+    ``metrics.LatestMetrics`` and its status is derived from that when read,
+    never stored.
+    """
+
+    hostname = models.CharField(max_length=253, unique=True)
+    display_name = models.CharField(max_length=200, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True, verbose_name="IP address")
+    agent_version = models.CharField(max_length=64, blank=True)
+    platform = models.CharField(max_length=128, blank=True)
+    is_virtual = models.BooleanField(
+        default=False,
+        help_text="A node without an agent of its own (a switch); online while any linked host is online.",
+    )
+    rack = models.ForeignKey(Rack, null=True, blank=True, on_delete=models.SET_NULL, related_name="hosts")
+    position_x = models.FloatField(null=True, blank=True)
+    position_y = models.FloatField(null=True, blank=True)
+    position_z = models.FloatField(null=True, blank=True)
+    placement_locked = models.BooleanField(
+        default=False,
+        help_text="Set when an admin places the host: agent-reported rack and position are then ignored.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+    @property
+    def label(self) -> str:
+        """The name a person sees: the display name, else the hostname."""
+        return self.display_name or self.hostname
+
+
+class Link(models.Model):
+    """A network link between two hosts, drawn from ``source`` to ``target``.
+
+    Its throughput is read from the counters of the end that reports them (the
+    real host, not the virtual switch), so nothing about traffic is stored here.
+    """
+
+    source = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="links_out")
+    target = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="links_in")
+    capacity_gbps = models.FloatField(
+        default=settings.TWIN_DEFAULT_LINK_CAPACITY_GBPS,
+        help_text="Line rate in Gbit/s; utilization is throughput divided by this.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["source__hostname", "target__hostname"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "target"], name="link_unique_pair"),
+            models.CheckConstraint(condition=~Q(source=F("target")), name="link_not_a_loop"),
+            models.CheckConstraint(condition=Q(capacity_gbps__gt=0), name="link_capacity_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source.hostname}::{self.target.hostname}"

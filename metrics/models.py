@@ -1,0 +1,66 @@
+"""Metric history and the latest values per host."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from hosts.models import Host
+
+
+class Sample(models.Model):
+    """One accepted metric sample: the persistent history of a host.
+
+    ``timestamp`` is the agent's clock, ``received_at`` the server's. A host
+    has at most one sample per timestamp, which is what makes a retried batch
+    store nothing twice.
+    """
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="samples")
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField()
+    cpu_load = models.FloatField()
+    memory_used_percent = models.FloatField()
+    load_average = models.FloatField()
+    uptime_seconds = models.BigIntegerField()
+    net_bytes_tx = models.BigIntegerField(null=True, blank=True)
+    net_bytes_rx = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-timestamp"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "timestamp"], name="sample_one_per_host_and_time"),
+        ]
+        indexes = [models.Index(fields=["received_at"], name="sample_received_at")]
+
+    def __str__(self) -> str:
+        return f"{self.host_id}@{self.timestamp.isoformat()}"
+
+
+class LatestMetrics(models.Model):
+    """What a host reported last, kept beside the history so a snapshot never scans it.
+
+    ``sample_time`` only moves forward: a late, out-of-order sample joins the
+    history but does not replace newer values here. The previous counter
+    reading is kept so the link throughput can be computed from the last two
+    samples. ``last_seen`` is the server time of the last accepted sample of any
+    age: the host is alive even when its clock or its queue is behind.
+    """
+
+    host = models.OneToOneField(Host, on_delete=models.CASCADE, primary_key=True, related_name="latest")
+    last_seen = models.DateTimeField()
+    sample_time = models.DateTimeField()
+    cpu_load = models.FloatField()
+    memory_used_percent = models.FloatField()
+    load_average = models.FloatField()
+    uptime_seconds = models.BigIntegerField()
+    net_bytes_tx = models.BigIntegerField(null=True, blank=True)
+    net_bytes_rx = models.BigIntegerField(null=True, blank=True)
+    prev_sample_time = models.DateTimeField(null=True, blank=True)
+    prev_net_bytes_tx = models.BigIntegerField(null=True, blank=True)
+    prev_net_bytes_rx = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "latest metrics"
+
+    def __str__(self) -> str:
+        return f"latest of {self.host_id}"

@@ -1,0 +1,118 @@
+"""The shape of a metrics batch and the rules each sample must pass.
+
+A typed msgspec decoder reads each sample straight from its JSON bytes: it is
+one to two orders of magnitude faster than a DRF serializer for a list of
+samples and reports the exact field at fault. Rules msgspec cannot express
+(finite numbers, hostname syntax, clock skew) are checked right after.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
+
+import msgspec
+
+INT64_MAX = 2**63 - 1
+
+Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+Counter = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+ShortText = Annotated[str, msgspec.Meta(max_length=128)]
+RackName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+# RFC 1123: dot-separated labels of letters, digits and inner hyphens, each at
+# most 63 characters, 253 in all. ASCII only, so look-alike letters from other
+# scripts cannot impersonate a host.
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+HOSTNAME_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+HOSTNAME_MAX_LENGTH = 253
+
+
+class Position(msgspec.Struct, forbid_unknown_fields=True):
+    """A host's place in the twin's 3D space."""
+
+    x: float
+    y: float
+    z: float
+
+
+class SampleIn(msgspec.Struct):
+    """One sample as an agent sends it (snake_case, as in the seed contract)."""
+
+    hostname: Annotated[str, msgspec.Meta(min_length=1, max_length=HOSTNAME_MAX_LENGTH)]
+    timestamp: AwareDatetime
+    cpu_load: Percent
+    memory_used_percent: Percent
+    load_average: NonNegativeFloat
+    # Agents read uptime as a float (``/proc/uptime``); the history keeps whole seconds.
+    uptime_seconds: Annotated[float, msgspec.Meta(ge=0, le=2**53)]
+    agent_version: ShortText | None = None
+    platform: ShortText | None = None
+    net_bytes_tx: Counter | None = None
+    net_bytes_rx: Counter | None = None
+    rack: RackName | None = None
+    position: Position | None = None
+
+
+class BatchEnvelope(msgspec.Struct):
+    """The batch body: samples are kept raw so each is judged on its own."""
+
+    samples: list[msgspec.Raw]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why the sample at ``index`` in the batch was not stored."""
+
+    index: int
+    reason: str
+    hostname: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"index": self.index, "reason": self.reason}
+        if self.hostname is not None:
+            out["hostname"] = self.hostname
+        return out
+
+
+class BatchFormatError(ValueError):
+    """The body is not a batch at all (not JSON, or no ``samples`` list)."""
+
+
+_envelope_decoder = msgspec.json.Decoder(BatchEnvelope)
+_sample_decoder = msgspec.json.Decoder(SampleIn)
+
+
+def batch_decode(body: bytes) -> list[msgspec.Raw]:
+    """Split a batch body into the raw JSON of each sample."""
+    try:
+        return _envelope_decoder.decode(body).samples
+    except msgspec.ValidationError as exc:
+        raise BatchFormatError(f"The body must be an object with a 'samples' list: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise BatchFormatError(f"The body is not valid JSON: {exc}") from None
+
+
+def sample_validate(raw: msgspec.Raw, *, now: datetime, max_future_skew: timedelta) -> SampleIn | str:
+    """Decode and check one sample; return it, or the reason it is refused.
+
+    Hostnames come back lower-cased, so ``Titan-01`` and ``titan-01`` are one
+    host. Every number is finite: msgspec's JSON decoder refuses ``NaN``,
+    ``Infinity`` and literals that overflow a double.
+    """
+    try:
+        sample = _sample_decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return str(exc)
+    hostname = sample.hostname.lower()
+    if len(hostname) > HOSTNAME_MAX_LENGTH or not HOSTNAME_RE.match(hostname):
+        return "hostname is not a valid RFC 1123 host name (ASCII letters, digits, inner hyphens, dots)"
+    sample.hostname = hostname
+    if sample.timestamp - now > max_future_skew:
+        return f"timestamp is more than {max_future_skew.total_seconds():g} s in the future"
+    sample.uptime_seconds = int(sample.uptime_seconds)
+    return sample

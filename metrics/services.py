@@ -1,0 +1,199 @@
+"""Ingestion of metric batches: validate, store, keep the latest values, announce."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import msgspec
+from django.conf import settings
+from django.db import transaction
+
+from hosts.models import Host
+from hosts.services import hosts_lock_or_create, racks_ensure
+from metrics.models import LatestMetrics, Sample
+from metrics.schema import Rejection, SampleIn, sample_validate
+from twin.events import twin_changed_on_commit
+
+
+@dataclass
+class IngestResult:
+    """What became of a batch: stored, already stored before, or refused (with why)."""
+
+    received_at: datetime
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+    @property
+    def nothing_valid(self) -> bool:
+        """True when every sample was refused: the batch as a whole is a client error."""
+        return self.accepted == 0 and self.duplicates == 0 and bool(self.rejected)
+
+
+def samples_ingest(*, raw_samples: list[msgspec.Raw], received_at: datetime) -> IngestResult:
+    """Store every valid sample of a batch and refuse the others with a reason.
+
+    1. Validate each sample on its own; a bad one never spoils the rest.
+    2. Refuse a second sample for the same host and timestamp in one batch.
+    3. In one transaction: lock the hosts (creating new ones), skip samples
+       already stored by an earlier try of this batch, insert the rest, update
+       each host's inventory facts and latest values.
+    4. Announce the change once the transaction has committed.
+
+    Either all valid samples of the batch are stored or none is.
+    """
+    result = IngestResult(received_at=received_at)
+    skew = timedelta(seconds=settings.TWIN_MAX_FUTURE_SKEW_SECONDS)
+    valid: list[SampleIn] = []
+    first_index: dict[tuple[str, datetime], int] = {}
+    for index, raw in enumerate(raw_samples):
+        checked = sample_validate(raw, now=received_at, max_future_skew=skew)
+        if isinstance(checked, str):
+            result.rejected.append(Rejection(index=index, reason=checked))
+            continue
+        key = (checked.hostname, checked.timestamp)
+        if key in first_index:
+            result.rejected.append(
+                Rejection(
+                    index=index,
+                    reason=f"duplicate of sample {first_index[key]} (same hostname and timestamp)",
+                    hostname=checked.hostname,
+                )
+            )
+            continue
+        first_index[key] = index
+        valid.append(checked)
+    if valid:
+        with transaction.atomic():
+            stored, duplicates = _samples_store(samples=valid, received_at=received_at)
+            if stored:
+                twin_changed_on_commit()
+        result.accepted, result.duplicates = stored, duplicates
+    return result
+
+
+def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[int, int]:
+    """Write samples inside the caller's transaction; return (stored, already stored)."""
+    by_host: dict[str, list[SampleIn]] = defaultdict(list)
+    for s in samples:
+        by_host[s.hostname].append(s)
+    hosts = hosts_lock_or_create(hostnames=by_host)
+    host_ids = {h.pk: name for name, h in hosts.items()}
+    # Rows of an earlier try of this very batch: the unique (host, timestamp)
+    # pair makes a retry idempotent instead of an IntegrityError.
+    already = {
+        (host_ids[host_id], ts)
+        for host_id, ts in Sample.objects.filter(
+            host_id__in=host_ids, timestamp__in={s.timestamp for s in samples}
+        ).values_list("host_id", "timestamp")
+    }
+    new_by_host = {
+        name: sorted((s for s in batch if (name, s.timestamp) not in already), key=lambda s: s.timestamp)
+        for name, batch in by_host.items()
+    }
+    rows = [
+        Sample(
+            host=hosts[name],
+            timestamp=s.timestamp,
+            received_at=received_at,
+            cpu_load=s.cpu_load,
+            memory_used_percent=s.memory_used_percent,
+            load_average=s.load_average,
+            uptime_seconds=int(s.uptime_seconds),
+            net_bytes_tx=s.net_bytes_tx,
+            net_bytes_rx=s.net_bytes_rx,
+        )
+        for name, batch in new_by_host.items()
+        for s in batch
+    ]
+    Sample.objects.bulk_create(rows, batch_size=1000)
+    _latest_update(hosts=hosts, new_by_host=new_by_host, received_at=received_at)
+    return len(rows), len(samples) - len(rows)
+
+
+def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[SampleIn]], received_at: datetime) -> None:
+    """Move each host's latest values forward to its newest sample, never backwards.
+
+    The hosts are locked by the caller, so the stored values read here cannot
+    change before the upsert below.
+    """
+    stored = {m.host_id: m for m in LatestMetrics.objects.filter(host_id__in=[hosts[n].pk for n in new_by_host])}
+    racks = racks_ensure(
+        names={s.rack for n, batch in new_by_host.items() if not hosts[n].placement_locked for s in batch if s.rack}
+    )
+    latest_rows: list[LatestMetrics] = []
+    changed_hosts: list[Host] = []
+    for name, batch in new_by_host.items():
+        if not batch:
+            continue
+        host = hosts[name]
+        current = stored.get(host.pk)
+        newest = batch[-1]
+        if current is not None and newest.timestamp <= current.sample_time:
+            # Every sample here is older than what is shown: history only.
+            current.last_seen = max(current.last_seen, received_at)
+            latest_rows.append(current)
+            continue
+        latest_rows.append(_latest_from(current=current, batch=batch, received_at=received_at, host=host))
+        if _host_facts_apply(host=host, sample=newest, racks=racks):
+            changed_hosts.append(host)
+    LatestMetrics.objects.bulk_create(
+        latest_rows,
+        update_conflicts=True,
+        unique_fields=["host"],
+        update_fields=[f.name for f in LatestMetrics._meta.concrete_fields if not f.primary_key],
+    )
+    if changed_hosts:
+        Host.objects.bulk_update(
+            changed_hosts, ["agent_version", "platform", "rack", "position_x", "position_y", "position_z"]
+        )
+
+
+def _latest_from(
+    *, current: LatestMetrics | None, batch: list[SampleIn], received_at: datetime, host: Host
+) -> LatestMetrics:
+    """The latest values after ``batch`` (sorted, all newer than ``current``)."""
+    newest = batch[-1]
+    # The two newest counter readings give the link throughput.
+    if len(batch) >= 2:
+        prev_time, prev_tx, prev_rx = batch[-2].timestamp, batch[-2].net_bytes_tx, batch[-2].net_bytes_rx
+    elif current is not None:
+        prev_time, prev_tx, prev_rx = current.sample_time, current.net_bytes_tx, current.net_bytes_rx
+    else:
+        prev_time, prev_tx, prev_rx = None, None, None
+    return LatestMetrics(
+        host=host,
+        last_seen=max(current.last_seen, received_at) if current else received_at,
+        sample_time=newest.timestamp,
+        cpu_load=newest.cpu_load,
+        memory_used_percent=newest.memory_used_percent,
+        load_average=newest.load_average,
+        uptime_seconds=int(newest.uptime_seconds),
+        net_bytes_tx=newest.net_bytes_tx,
+        net_bytes_rx=newest.net_bytes_rx,
+        prev_sample_time=prev_time,
+        prev_net_bytes_tx=prev_tx,
+        prev_net_bytes_rx=prev_rx,
+    )
+
+
+def _host_facts_apply(*, host: Host, sample: SampleIn, racks: dict) -> bool:
+    """Copy what the agent says about its host; placement only while no admin has set it."""
+    before = (host.agent_version, host.platform, host.rack_id, host.position_x, host.position_y, host.position_z)
+    if sample.agent_version is not None:
+        host.agent_version = sample.agent_version
+    if sample.platform is not None:
+        host.platform = sample.platform
+    if not host.placement_locked:
+        if sample.rack:
+            host.rack = racks[sample.rack]
+        if sample.position is not None:
+            host.position_x, host.position_y, host.position_z = (
+                sample.position.x,
+                sample.position.y,
+                sample.position.z,
+            )
+    after = (host.agent_version, host.platform, host.rack_id, host.position_x, host.position_y, host.position_z)
+    return before != after

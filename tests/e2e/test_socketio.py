@@ -1,0 +1,169 @@
+"""End to end: daphne serving Django and Socket.IO, real clients, real batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+
+from tests.conftest import sample_dict
+from tests.e2e.conftest import LiveServer, server_start, server_stop
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+NAMESPACE = "/digital-twin"
+
+
+class Dashboard:
+    """A Socket.IO client on ``/digital-twin`` that records every ``twin-state`` it gets."""
+
+    def __init__(self) -> None:
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.states: list[tuple[float, dict[str, Any]]] = []
+        self._arrived = asyncio.Event()
+        self.client.on("twin-state", self._record, namespace=NAMESPACE)
+
+    def _record(self, state: dict[str, Any]) -> None:
+        self.states.append((time.monotonic(), state))
+        self._arrived.set()
+
+    async def connect(self, url: str, transport: str) -> Dashboard:
+        await self.client.connect(url, namespaces=[NAMESPACE], transports=[transport])
+        return self
+
+    async def close(self) -> None:
+        # A polling client would otherwise wait out its pending long-poll.
+        await self.client.eio.disconnect(abort=True)
+
+    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for _, state in self.states[seen:]:
+                if predicate(state):
+                    return state
+            seen = len(self.states)
+            self._arrived.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching twin-state in {timeout} s; last: {self.states[-1:]}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+
+
+def host_of(state: dict[str, Any], hostname: str) -> dict[str, Any] | None:
+    return next((h for h in state["hosts"] if h["hostname"] == hostname), None)
+
+
+def status_of(state: dict[str, Any], hostname: str) -> str | None:
+    host = host_of(state, hostname)
+    return host["status"] if host else None
+
+
+async def post(url: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/api/metrics/batch", json={"samples": samples}) as response,
+    ):
+        assert response.status == 202, await response.text()
+        return await response.json()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_a_dashboard_gets_the_state_at_once_and_again_after_a_batch(live_twin: LiveServer, transport):
+    async def scenario() -> None:
+        dashboard = await Dashboard().connect(live_twin.url, transport)
+        try:
+            first = await dashboard.wait_for(lambda s: True, timeout=5)
+            assert first["type"] == "twin-state"
+            assert host_of(first, "core-switch") is not None
+            await post(live_twin.url, [sample_dict("titan-01", cpu_load=77.5)])
+            state = await dashboard.wait_for(lambda s: (_h := host_of(s, "titan-01")) is not None)
+            titan = host_of(state, "titan-01")
+            assert titan is not None
+            assert titan["metrics"]["cpuLoad"] == 77.5
+            assert titan["status"] == "online"
+            assert {"id": "core-switch::titan-01"}.items() <= state["links"][0].items()
+        finally:
+            await dashboard.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_flood_of_batches_is_coalesced_and_the_last_change_is_pushed(live_twin: LiveServer):
+    async def scenario() -> None:
+        dashboard = await Dashboard().connect(live_twin.url, "websocket")
+        try:
+            await dashboard.wait_for(lambda s: True, timeout=5)
+            start = time.monotonic()
+            for i in range(30):
+                await post(live_twin.url, [sample_dict("flood-01", cpu_load=float(i))])
+            await dashboard.wait_for(lambda s: (h := host_of(s, "flood-01")) and h["metrics"]["cpuLoad"] == 29.0)
+            end = time.monotonic()
+            pushes = [t for t, _ in dashboard.states if t >= start]
+            # Default limit: 2 pushes per second, plus one for the window's edge.
+            assert len(pushes) <= math.ceil((end - start) * 2) + 1, (len(pushes), end - start)
+            assert len(pushes) < 30
+        finally:
+            await dashboard.close()
+
+    asyncio.run(scenario())
+
+
+def test_status_changes_from_the_clock_alone_reach_dashboards(transactional_db, tmp_path, channel_prefix):
+    server = server_start(
+        tmp_path,
+        CHANNEL_LAYER_PREFIX=channel_prefix,
+        TWIN_STALE_AFTER_SECONDS="1",
+        TWIN_OFFLINE_AFTER_SECONDS="2",
+        TWIN_REFRESH_SECONDS="0.5",
+    )
+
+    async def scenario() -> None:
+        dashboard = await Dashboard().connect(server.url, "websocket")
+        try:
+            await post(server.url, [sample_dict("quiet-01")])
+            await dashboard.wait_for(lambda s: status_of(s, "quiet-01") == "online")
+            await dashboard.wait_for(lambda s: status_of(s, "quiet-01") == "stale", timeout=5)
+            await dashboard.wait_for(lambda s: status_of(s, "quiet-01") == "offline", timeout=5)
+        finally:
+            await dashboard.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server_stop(server)
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL: several processes share a Redis layer")
+def test_a_batch_posted_to_one_process_reaches_dashboards_of_another(transactional_db, tmp_path, channel_prefix):
+    writer = server_start(tmp_path, CHANNEL_LAYER_PREFIX=channel_prefix)
+    reader = server_start(tmp_path, CHANNEL_LAYER_PREFIX=channel_prefix, TWIN_REFRESH_SECONDS="60")
+
+    async def scenario() -> None:
+        dashboard = await Dashboard().connect(reader.url, "websocket")
+        try:
+            await dashboard.wait_for(lambda s: True, timeout=5)
+            # Give the reader's listener a moment to join the group before the signal.
+            await asyncio.sleep(0.5)
+            sent = time.monotonic()
+            await post(writer.url, [sample_dict("cross-01", cpu_load=12.0)])
+            await dashboard.wait_for(lambda s: host_of(s, "cross-01") is not None, timeout=5)
+            # Well inside the reader's 60 s refresh: the signal crossed Redis.
+            assert time.monotonic() - sent < 5
+        finally:
+            await dashboard.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server_stop(writer)
+        server_stop(reader)

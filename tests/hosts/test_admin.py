@@ -1,0 +1,91 @@
+"""The admin: every inventory page works, and placing a host by hand locks its placement."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from hosts.models import Host, Link, Rack
+from metrics.models import Sample
+from tests.conftest import sample_dict
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fleet(post_batch):
+    post_batch([sample_dict("titan-01"), sample_dict("titan-02", rack="R2")])
+
+
+@pytest.mark.parametrize("model", ["hosts_rack", "hosts_host", "hosts_link", "metrics_sample", "metrics_latestmetrics"])
+def test_every_admin_list_opens_and_searches(admin_client, fleet, model):
+    url = reverse(f"admin:{model}_changelist")
+    assert admin_client.get(url).status_code == 200
+    assert admin_client.get(url, {"q": "titan"}).status_code == 200
+
+
+def test_the_host_page_opens_with_its_links(admin_client, fleet):
+    host = Host.objects.get(hostname="core-switch")
+    response = admin_client.get(reverse("admin:hosts_host_change", args=[host.pk]))
+    assert response.status_code == 200
+    assert b"titan-01" in response.content
+
+
+def _host_form(host: Host, **changes) -> dict:
+    form = {
+        "hostname": host.hostname,
+        "display_name": host.display_name,
+        "ip": host.ip or "",
+        "agent_version": host.agent_version,
+        "platform": host.platform,
+        "rack": host.rack_id or "",
+        "position_x": host.position_x if host.position_x is not None else "",
+        "position_y": host.position_y if host.position_y is not None else "",
+        "position_z": host.position_z if host.position_z is not None else "",
+        "links_out-TOTAL_FORMS": "0",
+        "links_out-INITIAL_FORMS": "0",
+    }
+    form.update(changes)
+    return form
+
+
+def test_moving_a_host_in_the_admin_locks_its_placement_against_agents(admin_client, fleet, post_batch):
+    host = Host.objects.get(hostname="titan-01")
+    rack = Rack.objects.create(name="R7")
+    response = admin_client.post(
+        reverse("admin:hosts_host_change", args=[host.pk]), _host_form(host, rack=rack.pk, position_x=7.0)
+    )
+    assert response.status_code == 302, response.content
+    host.refresh_from_db()
+    assert host.placement_locked and host.rack == rack and host.position_x == 7.0
+    post_batch([sample_dict("titan-01", rack="R1", position={"x": 1, "y": 1, "z": 1})])
+    host.refresh_from_db()
+    assert (host.rack, host.position_x) == (rack, 7.0)
+
+
+def test_renaming_a_host_in_the_admin_leaves_placement_to_the_agent(admin_client, fleet):
+    host = Host.objects.get(hostname="titan-01")
+    admin_client.post(reverse("admin:hosts_host_change", args=[host.pk]), _host_form(host, display_name="Titan 01"))
+    host.refresh_from_db()
+    assert host.display_name == "Titan 01" and not host.placement_locked
+
+
+def test_a_link_capacity_can_be_edited_but_not_made_zero(admin_client, fleet):
+    link = Link.objects.get(target__hostname="titan-01")
+    url = reverse("admin:hosts_link_change", args=[link.pk])
+    form = {"source": link.source_id, "target": link.target_id, "capacity_gbps": "25"}
+    assert admin_client.post(url, form).status_code == 302
+    link.refresh_from_db()
+    assert link.capacity_gbps == 25
+    assert admin_client.post(url, {**form, "capacity_gbps": "0"}).status_code == 200
+    link.refresh_from_db()
+    assert link.capacity_gbps == 25
+
+
+def test_metric_history_is_read_only_in_the_admin(admin_client, fleet):
+    sample = Sample.objects.first()
+    assert sample is not None
+    assert admin_client.get(reverse("admin:metrics_sample_add")).status_code == 403
+    response = admin_client.post(reverse("admin:metrics_sample_delete", args=[sample.pk]), {"post": "yes"})
+    assert response.status_code == 403
+    assert Sample.objects.filter(pk=sample.pk).exists()

@@ -1,0 +1,140 @@
+"""Validation of single samples, straight from their JSON bytes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import msgspec
+import orjson
+import pytest
+from django.utils import timezone
+
+from metrics.schema import BatchFormatError, SampleIn, batch_decode, sample_validate
+from tests.conftest import sample_dict
+
+SKEW = timedelta(seconds=300)
+
+
+def validate(sample: dict | bytes) -> SampleIn | str:
+    raw = sample if isinstance(sample, bytes) else orjson.dumps(sample)
+    return sample_validate(msgspec.Raw(raw), now=timezone.now(), max_future_skew=SKEW)
+
+
+def test_the_seed_sample_is_valid():
+    sample = validate(sample_dict())
+    assert isinstance(sample, SampleIn)
+    assert sample.hostname == "titan-01"
+    assert sample.net_bytes_tx == 1250000000
+    assert sample.position is not None
+    assert (sample.position.x, sample.position.y, sample.position.z) == (1.2, 0.4, -0.8)
+
+
+def test_hostnames_are_lower_cased():
+    sample = validate(sample_dict(hostname="Titan-01.DC1"))
+    assert isinstance(sample, SampleIn) and sample.hostname == "titan-01.dc1"
+
+
+@pytest.mark.parametrize(
+    "hostname",
+    ["-titan", "titan-", "ti_tan", "titan..01", "a" * 64, ("a" * 60 + ".") * 5, "t\u0456tan-01", "", "titan 01"],
+    ids=[
+        "leading-hyphen",
+        "trailing-hyphen",
+        "underscore",
+        "empty-label",
+        "long-label",
+        "too-long",
+        "cyrillic-i",
+        "empty",
+        "space",
+    ],
+)
+def test_hostnames_that_break_rfc_1123_are_refused(hostname):
+    assert isinstance(validate(sample_dict(hostname=hostname)), str)
+
+
+@pytest.mark.parametrize("field", ["cpu_load", "memory_used_percent"])
+@pytest.mark.parametrize("value", [-0.1, 100.1])
+def test_percentages_outside_0_to_100_are_refused(field, value):
+    reason = validate(sample_dict(**{field: value}))
+    assert isinstance(reason, str) and field in reason
+
+
+@pytest.mark.parametrize("field", ["load_average", "uptime_seconds", "net_bytes_tx", "net_bytes_rx"])
+def test_negative_load_uptime_and_counters_are_refused(field):
+    reason = validate(sample_dict(**{field: -1}))
+    assert isinstance(reason, str) and field in reason
+
+
+def test_counters_beyond_64_bits_are_refused():
+    reason = validate(sample_dict(net_bytes_tx=2**63))
+    assert isinstance(reason, str) and "net_bytes_tx" in reason
+
+
+def test_counters_must_be_integers():
+    assert isinstance(validate(sample_dict(net_bytes_rx=1.5)), str)
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+def test_non_finite_numbers_are_refused(literal):
+    body = orjson.dumps(sample_dict()).replace(b'"load_average":1.72', b'"load_average":' + literal)
+    assert isinstance(validate(body), str)
+
+
+def test_a_timestamp_without_offset_is_refused():
+    reason = validate(sample_dict(timestamp="2025-11-01T02:15:00"))
+    assert isinstance(reason, str) and "timezone" in reason
+
+
+def test_a_timestamp_with_an_offset_other_than_utc_is_accepted():
+    moment = timezone.now().astimezone(timezone.get_fixed_timezone(120))
+    assert isinstance(validate(sample_dict(timestamp=moment.isoformat())), SampleIn)
+
+
+def test_a_timestamp_too_far_in_the_future_is_refused():
+    reason = validate(sample_dict(at=timezone.now() + timedelta(seconds=301)))
+    assert isinstance(reason, str) and "future" in reason
+
+
+def test_a_timestamp_within_the_skew_is_accepted():
+    assert isinstance(validate(sample_dict(at=timezone.now() + timedelta(seconds=200))), SampleIn)
+
+
+@pytest.mark.parametrize("field", ["hostname", "timestamp", "cpu_load", "memory_used_percent", "load_average"])
+def test_required_fields_must_be_present(field):
+    sample = sample_dict()
+    del sample[field]
+    reason = validate(sample)
+    assert isinstance(reason, str) and field in reason
+
+
+def test_optional_fields_may_be_left_out():
+    sample = sample_dict()
+    for field in ["agent_version", "platform", "net_bytes_tx", "net_bytes_rx", "rack", "position"]:
+        del sample[field]
+    assert isinstance(validate(sample), SampleIn)
+
+
+def test_wrong_types_are_refused_with_the_field_named():
+    reason = validate(sample_dict(cpu_load="high"))
+    assert isinstance(reason, str) and "cpu_load" in reason
+
+
+def test_fractional_uptime_is_kept_in_whole_seconds():
+    sample = validate(sample_dict(uptime_seconds=7200.9))
+    assert isinstance(sample, SampleIn) and sample.uptime_seconds == 7200
+
+
+def test_a_body_without_samples_is_not_a_batch():
+    with pytest.raises(BatchFormatError, match="samples"):
+        batch_decode(b'{"sample": []}')
+
+
+def test_a_body_that_is_not_json_is_not_a_batch():
+    with pytest.raises(BatchFormatError, match="JSON"):
+        batch_decode(b'{"samples": [')
+
+
+def test_a_batch_splits_into_raw_samples():
+    raws = batch_decode(orjson.dumps({"samples": [sample_dict(), {"x": 1}]}))
+    assert len(raws) == 2 and orjson.loads(bytes(raws[1])) == {"x": 1}

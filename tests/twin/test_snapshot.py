@@ -1,0 +1,165 @@
+"""The twin-state document: shape, derived status and throughput, query cost."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from hosts.models import Host, Link, Rack
+from tests.conftest import sample_dict
+from twin.snapshot import snapshot_build
+
+pytestmark = pytest.mark.django_db
+
+SEED_HOST_KEYS = [
+    "hostname",
+    "displayName",
+    "ip",
+    "status",
+    "lastSeen",
+    "agentVersion",
+    "platform",
+    "rack",
+    "metrics",
+    "position",
+]
+
+
+def host_doc(state, hostname):
+    return next(h for h in state["hosts"] if h["hostname"] == hostname)
+
+
+def test_a_fresh_twin_holds_only_the_core_switch_as_in_the_seed():
+    state = snapshot_build()
+    assert list(state) == ["type", "twinId", "generatedAt", "hosts", "links"]
+    assert state["type"] == "twin-state"
+    core = host_doc(state, "core-switch")
+    assert (core["agentVersion"], core["platform"], core["displayName"]) == ("virtual", "virtual-switch", "Core Switch")
+    assert core["status"] == "unknown"
+    assert core["position"] == {"x": 0.0, "y": 0.0, "z": 0.0}
+    assert state["links"] == []
+
+
+def test_a_reporting_host_has_the_seed_fields_in_the_seed_order(post_batch):
+    post_batch([sample_dict()])
+    state = snapshot_build()
+    titan = host_doc(state, "titan-01")
+    assert list(titan) == SEED_HOST_KEYS
+    assert titan["status"] == "online"
+    assert titan["rack"] == "R1"
+    assert titan["metrics"] == {
+        "cpuLoad": 42.5,
+        "memoryUsedPercent": 63.2,
+        "loadAverage": 1.72,
+        "uptimeSeconds": 7200,
+        "netBytesTx": 1250000000,
+        "netBytesRx": 980000000,
+    }
+    assert titan["position"] == {"x": 1.2, "y": 0.4, "z": -0.8}
+    assert state["links"] == [
+        {
+            "id": "core-switch::titan-01",
+            "source": "core-switch",
+            "target": "titan-01",
+            "throughputGbps": 0.0,
+            "utilization": 0.0,
+        }
+    ]
+
+
+def test_rack_is_left_out_for_a_host_without_one_and_counters_when_unknown(post_batch):
+    sample = sample_dict()
+    for field in ("rack", "net_bytes_tx", "net_bytes_rx"):
+        del sample[field]
+    post_batch([sample])
+    titan = host_doc(snapshot_build(), "titan-01")
+    assert "rack" not in titan
+    assert "netBytesTx" not in titan["metrics"] and "netBytesRx" not in titan["metrics"]
+
+
+def test_display_name_and_ip_come_from_the_inventory(post_batch):
+    post_batch([sample_dict()])
+    Host.objects.filter(hostname="titan-01").update(display_name="Titan 01", ip="10.0.0.10")
+    titan = host_doc(snapshot_build(), "titan-01")
+    assert (titan["displayName"], titan["ip"]) == ("Titan 01", "10.0.0.10")
+
+
+def test_status_moves_with_the_clock_alone(post_batch):
+    post_batch([sample_dict()])
+    now = timezone.now()
+    assert host_doc(snapshot_build(now=now + timedelta(seconds=31)), "titan-01")["status"] == "stale"
+    assert host_doc(snapshot_build(now=now + timedelta(seconds=121)), "titan-01")["status"] == "offline"
+
+
+def test_the_core_switch_is_online_while_a_linked_host_is(post_batch):
+    post_batch([sample_dict()])
+    now = timezone.now()
+    core = host_doc(snapshot_build(now=now), "core-switch")
+    assert core["status"] == "online"
+    assert core["lastSeen"] == host_doc(snapshot_build(now=now), "titan-01")["lastSeen"]
+    assert host_doc(snapshot_build(now=now + timedelta(seconds=121)), "core-switch")["status"] == "offline"
+
+
+def test_a_host_that_never_reported_is_unknown():
+    Host.objects.create(hostname="spare-01")
+    doc = host_doc(snapshot_build(), "spare-01")
+    assert doc["status"] == "unknown"
+    assert doc["lastSeen"] is None
+    assert doc["metrics"]["cpuLoad"] is None
+
+
+def test_link_throughput_and_utilization_come_from_the_last_two_counter_readings(post_batch):
+    now = timezone.now()
+    post_batch([sample_dict(at=now - timedelta(seconds=20), net_bytes_tx=0, net_bytes_rx=0)])
+    post_batch([sample_dict(at=now - timedelta(seconds=10), net_bytes_tx=3_000_000_000, net_bytes_rx=2_000_000_000)])
+    link = snapshot_build()["links"][0]
+    assert link["throughputGbps"] == pytest.approx(4.0)
+    assert link["utilization"] == pytest.approx(0.4)
+
+
+def test_utilization_uses_the_links_capacity_and_stays_within_one(post_batch):
+    now = timezone.now()
+    post_batch([sample_dict(at=now - timedelta(seconds=20), net_bytes_tx=0, net_bytes_rx=0)])
+    post_batch([sample_dict(at=now - timedelta(seconds=10), net_bytes_tx=3_000_000_000, net_bytes_rx=2_000_000_000)])
+    Link.objects.update(capacity_gbps=1.0)
+    assert snapshot_build()["links"][0]["utilization"] == 1.0
+
+
+def test_a_counter_reset_shows_no_throughput_instead_of_a_spike(post_batch):
+    now = timezone.now()
+    post_batch([sample_dict(at=now - timedelta(seconds=20), net_bytes_tx=9_000_000_000, net_bytes_rx=10)])
+    post_batch([sample_dict(at=now - timedelta(seconds=10), net_bytes_tx=100, net_bytes_rx=20)])
+    assert snapshot_build()["links"][0]["throughputGbps"] == 0.0
+
+
+def _queries_for_snapshot() -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        snapshot_build()
+    return len(ctx.captured_queries)
+
+
+def test_the_snapshot_costs_the_same_queries_at_5_and_at_200_hosts(post_batch):
+    post_batch([sample_dict(f"h-{i}", rack=f"R{i % 3}") for i in range(5)])
+    few = _queries_for_snapshot()
+    post_batch([sample_dict(f"h-{i}", rack=f"R{i % 7}") for i in range(5, 200)])
+    rack = Rack.objects.create(name="spare")
+    Host.objects.create(hostname="unplaced", rack=rack)
+    assert few == _queries_for_snapshot() == 2
+
+
+def test_the_state_endpoint_returns_the_snapshot(client, post_batch):
+    post_batch([sample_dict()])
+    response = client.get("/api/twin/state")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["type"] == "twin-state"
+    assert [h["hostname"] for h in body["hosts"]] == ["core-switch", "titan-01"]
+
+
+def test_the_twin_id_is_configurable(settings):
+    settings.TWIN_ID = "project5-a1b2c3d4"
+    assert snapshot_build()["twinId"] == "project5-a1b2c3d4"

@@ -1,0 +1,87 @@
+"""Status and throughput, derived from stored facts and the clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from twin.status import HostStatus, host_status, link_throughput_gbps, virtual_status
+
+NOW = datetime(2025, 11, 1, 2, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("silence", "expected"),
+    [(0, "online"), (29.9, "online"), (30, "stale"), (119.9, "stale"), (120, "offline"), (86400, "offline")],
+)
+def test_status_follows_the_silence_since_the_last_sample(silence, expected):
+    assert host_status(last_seen=NOW - timedelta(seconds=silence), now=NOW) == expected
+
+
+def test_a_host_that_never_reported_is_unknown():
+    assert host_status(last_seen=None, now=NOW) == HostStatus.UNKNOWN
+
+
+def test_the_thresholds_are_settings(settings):
+    settings.TWIN_STALE_AFTER_SECONDS = 5
+    settings.TWIN_OFFLINE_AFTER_SECONDS = 10
+    assert host_status(last_seen=NOW - timedelta(seconds=6), now=NOW) == HostStatus.STALE
+    assert host_status(last_seen=NOW - timedelta(seconds=11), now=NOW) == HostStatus.OFFLINE
+
+
+def test_a_virtual_node_is_online_while_any_neighbour_is_online():
+    neighbours = [HostStatus.OFFLINE, HostStatus.ONLINE, HostStatus.UNKNOWN]
+    assert virtual_status(own=None, neighbours=neighbours) == HostStatus.ONLINE
+
+
+def test_a_virtual_node_is_as_alive_as_its_liveliest_neighbour():
+    assert virtual_status(own=None, neighbours=[HostStatus.OFFLINE, HostStatus.STALE]) == HostStatus.STALE
+    assert virtual_status(own=None, neighbours=[HostStatus.OFFLINE]) == HostStatus.OFFLINE
+
+
+def test_a_virtual_node_with_nothing_reporting_around_it_is_unknown():
+    assert virtual_status(own=None, neighbours=[]) == HostStatus.UNKNOWN
+    assert virtual_status(own=None, neighbours=[HostStatus.UNKNOWN]) == HostStatus.UNKNOWN
+
+
+def test_a_polled_virtual_node_counts_its_own_reports():
+    assert virtual_status(own=HostStatus.ONLINE, neighbours=[HostStatus.OFFLINE]) == HostStatus.ONLINE
+
+
+@dataclass
+class Readings:
+    sample_time: datetime
+    net_bytes_tx: int | None
+    net_bytes_rx: int | None
+    prev_sample_time: datetime | None
+    prev_net_bytes_tx: int | None
+    prev_net_bytes_rx: int | None
+
+
+def readings(tx: int, rx: int, prev_tx: int, prev_rx: int, seconds: float = 10) -> Readings:
+    return Readings(NOW, tx, rx, NOW - timedelta(seconds=seconds), prev_tx, prev_rx)
+
+
+def test_throughput_is_both_directions_in_gigabits_per_second():
+    # 5 GB sent and received over 10 s = 4 Gbit/s.
+    assert link_throughput_gbps(readings(3_000_000_000, 2_000_000_000, 0, 0)) == pytest.approx(4.0)
+
+
+def test_a_counter_that_went_down_gives_no_rate():
+    assert link_throughput_gbps(readings(100, 5000, 200, 1000)) is None
+    assert link_throughput_gbps(readings(5000, 100, 1000, 200)) is None
+
+
+def test_a_single_reading_gives_no_rate():
+    assert link_throughput_gbps(Readings(NOW, 10, 10, None, None, None)) is None
+    assert link_throughput_gbps(None) is None
+
+
+def test_readings_without_counters_give_no_rate():
+    assert link_throughput_gbps(Readings(NOW, None, None, NOW - timedelta(seconds=10), None, None)) is None
+
+
+def test_readings_at_the_same_instant_give_no_rate():
+    assert link_throughput_gbps(readings(2000, 2000, 1000, 1000, seconds=0)) is None

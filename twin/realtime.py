@@ -1,0 +1,212 @@
+"""Socket.IO: the ``/digital-twin`` namespace and the bridge that feeds it.
+
+Each server process runs one ``TwinBroadcaster``. It listens on the Channels
+layer for "the twin changed" signals from any process (see ``twin.events``),
+rebuilds the snapshot from the database and emits it to every client of this
+process. Everything it needs from the database comes from whole sync functions
+called through ``sync_to_async``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import orjson
+import socketio
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections
+
+from twin.events import TWIN_GROUP
+from twin.snapshot import TwinState, snapshot_build
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "/digital-twin"
+TWIN_STATE_EVENT = "twin-state"
+# Channels' default group expiry is a day; joining again hourly keeps a
+# long-lived listener in the group.
+GROUP_REJOIN_SECONDS = 3600.0
+
+
+class OrjsonForSocketIO:
+    """The ``json`` module interface python-socketio expects, backed by orjson.
+
+    A 10,000-host snapshot is megabytes; orjson encodes it several times faster
+    than the standard library, once per broadcast.
+    """
+
+    @staticmethod
+    def dumps(obj: Any, **_: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    @staticmethod
+    def loads(data: str | bytes, **_: Any) -> Any:
+        return orjson.loads(data)
+
+
+def _snapshot_for_push() -> TwinState:
+    """Build a snapshot on a worker thread, on a connection that is still good."""
+    close_old_connections()
+    try:
+        return snapshot_build()
+    finally:
+        close_old_connections()
+
+
+def _without_clock(state: TwinState) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if k != "generatedAt"}
+
+
+class TwinBroadcaster:
+    """Coalesces change signals into at most ``TWIN_PUSH_MAX_PER_SECOND`` pushes.
+
+    A signal marks the twin dirty; the push loop waits for dirt or for the
+    refresh interval, keeps the minimum gap since the last push, rebuilds and
+    emits when the document differs from the one last sent. A signal that
+    arrives during a rebuild leaves the twin dirty, so the last change is
+    always pushed. The periodic rebuild carries status changes that only the
+    clock causes, and heals a signal the channel layer dropped.
+    """
+
+    def __init__(self, server: socketio.AsyncServer) -> None:
+        self.server = server
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._greetings: set[asyncio.Task[None]] = set()
+        self._dirty = asyncio.Event()
+        self._emit_lock = asyncio.Lock()
+        self._state: TwinState | None = None
+        self._state_built_at = 0.0
+        self.pushes = 0
+
+    def ensure_started(self) -> None:
+        """Start the listener and the push loop once per process and event loop.
+
+        daphne sends no lifespan events, so this runs on the first connection.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and all(not t.done() for t in self._tasks):
+            return
+        self._loop = loop
+        self._dirty = asyncio.Event()
+        self._emit_lock = asyncio.Lock()
+        self._tasks = [loop.create_task(self._listen()), loop.create_task(self._push_loop())]
+
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` as a task this broadcaster keeps a reference to until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._greetings.add(task)
+        task.add_done_callback(self._greetings.discard)
+
+    async def current_state(self) -> TwinState:
+        """The state for a client that just connected: the last one built if still current."""
+        fresh = time.monotonic() - self._state_built_at < settings.TWIN_REFRESH_SECONDS
+        if self._state is None or self._dirty.is_set() or not fresh:
+            await self._rebuild()
+        assert self._state is not None
+        return self._state
+
+    async def greet(self, sid: str) -> None:
+        """Send the current state to a client as soon as its connection is complete.
+
+        Run as a task from the connect handler: an event emitted inside the
+        handler would reach the client before the namespace's CONNECT packet.
+        """
+        state = await self.current_state()
+        for _ in range(500):
+            if self.server.manager.is_connected(sid, NAMESPACE):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            return
+        async with self._emit_lock:
+            # The newest state built by now: a push may have raced this greeting.
+            await self.server.emit(TWIN_STATE_EVENT, self._state or state, to=sid, namespace=NAMESPACE)
+
+    async def _rebuild(self) -> TwinState:
+        state = await sync_to_async(_snapshot_for_push, thread_sensitive=False)()
+        self._state, self._state_built_at = state, time.monotonic()
+        return state
+
+    async def _listen(self) -> None:
+        """Turn change signals from the channel layer into a dirty flag.
+
+        Receiving has its own task and is never cancelled midway: channels-redis
+        loses messages when ``receive`` is interrupted.
+        """
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        channel = None
+        joined_at: float | None = None
+        while True:
+            try:
+                if channel is None:
+                    channel = await layer.new_channel()
+                if joined_at is None or time.monotonic() - joined_at > GROUP_REJOIN_SECONDS:
+                    await layer.group_add(TWIN_GROUP, channel)
+                    joined_at = time.monotonic()
+                await layer.receive(channel)
+                self._dirty.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("channel layer receive failed; retrying", exc_info=True)
+                joined_at = None
+                await asyncio.sleep(1.0)
+
+    async def _push_loop(self) -> None:
+        min_gap = 1.0 / settings.TWIN_PUSH_MAX_PER_SECOND
+        last_push = 0.0
+        sent: dict[str, Any] | None = None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), timeout=settings.TWIN_REFRESH_SECONDS)
+            gap = last_push + min_gap - time.monotonic()
+            if gap > 0:
+                await asyncio.sleep(gap)
+            self._dirty.clear()
+            try:
+                state = await self._rebuild()
+            except Exception:
+                logger.warning("twin snapshot failed; retrying at the next interval", exc_info=True)
+                continue
+            comparable = _without_clock(state)
+            if comparable == sent:
+                continue
+            async with self._emit_lock:
+                await self.server.emit(TWIN_STATE_EVENT, state, namespace=NAMESPACE)
+            sent, last_push = comparable, time.monotonic()
+            self.pushes += 1
+
+
+class TwinNamespace(socketio.AsyncNamespace):
+    """``/digital-twin``: a client gets ``twin-state`` at once, then after every change."""
+
+    def __init__(self, broadcaster: TwinBroadcaster) -> None:
+        super().__init__(NAMESPACE)
+        self.broadcaster = broadcaster
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        self.broadcaster.ensure_started()
+        self.broadcaster.spawn(self.broadcaster.greet(sid))
+
+
+def server_create() -> tuple[socketio.AsyncServer, TwinBroadcaster]:
+    """The Socket.IO server of this process, with its namespace and broadcaster."""
+    origins = settings.TWIN_SOCKETIO_ORIGINS
+    server = socketio.AsyncServer(
+        # Explicit: with aiohttp installed python-socketio would pick its driver.
+        async_mode="asgi",
+        cors_allowed_origins="*" if origins == ["*"] else origins,
+        json=OrjsonForSocketIO,
+    )
+    broadcaster = TwinBroadcaster(server)
+    server.register_namespace(TwinNamespace(broadcaster))
+    return server, broadcaster

@@ -1,0 +1,195 @@
+"""Settings for the digital twin, read from the environment.
+
+Every value comes from an environment variable parsed by django-environ, so a
+malformed value (``DEBUG=maybe``, ``TWIN_STALE_AFTER_SECONDS=soon``) stops the
+process at start instead of surfacing later as odd behaviour. The defaults give
+a newcomer a working twin on an embedded SQLite file with no server to install.
+"""
+
+import hashlib
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=False)
+
+# A secret is only invented for a developer's machine; a deployment that
+# forgets it must fail at start, not sign sessions with a known key.
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false.")
+    SECRET_KEY = "insecure-dev-only-key-set-SECRET_KEY-in-production"
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "channels",
+    "hosts",
+    "metrics",
+    "twin",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "twinsite.urls"
+ASGI_APPLICATION = "twinsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+# PostgreSQL in production and CI; an embedded SQLite file for a first look.
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'twin.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers (snapshots) run beside the writer (ingest); IMMEDIATE
+    # transactions take the write lock up front, so two concurrent batches
+    # queue behind each other instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+    # End-to-end tests start a server in another process, which cannot see an
+    # in-memory database: the test database is a file beside the real one.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-twin.sqlite3")}
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channels layer (the bridge from ingest to every server process) ----------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s socket timeout by default, the same as
+                # channels-redis' blocking pop, so an idle listener would time out
+                # every 5 s (django/channels_redis#422). A longer one still notices
+                # a dead connection.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="twin"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Without collectstatic (tests, a first look) WhiteNoise serves from the apps;
+# it only asks that the collected folder exist.
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "twinsite.errors.json_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}
+
+# --- The twin itself -----------------------------------------------------------
+
+
+def _default_twin_id() -> str:
+    """A twin id that every process sharing one database agrees on.
+
+    Derived from where the data lives rather than invented at start, so it
+    survives restarts and is the same behind a load balancer.
+    """
+    db = DATABASES["default"]
+    where = f"{db.get('HOST', '')}:{db.get('PORT', '')}/{db.get('NAME', '')}"
+    return "twin-" + hashlib.sha256(where.encode()).hexdigest()[:8]
+
+
+TWIN_ID = env.str("TWIN_ID", default="") or _default_twin_id()
+# A host is online while its last sample is younger than this, then stale...
+TWIN_STALE_AFTER_SECONDS = env.float("TWIN_STALE_AFTER_SECONDS", default=30.0)
+# ...and offline once it has been silent this long.
+TWIN_OFFLINE_AFTER_SECONDS = env.float("TWIN_OFFLINE_AFTER_SECONDS", default=120.0)
+# How far in the future an agent's clock may be before its samples are refused.
+TWIN_MAX_FUTURE_SKEW_SECONDS = env.float("TWIN_MAX_FUTURE_SKEW_SECONDS", default=300.0)
+# Pushes of the twin state to dashboards, at most this many per second...
+TWIN_PUSH_MAX_PER_SECOND = env.float("TWIN_PUSH_MAX_PER_SECOND", default=2.0)
+# ...and a rebuild at least this often, so time-driven status changes reach
+# dashboards and a message lost by the channel layer costs one interval.
+TWIN_REFRESH_SECONDS = env.float("TWIN_REFRESH_SECONDS", default=5.0)
+TWIN_CORE_HOSTNAME = env.str("TWIN_CORE_HOSTNAME", default="core-switch")
+TWIN_DEFAULT_LINK_CAPACITY_GBPS = env.float("TWIN_DEFAULT_LINK_CAPACITY_GBPS", default=10.0)
+# Browser origins allowed to open a Socket.IO connection ("*" for any).
+TWIN_SOCKETIO_ORIGINS = env.list("TWIN_SOCKETIO_ORIGINS", default=["http://localhost:8000", "http://127.0.0.1:8000"])
+
+if TWIN_OFFLINE_AFTER_SECONDS < TWIN_STALE_AFTER_SECONDS:
+    raise ImproperlyConfigured("TWIN_OFFLINE_AFTER_SECONDS must not be below TWIN_STALE_AFTER_SECONDS.")
+if TWIN_PUSH_MAX_PER_SECOND <= 0:
+    raise ImproperlyConfigured("TWIN_PUSH_MAX_PER_SECOND must be positive.")
