@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-# A first look runs in DEBUG with a development secret; set both for anything else.
-RUN_ENV := DEBUG=$${DEBUG:-true}
+# A first look: DEBUG with a development secret, unsigned batches (open mode) and public reads.
+# Each can be overridden from the environment, e.g. `TWIN_AGENT_AUTH=signed make run`.
+RUN_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=$${TWIN_AGENT_AUTH:-open} TWIN_PUBLIC_READ=$${TWIN_PUBLIC_READ:-true}
 TEST_ENV := SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key}
 
-.PHONY: install run migrate superuser test lint format clean
+.PHONY: install run migrate superuser manage test lint format clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -30,6 +31,9 @@ run: migrate
 
 superuser: migrate
 	$(RUN_ENV) $(BIN)/python manage.py createsuperuser
+
+manage: migrate
+	$(RUN_ENV) $(BIN)/python manage.py $(ARGS)
 
 test: $(STAMP)
 	mkdir -p var

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
-from hosts.models import Host, Link, Rack
+from hosts.models import AgentCredential, EnrollmentKey, Host, Link, Rack
+from hosts.services import credentials_revoke, enrollment_key_assign, enrollment_keys_revoke, hosts_approve
 from twin.events import twin_changed_on_commit
 
 PLACEMENT_FIELDS = {"rack", "position_x", "position_y", "position_z"}
@@ -62,17 +64,21 @@ class HostAdmin(TwinChangeAdmin):
         "platform",
         "agent_version",
         "is_virtual",
+        "approved",
         "placement_locked",
         "last_seen",
     ]
-    list_filter = ["is_virtual", "placement_locked", "rack", "platform", "agent_version"]
+    list_filter = ["approved", "is_virtual", "placement_locked", "rack", "platform", "agent_version"]
+    filter_horizontal = ["reports_for"]
+    actions = ["approve"]
     search_fields = ["hostname", "display_name", "ip"]
     list_select_related = ["rack", "latest"]
     autocomplete_fields = ["rack"]
     readonly_fields = ["created_at", "last_seen"]
     inlines = [LinkInline]
     fieldsets = [
-        (None, {"fields": ["hostname", "display_name", "ip", "is_virtual"]}),
+        (None, {"fields": ["hostname", "display_name", "ip", "is_virtual", "approved"]}),
+        ("Reporting rights", {"fields": ["reports_for"], "classes": ["collapse"]}),
         ("Reported by the agent", {"fields": ["agent_version", "platform", "last_seen", "created_at"]}),
         (
             "Placement",
@@ -84,6 +90,11 @@ class HostAdmin(TwinChangeAdmin):
             },
         ),
     ]
+
+    @admin.action(description="Approve the selected hosts")
+    def approve(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
+        count = hosts_approve(hosts=queryset)
+        messages.success(request, f"Approved {count} host(s).")
 
     @admin.display(ordering="latest__last_seen")
     def last_seen(self, host: Host) -> Any:
@@ -105,3 +116,46 @@ class LinkAdmin(TwinChangeAdmin):
     search_fields = ["source__hostname", "target__hostname"]
     list_select_related = ["source", "target"]
     autocomplete_fields = ["source", "target"]
+
+
+@admin.register(EnrollmentKey)
+class EnrollmentKeyAdmin(admin.ModelAdmin):
+    """Keys agents register with. The secret is shown once, right after it is created."""
+
+    list_display = ["name", "prefix", "created_at", "expires_at", "uses", "max_uses", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix"]
+    readonly_fields = ["prefix", "uses", "created_at", "revoked_at"]
+    fields = ["name", "expires_at", "max_uses", "prefix", "uses", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: EnrollmentKey, form: Any, change: bool) -> None:
+        secret = None if change else enrollment_key_assign(key=obj)
+        super().save_model(request, obj, form, change)
+        if secret:
+            messages.warning(request, f"Enrollment key, shown this once: {secret}")
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[EnrollmentKey]) -> None:
+        count = enrollment_keys_revoke(keys=queryset, now=timezone.now())
+        messages.success(request, f"Revoked {count} enrollment key(s).")
+
+
+@admin.register(AgentCredential)
+class AgentCredentialAdmin(admin.ModelAdmin):
+    """Hosts' credentials: issued by registration only; an admin can revoke them."""
+
+    list_display = ["key_id", "host", "created_at", "revoked_at", "enrollment_key"]
+    list_filter = ["revoked_at"]
+    search_fields = ["key_id", "host__hostname"]
+    list_select_related = ["host", "enrollment_key"]
+    readonly_fields = ["key_id", "host", "enrollment_key", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected credentials")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[AgentCredential]) -> None:
+        count = credentials_revoke(credentials=queryset, now=timezone.now())
+        messages.success(request, f"Revoked {count} credential(s).")

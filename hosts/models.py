@@ -46,6 +46,17 @@ class Host(models.Model):
         default=False,
         help_text="Set when an admin places the host: agent-reported rack and position are then ignored.",
     )
+    approved = models.BooleanField(
+        default=True,
+        help_text="With TWIN_REQUIRE_APPROVAL, a newly registered host waits here until an admin approves it.",
+    )
+    reports_for = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="reported_by",
+        help_text="Other hosts this host's agent may send samples for (a poller reporting a switch, say).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -85,3 +96,51 @@ class Link(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source.hostname}::{self.target.hostname}"
+
+
+class EnrollmentKey(models.Model):
+    """A shared key that lets agents register hosts; stored only as its SHA-256.
+
+    The key is 256 random bits, so a plain hash is as strong as a slow one and
+    lets a request find its row by index. It is shown once, when created.
+    """
+
+    name = models.CharField(max_length=100, help_text="What this key is for, e.g. 'rack R1 rollout'.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=16, editable=False, help_text="The key's first characters, to recognise it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    max_uses = models.PositiveIntegerField(null=True, blank=True, help_text="Empty for no limit.")
+    uses = models.PositiveIntegerField(default=0, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class AgentCredential(models.Model):
+    """A host's agent credential: a public key id; the signing secret is derived, never stored.
+
+    A host has at most one active credential: registering again rotates it and
+    the old one stops working at once.
+    """
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="credentials")
+    key_id = models.CharField(max_length=40, unique=True)
+    enrollment_key = models.ForeignKey(EnrollmentKey, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["host"], condition=Q(revoked_at__isnull=True), name="credential_one_active_per_host"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key_id

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, QuerySet
 
-from hosts.models import Host, Link, Rack
+from hosts.credentials import enrollment_key_generate, enrollment_key_hash, key_id_generate, signing_secret_for
+from hosts.models import AgentCredential, EnrollmentKey, Host, Link, Rack
+from hosts.schema import HostRegistrationRequest
+from twin.events import twin_changed_on_commit
 
 CORE_SWITCH_DEFAULTS = {
     "display_name": "Core Switch",
@@ -88,3 +94,112 @@ def host_placement_set(*, host: Host, rack: Rack | None, position: tuple[float, 
     host.placement_locked = True
     host.save(update_fields=["rack", "position_x", "position_y", "position_z", "placement_locked"])
     return host
+
+
+def enrollment_key_assign(*, key: EnrollmentKey) -> str:
+    """Give an unsaved enrollment key its secret; return the secret, which is never stored."""
+    secret = enrollment_key_generate()
+    key.key_hash = enrollment_key_hash(secret)
+    key.prefix = secret[:12]
+    return secret
+
+
+def enrollment_key_create(
+    *, name: str, expires_at: datetime | None = None, max_uses: int | None = None
+) -> tuple[EnrollmentKey, str]:
+    """Create an enrollment key; return it with its secret, shown this once."""
+    key = EnrollmentKey(name=name, expires_at=expires_at, max_uses=max_uses)
+    secret = enrollment_key_assign(key=key)
+    key.save()
+    return key, secret
+
+
+class RegistrationRefused(Exception):
+    """Why a registration was refused: a machine-readable code and a sentence."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A registered host and the credential it was just given."""
+
+    host: Host
+    key_id: str
+    signing_secret: str
+    created: bool
+
+
+def _enrollment_key_use(*, secret: str, now: datetime) -> EnrollmentKey:
+    """Find and count one use of an enrollment key, or refuse with the reason."""
+    key = EnrollmentKey.objects.select_for_update().filter(key_hash=enrollment_key_hash(secret)).first()
+    if key is None:
+        raise RegistrationRefused("unknown_enrollment_key", "The enrollment key is not known to this twin.")
+    if key.revoked_at is not None:
+        raise RegistrationRefused("enrollment_key_revoked", "The enrollment key was revoked.")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise RegistrationRefused("enrollment_key_expired", "The enrollment key has expired.")
+    if key.max_uses is not None and key.uses >= key.max_uses:
+        raise RegistrationRefused("enrollment_key_used_up", "The enrollment key has been used its maximum times.")
+    key.uses = F("uses") + 1
+    key.save(update_fields=["uses"])
+    return key
+
+
+@transaction.atomic
+def host_register(*, enrollment_secret: str, request: HostRegistrationRequest, now: datetime) -> Registration:
+    """Register a host (or register it again) and give it a fresh credential.
+
+    1. Count a use of the enrollment key, refusing an unknown, revoked,
+       expired or used-up one.
+    2. Create the host (pending approval when ``TWIN_REQUIRE_APPROVAL``) or
+       lock the existing one.
+    3. Record what the agent says about it; placement only if no admin set it.
+    4. Revoke its active credential and issue a new one: the old key stops
+       working at the commit.
+    """
+    enrollment = _enrollment_key_use(secret=enrollment_secret, now=now)
+    created = not Host.objects.filter(hostname=request.hostname).exists()
+    host = hosts_lock_or_create(hostnames=[request.hostname])[request.hostname]
+    if created and settings.TWIN_REQUIRE_APPROVAL:
+        host.approved = False
+    host.platform, host.agent_version = request.platform, request.agent_version
+    if request.display_name and not host.display_name:
+        host.display_name = request.display_name
+    if request.ip:
+        host.ip = request.ip
+    if not host.placement_locked:
+        if request.rack:
+            host.rack = racks_ensure(names=[request.rack])[request.rack]
+        if request.position is not None:
+            host.position_x, host.position_y, host.position_z = (
+                request.position.x,
+                request.position.y,
+                request.position.z,
+            )
+    host.save()
+    AgentCredential.objects.filter(host=host, revoked_at__isnull=True).update(revoked_at=now)
+    key_id = key_id_generate()
+    AgentCredential.objects.create(host=host, key_id=key_id, enrollment_key=enrollment)
+    twin_changed_on_commit()
+    return Registration(host=host, key_id=key_id, signing_secret=signing_secret_for(key_id), created=created)
+
+
+def credentials_revoke(*, credentials: QuerySet[AgentCredential], now: datetime) -> int:
+    """Revoke credentials; their agents' next batch is refused."""
+    return credentials.filter(revoked_at__isnull=True).update(revoked_at=now)
+
+
+def enrollment_keys_revoke(*, keys: QuerySet[EnrollmentKey], now: datetime) -> int:
+    """Revoke enrollment keys: no further registration with them."""
+    return keys.filter(revoked_at__isnull=True).update(revoked_at=now)
+
+
+def hosts_approve(*, hosts: QuerySet[Host]) -> int:
+    """Approve pending hosts: their agents' batches are accepted from now on."""
+    count = hosts.filter(approved=False).update(approved=True)
+    twin_changed_on_commit()
+    return count

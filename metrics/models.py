@@ -64,3 +64,27 @@ class LatestMetrics(models.Model):
 
     def __str__(self) -> str:
         return f"latest of {self.host_id}"
+
+
+class BatchReceipt(models.Model):
+    """That a batch (reporter, agent session, sequence) was stored: a replay stores nothing.
+
+    ``reporter`` is the hostname of the credential that signed the batch, or
+    empty for an unsigned batch in open mode, so one agent cannot claim another
+    agent's sequence numbers.
+    """
+
+    reporter = models.CharField(max_length=253, blank=True)
+    agent_session = models.CharField(max_length=64)
+    sequence = models.BigIntegerField()
+    received_at = models.DateTimeField()
+    accepted = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reporter", "agent_session", "sequence"], name="receipt_once_per_sequence"),
+        ]
+        indexes = [models.Index(fields=["received_at"], name="receipt_received_at")]
+
+    def __str__(self) -> str:
+        return f"{self.reporter or '(open)'} {self.agent_session}#{self.sequence}"

@@ -8,12 +8,13 @@ samples and reports the exact field at fault. Rules msgspec cannot express
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 
 import msgspec
+
+from hosts.schema import HOSTNAME_INVALID, Hostname, Position, RackName, ShortText, hostname_normalize
 
 INT64_MAX = 2**63 - 1
 
@@ -21,29 +22,13 @@ Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 Counter = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
-ShortText = Annotated[str, msgspec.Meta(max_length=128)]
-RackName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-
-# RFC 1123: dot-separated labels of letters, digits and inner hyphens, each at
-# most 63 characters, 253 in all. ASCII only, so look-alike letters from other
-# scripts cannot impersonate a host.
-_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-HOSTNAME_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
-HOSTNAME_MAX_LENGTH = 253
-
-
-class Position(msgspec.Struct, forbid_unknown_fields=True):
-    """A host's place in the twin's 3D space."""
-
-    x: float
-    y: float
-    z: float
+AgentSession = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class SampleIn(msgspec.Struct):
     """One sample as an agent sends it (snake_case, as in the seed contract)."""
 
-    hostname: Annotated[str, msgspec.Meta(min_length=1, max_length=HOSTNAME_MAX_LENGTH)]
+    hostname: Hostname
     timestamp: AwareDatetime
     cpu_load: Percent
     memory_used_percent: Percent
@@ -59,9 +44,16 @@ class SampleIn(msgspec.Struct):
 
 
 class BatchEnvelope(msgspec.Struct):
-    """The batch body: samples are kept raw so each is judged on its own."""
+    """The batch body. Samples are kept raw so each is judged on its own.
+
+    ``agent_session`` (new at each agent start) and ``sequence`` (rising within
+    the session) name the batch, so a retry of a stored batch stores nothing.
+    Signed batches must carry them; the seed's unsigned body has neither.
+    """
 
     samples: list[msgspec.Raw]
+    agent_session: AgentSession | None = None
+    sequence: Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +79,10 @@ _envelope_decoder = msgspec.json.Decoder(BatchEnvelope)
 _sample_decoder = msgspec.json.Decoder(SampleIn)
 
 
-def batch_decode(body: bytes) -> list[msgspec.Raw]:
-    """Split a batch body into the raw JSON of each sample."""
+def batch_decode(body: bytes) -> BatchEnvelope:
+    """Read a batch body: its envelope, and the raw JSON of each sample."""
     try:
-        return _envelope_decoder.decode(body).samples
+        return _envelope_decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise BatchFormatError(f"The body must be an object with a 'samples' list: {exc}") from None
     except msgspec.DecodeError as exc:
@@ -108,9 +100,9 @@ def sample_validate(raw: msgspec.Raw, *, now: datetime, max_future_skew: timedel
         sample = _sample_decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return str(exc)
-    hostname = sample.hostname.lower()
-    if len(hostname) > HOSTNAME_MAX_LENGTH or not HOSTNAME_RE.match(hostname):
-        return "hostname is not a valid RFC 1123 host name (ASCII letters, digits, inner hyphens, dots)"
+    hostname = hostname_normalize(sample.hostname)
+    if hostname is None:
+        return HOSTNAME_INVALID
     sample.hostname = hostname
     if sample.timestamp - now > max_future_skew:
         return f"timestamp is more than {max_future_skew.total_seconds():g} s in the future"

@@ -8,13 +8,29 @@ from datetime import datetime, timedelta
 
 import msgspec
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
-from hosts.models import Host
+from hosts.models import Host, Rack
 from hosts.services import hosts_lock_or_create, racks_ensure
-from metrics.models import LatestMetrics, Sample
+from metrics.models import BatchReceipt, LatestMetrics, Sample
 from metrics.schema import Rejection, SampleIn, sample_validate
 from twin.events import twin_changed_on_commit
+
+
+@dataclass(frozen=True)
+class BatchOrigin:
+    """Who sent a batch and under which name.
+
+    ``reporter`` is the hostname of the signing credential ("" for an unsigned
+    batch in open mode); ``allowed_hostnames`` the hosts it may write for
+    (None: any, in open mode). ``agent_session`` and ``sequence`` name the
+    batch so a replay stores nothing.
+    """
+
+    reporter: str = ""
+    allowed_hostnames: frozenset[str] | None = None
+    agent_session: str | None = None
+    sequence: int | None = None
 
 
 @dataclass
@@ -24,6 +40,7 @@ class IngestResult:
     received_at: datetime
     accepted: int = 0
     duplicates: int = 0
+    duplicate_batch: bool = False
     rejected: list[Rejection] = field(default_factory=list)
 
     @property
@@ -32,18 +49,23 @@ class IngestResult:
         return self.accepted == 0 and self.duplicates == 0 and bool(self.rejected)
 
 
-def samples_ingest(*, raw_samples: list[msgspec.Raw], received_at: datetime) -> IngestResult:
+def samples_ingest(
+    *, raw_samples: list[msgspec.Raw], received_at: datetime, origin: BatchOrigin | None = None
+) -> IngestResult:
     """Store every valid sample of a batch and refuse the others with a reason.
 
-    1. Validate each sample on its own; a bad one never spoils the rest.
+    1. Validate each sample on its own; a bad one never spoils the rest. A
+       sample for a host the sender may not write for is refused.
     2. Refuse a second sample for the same host and timestamp in one batch.
-    3. In one transaction: lock the hosts (creating new ones), skip samples
-       already stored by an earlier try of this batch, insert the rest, update
-       each host's inventory facts and latest values.
+    3. In one transaction: claim the batch's (session, sequence), answering
+       "duplicate" if a previous try already stored it; lock the hosts
+       (creating new ones), skip samples already stored, insert the rest,
+       update each host's inventory facts and latest values.
     4. Announce the change once the transaction has committed.
 
     Either all valid samples of the batch are stored or none is.
     """
+    origin = origin or BatchOrigin()
     result = IngestResult(received_at=received_at)
     skew = timedelta(seconds=settings.TWIN_MAX_FUTURE_SKEW_SECONDS)
     valid: list[SampleIn] = []
@@ -52,6 +74,17 @@ def samples_ingest(*, raw_samples: list[msgspec.Raw], received_at: datetime) -> 
         checked = sample_validate(raw, now=received_at, max_future_skew=skew)
         if isinstance(checked, str):
             result.rejected.append(Rejection(index=index, reason=checked))
+            continue
+        allowed = origin.allowed_hostnames
+        if allowed is not None and checked.hostname not in allowed:
+            result.rejected.append(
+                Rejection(
+                    index=index,
+                    reason=f"foreign hostname: the credential of {origin.reporter} may not report for "
+                    f"{checked.hostname} (an admin can grant it in the host's 'reports for')",
+                    hostname=checked.hostname,
+                )
+            )
             continue
         key = (checked.hostname, checked.timestamp)
         if key in first_index:
@@ -67,11 +100,41 @@ def samples_ingest(*, raw_samples: list[msgspec.Raw], received_at: datetime) -> 
         valid.append(checked)
     if valid:
         with transaction.atomic():
+            claimed, receipt = _batch_claim(origin=origin, received_at=received_at)
+            if not claimed:
+                result.duplicate_batch = True
+                return result
             stored, duplicates = _samples_store(samples=valid, received_at=received_at)
+            if receipt is not None:
+                receipt.accepted = stored
+                receipt.save(update_fields=["accepted"])
             if stored:
                 twin_changed_on_commit()
         result.accepted, result.duplicates = stored, duplicates
     return result
+
+
+def _batch_claim(*, origin: BatchOrigin, received_at: datetime) -> tuple[bool, BatchReceipt | None]:
+    """Record that this batch is being stored: (False, None) if a previous try already was.
+
+    The unique (reporter, session, sequence) row is the lock: a concurrent
+    retry waits on it and then finds it taken. A batch with no name (the
+    seed's unsigned format) is always claimed, with no receipt.
+    """
+    if origin.agent_session is None or origin.sequence is None:
+        return True, None
+    try:
+        with transaction.atomic():
+            receipt = BatchReceipt.objects.create(
+                reporter=origin.reporter,
+                agent_session=origin.agent_session,
+                sequence=origin.sequence,
+                received_at=received_at,
+                accepted=0,
+            )
+    except IntegrityError:
+        return False, None
+    return True, receipt
 
 
 def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[int, int]:
@@ -179,7 +242,7 @@ def _latest_from(
     )
 
 
-def _host_facts_apply(*, host: Host, sample: SampleIn, racks: dict) -> bool:
+def _host_facts_apply(*, host: Host, sample: SampleIn, racks: dict[str, Rack]) -> bool:
     """Copy what the agent says about its host; placement only while no admin has set it."""
     before = (host.agent_version, host.platform, host.rack_id, host.position_x, host.position_y, host.position_z)
     if sample.agent_version is not None:

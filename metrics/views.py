@@ -2,62 +2,126 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import RequestDataTooBig
+from typing import NotRequired, TypedDict
+
+from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, UnsupportedMediaType
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hosts.authentication import AgentSignatureAuthentication
+from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
+from hosts.selectors import AgentIdentity
 from metrics.schema import BatchFormatError, batch_decode
-from metrics.services import IngestResult, samples_ingest
+from metrics.services import BatchOrigin, IngestResult, samples_ingest
 from twin.formats import iso_utc
+from twinsite.api import MalformedBody, json_body
 
 
-class PayloadTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The body is larger than this server accepts."
-    default_code = "payload_too_large"
+class RejectedSample(TypedDict):
+    index: int
+    reason: str
+    hostname: NotRequired[str]
 
 
-class MalformedBatch(APIException):
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "malformed_batch"
+class BatchAccepted(TypedDict):
+    """The answer to a batch: how many samples were stored, and which were refused."""
+
+    accepted: int
+    receivedAt: str
+    duplicates: NotRequired[int]
+    duplicate: NotRequired[bool]
+    rejected: NotRequired[list[RejectedSample]]
+
+
+class AgentWriteAccess(BasePermission):
+    """A signed batch always; an unsigned one only with ``TWIN_AGENT_AUTH=open``."""
+
+    message = (
+        f"Sign the batch ({HEADER_KEY_ID}, {HEADER_TIMESTAMP}, {HEADER_SIGNATURE}); "
+        "unsigned batches are only accepted with TWIN_AGENT_AUTH=open."
+    )
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return isinstance(request.auth, AgentIdentity) or settings.TWIN_AGENT_AUTH == "open"
+
+
+SIGNATURE_HEADERS = [
+    OpenApiParameter(HEADER_KEY_ID, str, OpenApiParameter.HEADER, description="The host credential's key id."),
+    OpenApiParameter(HEADER_TIMESTAMP, str, OpenApiParameter.HEADER, description="Unix time in seconds."),
+    OpenApiParameter(
+        HEADER_SIGNATURE,
+        str,
+        OpenApiParameter.HEADER,
+        description="sha256=<hex HMAC-SHA256 of '<timestamp>.' + body under the signing secret>.",
+    ),
+]
 
 
 class MetricsBatchView(APIView):
     """``POST /api/metrics/batch``: store a batch of samples, report what was refused.
 
     The body is read as raw bytes (not through DRF's parsers) so the typed
-    decoder can read it in one pass, and so a signature can cover the exact bytes.
+    decoder reads it in one pass and the signature covers the exact bytes.
     """
 
-    authentication_classes: list = []
-    permission_classes: list = []
+    authentication_classes = [AgentSignatureAuthentication]
+    permission_classes = [AgentWriteAccess]
 
+    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> None:
+        # DRF drops the permission's message for an unauthenticated caller; the
+        # agent needs to know it must sign.
+        raise NotAuthenticated(message or AgentWriteAccess.message)
+
+    @extend_schema(
+        operation_id="metrics_batch",
+        request={"application/json": {"$ref": "#/components/schemas/MetricsBatch"}},
+        parameters=SIGNATURE_HEADERS,
+        responses={
+            202: {"$ref": "#/components/schemas/BatchAccepted"},
+            400: {"$ref": "#/components/schemas/Error"},
+            401: {"$ref": "#/components/schemas/Error"},
+            403: {"$ref": "#/components/schemas/Error"},
+            413: {"$ref": "#/components/schemas/Error"},
+            415: {"$ref": "#/components/schemas/Error"},
+        },
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
-        if request.content_type.split(";")[0].strip().lower() != "application/json":
-            raise UnsupportedMediaType(request.content_type or "none")
         try:
-            body = request.body
-        except RequestDataTooBig:
-            raise PayloadTooLarge() from None
-        try:
-            raw_samples = batch_decode(body)
+            batch = batch_decode(json_body(request))
         except BatchFormatError as exc:
-            raise MalformedBatch(str(exc)) from None
-        result = samples_ingest(raw_samples=raw_samples, received_at=timezone.now())
+            raise MalformedBody(str(exc), code="malformed_batch") from None
+        identity = request.auth if isinstance(request.auth, AgentIdentity) else None
+        if identity is not None and (batch.agent_session is None or batch.sequence is None):
+            raise MalformedBody(
+                "A signed batch carries agent_session and sequence, so a retry is never stored twice.",
+                code="malformed_batch",
+            )
+        origin = BatchOrigin(
+            reporter=identity.hostname if identity else "",
+            allowed_hostnames=identity.may_report_for if identity else None,
+            agent_session=batch.agent_session,
+            sequence=batch.sequence,
+        )
+        result = samples_ingest(raw_samples=batch.samples, received_at=timezone.now(), origin=origin)
         return _batch_response(result)
 
 
 def _batch_response(result: IngestResult) -> Response:
-    body: dict[str, object] = {"accepted": result.accepted, "receivedAt": iso_utc(result.received_at)}
+    body: BatchAccepted = {"accepted": result.accepted, "receivedAt": iso_utc(result.received_at)}
+    if result.duplicate_batch:
+        body["duplicate"] = True
     if result.duplicates:
         body["duplicates"] = result.duplicates
     if result.rejected:
-        body["rejected"] = [r.as_dict() for r in result.rejected]
+        body["rejected"] = [r.as_dict() for r in result.rejected]  # type: ignore[misc]
     if result.nothing_valid:
-        body = {"error": "no_valid_samples", "detail": "No sample in the batch was valid.", **body}
-        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        error = {"error": "no_valid_samples", "detail": "No sample in the batch was valid.", **body}
+        return Response(error, status=status.HTTP_400_BAD_REQUEST)
     return Response(body, status=status.HTTP_202_ACCEPTED)

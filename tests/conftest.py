@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -59,5 +59,76 @@ def post_batch(client: Client):
 
 
 @pytest.fixture
-def is_postgres() -> bool:
-    return connection.vendor == "postgresql"
+def open_twin(settings):
+    """The seed's world: unsigned batches accepted, the twin readable by anyone."""
+    settings.TWIN_AGENT_AUTH = "open"
+    settings.TWIN_PUBLIC_READ = True
+
+
+class SigningAgent:
+    """A registered host's agent as the docs describe it: signs each batch, numbers it in a session."""
+
+    def __init__(self, client: Client, registration: dict[str, Any]) -> None:
+        self.client = client
+        self.registration = registration
+        self.hostname: str = registration["hostname"]
+        self.key_id: str = registration["keyId"]
+        self.secret: str = registration["signingSecret"]
+        self.session = "session-" + registration["keyId"][-6:]
+        self.sequence = 0
+
+    def body(self, samples: list[dict[str, Any]], **envelope: Any) -> bytes:
+        self.sequence += 1
+        return orjson.dumps({"agent_session": self.session, "sequence": self.sequence, "samples": samples, **envelope})
+
+    def headers(self, body: bytes, *, timestamp: int | None = None, key_id: str | None = None) -> dict[str, str]:
+        from hosts.credentials import signature_compute
+
+        stamp = str(timestamp if timestamp is not None else int(time.time()))
+        return {
+            "X-Twin-Key-Id": key_id or self.key_id,
+            "X-Twin-Timestamp": stamp,
+            "X-Twin-Signature": signature_compute(secret=self.secret, timestamp=stamp, body=body),
+        }
+
+    def send(self, body: bytes, headers: dict[str, str]):
+        return self.client.post("/api/metrics/batch", data=body, content_type="application/json", headers=headers)
+
+    def post(self, samples: list[dict[str, Any]] | None = None, **envelope: Any):
+        body = self.body(samples if samples is not None else [sample_dict(self.hostname)], **envelope)
+        return self.send(body, self.headers(body))
+
+
+@pytest.fixture
+def enrollment_key(db) -> str:
+    from hosts.services import enrollment_key_create
+
+    return enrollment_key_create(name="tests")[1]
+
+
+@pytest.fixture
+def register(client: Client, enrollment_key: str):
+    """Register a host through the API; returns the response."""
+
+    def register(hostname: str = "titan-01", *, key: str | None = None, **fields: Any):
+        body = {"hostname": hostname, "platform": "Linux-x86_64", "agent_version": "1.0.0", **fields}
+        return client.post(
+            "/api/hosts/register",
+            data=orjson.dumps(body),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {key or enrollment_key}"},
+        )
+
+    return register
+
+
+@pytest.fixture
+def make_agent(client: Client, register):
+    """Register a host and return its signing agent."""
+
+    def make(hostname: str = "titan-01") -> SigningAgent:
+        response = register(hostname)
+        assert response.status_code in (200, 201), response.content
+        return SigningAgent(client, response.json())
+
+    return make

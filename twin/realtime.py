@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 import socketio
@@ -23,9 +24,11 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from twin.events import TWIN_GROUP
+from twin.selectors import reader_identify, session_key_from_cookie_header
 from twin.snapshot import TwinState, snapshot_build
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NAMESPACE = "/digital-twin"
 TWIN_STATE_EVENT = "twin-state"
@@ -50,13 +53,21 @@ class OrjsonForSocketIO:
         return orjson.loads(data)
 
 
-def _snapshot_for_push() -> TwinState:
-    """Build a snapshot on a worker thread, on a connection that is still good."""
-    close_old_connections()
-    try:
-        return snapshot_build()
-    finally:
+async def _db_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run a whole sync database function on a worker thread, on a connection that is still good.
+
+    Off the thread-sensitive executor, so a slow snapshot never queues behind
+    (or holds up) Django's request handling.
+    """
+
+    def call() -> T:
         close_old_connections()
+        try:
+            return fn(**kwargs)
+        finally:
+            close_old_connections()
+
+    return await sync_to_async(call, thread_sensitive=False)()
 
 
 def _without_clock(state: TwinState) -> dict[str, Any]:
@@ -130,7 +141,7 @@ class TwinBroadcaster:
             await self.server.emit(TWIN_STATE_EVENT, self._state or state, to=sid, namespace=NAMESPACE)
 
     async def _rebuild(self) -> TwinState:
-        state = await sync_to_async(_snapshot_for_push, thread_sensitive=False)()
+        state = await _db_call(snapshot_build)
         self._state, self._state_built_at = state, time.monotonic()
         return state
 
@@ -194,6 +205,20 @@ class TwinNamespace(socketio.AsyncNamespace):
         self.broadcaster = broadcaster
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        """Admit readers only (unless ``TWIN_PUBLIC_READ``): an API token in the auth payload, or a session cookie.
+
+        Django's middleware never sees Socket.IO traffic, so this is the check.
+        """
+        if not settings.TWIN_PUBLIC_READ:
+            token = auth.get("token") if isinstance(auth, dict) and isinstance(auth.get("token"), str) else None
+            session_key = session_key_from_cookie_header(environ.get("HTTP_COOKIE", ""))
+            reader = await _db_call(reader_identify, token=token, session_key=session_key)
+            if reader is None:
+                # Socket.IO clients see this as the connect_error's message and data.
+                detail = "Send {'token': '<API token>'} as the auth payload, or log in first."
+                raise socketio.exceptions.ConnectionRefusedError(
+                    f"not_authenticated: {detail}", {"error": "not_authenticated", "detail": detail}
+                )
         self.broadcaster.ensure_started()
         self.broadcaster.spawn(self.broadcaster.greet(sid))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,10 +11,28 @@ from twin.snapshot import snapshot_build
 
 
 class TwinStateView(APIView):
-    """``GET /api/twin/state``: the whole twin as one document."""
+    """``GET /api/twin/state``: the whole twin as one document (readers only, see ``ReadAccess``)."""
+
+    @extend_schema(
+        operation_id="twin_state",
+        responses={
+            200: {"$ref": "#/components/schemas/TwinState"},
+            401: {"$ref": "#/components/schemas/Error"},
+            403: {"$ref": "#/components/schemas/Error"},
+        },
+    )
+    def get(self, request: Request) -> Response:
+        return Response(snapshot_build())
+
+
+class HealthView(APIView):
+    """``GET /api/health``: the process answers (for load balancers; touches no database)."""
 
     authentication_classes: list = []
     permission_classes: list = []
 
+    @extend_schema(
+        operation_id="health", responses={200: {"type": "object", "properties": {"status": {"type": "string"}}}}
+    )
     def get(self, request: Request) -> Response:
-        return Response(snapshot_build())
+        return Response({"status": "ok"})

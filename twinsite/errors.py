@@ -15,6 +15,8 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
     if response is None:
         return None
     detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
+    if isinstance(detail, list) and len(detail) == 1:
+        detail = detail[0]
     code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
     response.data = {"error": str(code), "detail": detail}
     return response

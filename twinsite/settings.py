@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "channels",
     "hosts",
     "metrics",
@@ -145,8 +147,28 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Readers: a logged-in user (session) or an API token. Agents authenticate
+    # per view with their own signature scheme, never with these.
+    # Token first: its WWW-Authenticate header makes a refusal a 401, not a 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["twin.permissions.ReadAccess"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "twinsite.errors.json_exception_handler",
-    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Digital twin API",
+    "DESCRIPTION": "Agents post signed metric batches; dashboards read the twin. See docs/api.md.",
+    "VERSION": "1",
+    # msgspec writes JSON Schema 2020-12 (nullable is `"type": "null"`), which is OpenAPI 3.1's dialect.
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "POSTPROCESSING_HOOKS": ["twinsite.openapi.components_append"],
 }
 
 LOGGING = {
@@ -188,6 +210,26 @@ TWIN_CORE_HOSTNAME = env.str("TWIN_CORE_HOSTNAME", default="core-switch")
 TWIN_DEFAULT_LINK_CAPACITY_GBPS = env.float("TWIN_DEFAULT_LINK_CAPACITY_GBPS", default=10.0)
 # Browser origins allowed to open a Socket.IO connection ("*" for any).
 TWIN_SOCKETIO_ORIGINS = env.list("TWIN_SOCKETIO_ORIGINS", default=["http://localhost:8000", "http://127.0.0.1:8000"])
+
+
+# --- Agents and readers ---------------------------------------------------------
+# "signed": batches must carry a host credential's HMAC signature (see docs/api.md).
+# "open": unsigned seed-format batches are accepted and create hosts; a trusted lab only.
+TWIN_AGENT_AUTH = env.str("TWIN_AGENT_AUTH", default="signed")
+if TWIN_AGENT_AUTH not in {"signed", "open"}:
+    raise ImproperlyConfigured("TWIN_AGENT_AUTH must be 'signed' or 'open'.")
+# A signed request's timestamp may differ from the server clock by at most this.
+TWIN_SIGNATURE_WINDOW_SECONDS = env.float("TWIN_SIGNATURE_WINDOW_SECONDS", default=300.0)
+# New hosts wait for an admin's approval before their batches are accepted.
+TWIN_REQUIRE_APPROVAL = env.bool("TWIN_REQUIRE_APPROVAL", default=False)
+# Let anyone read the twin (state API and Socket.IO) without logging in.
+TWIN_PUBLIC_READ = env.bool("TWIN_PUBLIC_READ", default=False)
+# How often the server expects an agent to report; told to agents at registration.
+TWIN_HEARTBEAT_SECONDS = env.int("TWIN_HEARTBEAT_SECONDS", default=10)
+# Agents' signing secrets are derived from this key and their key id, so the
+# database holds no secret an attacker could sign with. Changing it revokes
+# every agent credential at once.
+TWIN_CREDENTIAL_KEY = env.str("TWIN_CREDENTIAL_KEY", default="") or SECRET_KEY
 
 if TWIN_OFFLINE_AFTER_SECONDS < TWIN_STALE_AFTER_SECONDS:
     raise ImproperlyConfigured("TWIN_OFFLINE_AFTER_SECONDS must not be below TWIN_STALE_AFTER_SECONDS.")

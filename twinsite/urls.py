@@ -2,14 +2,20 @@
 
 from django.contrib import admin
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from hosts.views import HostRegisterView
 from metrics.views import MetricsBatchView
-from twin.views import TwinStateView
+from twin.views import HealthView, TwinStateView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/hosts/register", HostRegisterView.as_view(), name="hosts-register"),
     path("api/metrics/batch", MetricsBatchView.as_view(), name="metrics-batch"),
     path("api/twin/state", TwinStateView.as_view(), name="twin-state"),
+    path("api/health", HealthView.as_view(), name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
 
 handler400 = "twinsite.errors.bad_request"

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,8 +55,12 @@ def server_start(tmp_path: Path, **env_overrides: str) -> LiveServer:
         **os.environ,
         "DATABASE_URL": test_database_url(),
         "DEBUG": "false",
-        "SECRET_KEY": "e2e-test-secret",
+        # One deployment: sessions and derived agent secrets must agree across processes.
+        "SECRET_KEY": settings.SECRET_KEY,
+        "TWIN_CREDENTIAL_KEY": settings.TWIN_CREDENTIAL_KEY,
         "TWIN_REFRESH_SECONDS": "1",
+        "TWIN_AGENT_AUTH": "open",
+        "TWIN_PUBLIC_READ": "true",
         **env_overrides,
     }
     log = tmp_path / f"daphne-{port}.log"
@@ -72,7 +77,7 @@ def server_start(tmp_path: Path, **env_overrides: str) -> LiveServer:
         if process.poll() is not None:
             raise RuntimeError(f"daphne exited early:\n{server.output()}")
         try:
-            with urllib.request.urlopen(f"{server.url}/api/twin/state", timeout=2) as response:
+            with urllib.request.urlopen(f"{server.url}/api/health", timeout=2) as response:
                 if response.status == 200:
                     return server
         except OSError:

@@ -9,7 +9,7 @@ from hosts.models import Host, Link, Rack
 from metrics.models import Sample
 from tests.conftest import sample_dict
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("open_twin")]
 
 
 @pytest.fixture

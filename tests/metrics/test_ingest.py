@@ -13,7 +13,7 @@ from hosts.models import Host, Link, Rack
 from metrics.models import LatestMetrics, Sample
 from tests.conftest import sample_dict, seconds_ago
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("open_twin")]
 
 
 def test_the_seed_batch_is_accepted_and_stored(post_batch):

@@ -136,5 +136,17 @@ def test_a_body_that_is_not_json_is_not_a_batch():
 
 
 def test_a_batch_splits_into_raw_samples():
-    raws = batch_decode(orjson.dumps({"samples": [sample_dict(), {"x": 1}]}))
-    assert len(raws) == 2 and orjson.loads(bytes(raws[1])) == {"x": 1}
+    batch = batch_decode(orjson.dumps({"samples": [sample_dict(), {"x": 1}]}))
+    assert len(batch.samples) == 2 and orjson.loads(bytes(batch.samples[1])) == {"x": 1}
+    assert (batch.agent_session, batch.sequence) == (None, None)
+
+
+def test_a_batch_may_name_its_agent_session_and_sequence():
+    batch = batch_decode(orjson.dumps({"samples": [], "agent_session": "s-1", "sequence": 7}))
+    assert (batch.agent_session, batch.sequence) == ("s-1", 7)
+
+
+@pytest.mark.parametrize("envelope", [{"sequence": -1}, {"sequence": "7"}, {"agent_session": ""}])
+def test_a_malformed_session_or_sequence_is_not_a_batch(envelope):
+    with pytest.raises(BatchFormatError):
+        batch_decode(orjson.dumps({"samples": [], **envelope}))

@@ -13,7 +13,7 @@ from hosts.models import Host, Link, Rack
 from tests.conftest import sample_dict
 from twin.snapshot import snapshot_build
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("open_twin")]
 
 SEED_HOST_KEYS = [
     "hostname",

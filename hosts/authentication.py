@@ -1,0 +1,75 @@
+"""Agents authenticate batches with an HMAC signature over the timestamp and the raw body."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
+from rest_framework.request import Request
+
+from hosts.credentials import (
+    HEADER_KEY_ID,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    signature_matches,
+    signing_secret_for,
+)
+from hosts.selectors import AgentIdentity, agent_identity_for_key
+from twinsite.api import json_body
+
+
+class AgentSignatureAuthentication(BaseAuthentication):
+    """Checks ``X-Twin-Key-Id``, ``X-Twin-Timestamp`` and ``X-Twin-Signature``.
+
+    A request with none of the headers is anonymous (the view decides whether
+    that is allowed); one with some of them must be right in every respect.
+    Checks go from cheapest to dearest, and the credential's state (revoked,
+    pending) is only told to a caller who proved it holds the secret.
+    """
+
+    def authenticate(self, request: Request) -> tuple[AgentIdentity, AgentIdentity] | None:
+        key_id = request.headers.get(HEADER_KEY_ID, "")
+        timestamp = request.headers.get(HEADER_TIMESTAMP, "")
+        signature = request.headers.get(HEADER_SIGNATURE, "")
+        if not (key_id or timestamp or signature):
+            return None
+        if not (key_id and timestamp and signature):
+            raise AuthenticationFailed(
+                f"A signed request needs all of {HEADER_KEY_ID}, {HEADER_TIMESTAMP} and {HEADER_SIGNATURE}.",
+                code="incomplete_signature",
+            )
+        try:
+            signed_at = int(timestamp)
+        except ValueError:
+            raise AuthenticationFailed(
+                f"{HEADER_TIMESTAMP} must be Unix time in whole seconds.", code="bad_timestamp"
+            ) from None
+        window = settings.TWIN_SIGNATURE_WINDOW_SECONDS
+        if abs(time.time() - signed_at) > window:
+            raise AuthenticationFailed(
+                f"{HEADER_TIMESTAMP} is more than {window:g} s from the server's clock; check the agent's clock.",
+                code="stale_timestamp",
+            )
+        identity = agent_identity_for_key(key_id=key_id)
+        if identity is None:
+            raise AuthenticationFailed("Unknown key id; register the host again.", code="unknown_key")
+        body = json_body(request)
+        if not signature_matches(
+            secret=signing_secret_for(key_id), timestamp=timestamp, body=body, signature=signature
+        ):
+            raise AuthenticationFailed(
+                "The signature does not match the timestamp and body; sign the exact bytes sent.",
+                code="bad_signature",
+            )
+        if identity.revoked:
+            raise AuthenticationFailed(
+                "This credential was revoked or rotated; register the host again.", code="revoked"
+            )
+        if not identity.approved:
+            raise PermissionDenied("The host is waiting for an admin's approval.", code="pending_approval")
+        return identity, identity
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Twin-HMAC-SHA256 realm="agents"'

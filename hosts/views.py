@@ -1,0 +1,67 @@
+"""HTTP entry point for agents registering their hosts."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hosts.schema import HostRegistrationResponse, registration_validate
+from hosts.services import RegistrationRefused, host_register
+from twin.formats import iso_utc
+from twinsite.api import MalformedBody, json_body
+
+
+class EnrollmentKeyMissing(AuthenticationFailed):
+    default_code = "enrollment_key_required"
+
+
+class HostRegisterView(APIView):
+    """``POST /api/hosts/register``: an agent trades an enrollment key for its host's credential."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="enrollment"'
+
+    @extend_schema(
+        operation_id="hosts_register",
+        request={"application/json": {"$ref": "#/components/schemas/HostRegistrationRequest"}},
+        responses={
+            200: {"$ref": "#/components/schemas/HostRegistrationResponse"},
+            201: {"$ref": "#/components/schemas/HostRegistrationResponse"},
+            400: {"$ref": "#/components/schemas/Error"},
+            401: {"$ref": "#/components/schemas/Error"},
+            415: {"$ref": "#/components/schemas/Error"},
+        },
+        auth=[{"enrollmentKey": []}],
+    )
+    def post(self, request: Request) -> Response:
+        scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise EnrollmentKeyMissing("Send the enrollment key as 'Authorization: Bearer <key>'.")
+        checked = registration_validate(json_body(request))
+        if isinstance(checked, str):
+            raise MalformedBody(checked, code="invalid_registration")
+        now = timezone.now()
+        try:
+            registration = host_register(enrollment_secret=secret.strip(), request=checked, now=now)
+        except RegistrationRefused as exc:
+            raise AuthenticationFailed(exc.detail, code=exc.code) from None
+        body: HostRegistrationResponse = {
+            "hostname": registration.host.hostname,
+            "keyId": registration.key_id,
+            "signingSecret": registration.signing_secret,
+            "approved": registration.host.approved,
+            "heartbeatIntervalSeconds": settings.TWIN_HEARTBEAT_SECONDS,
+            "signatureWindowSeconds": settings.TWIN_SIGNATURE_WINDOW_SECONDS,
+            "twinId": settings.TWIN_ID,
+            "serverTime": iso_utc(now),
+        }
+        return Response(body, status=status.HTTP_201_CREATED if registration.created else status.HTTP_200_OK)
