@@ -42,7 +42,7 @@ class LatestMetrics(models.Model):
     ``sample_time`` only moves forward: a late, out-of-order sample joins the
     history but does not replace newer values here. The previous counter
     reading is kept so the link throughput can be computed from the last two
-    samples. ``last_seen`` is the server time of the last accepted sample of any
+    samples, and the throughput derived from them. ``last_seen`` is the server time of the last accepted sample of any
     age: the host is alive even when its clock or its queue is behind.
     """
 
@@ -58,6 +58,11 @@ class LatestMetrics(models.Model):
     prev_sample_time = models.DateTimeField(null=True, blank=True)
     prev_net_bytes_tx = models.BigIntegerField(null=True, blank=True)
     prev_net_bytes_rx = models.BigIntegerField(null=True, blank=True)
+    # Derived once, when the readings above change, so a snapshot reads one
+    # number instead of two timestamps and four counters per host.
+    net_throughput_gbps = models.FloatField(
+        null=True, blank=True, help_text="Between the last two readings; empty when a counter went down."
+    )
 
     class Meta:
         verbose_name_plural = "latest metrics"

@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 
 import msgspec
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from hosts.models import Host, Rack
 from hosts.services import hosts_lock_or_create, racks_ensure
 from metrics.models import BatchReceipt, LatestMetrics, Sample
 from metrics.schema import Rejection, SampleIn, sample_validate
 from twin.events import twin_changed_on_commit
+from twin.status import link_throughput_gbps
 
 
 @dataclass(frozen=True)
@@ -157,23 +158,58 @@ def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[i
         for name, batch in by_host.items()
     }
     rows = [
-        Sample(
-            host=hosts[name],
-            timestamp=s.timestamp,
-            received_at=received_at,
-            cpu_load=s.cpu_load,
-            memory_used_percent=s.memory_used_percent,
-            load_average=s.load_average,
-            uptime_seconds=int(s.uptime_seconds),
-            net_bytes_tx=s.net_bytes_tx,
-            net_bytes_rx=s.net_bytes_rx,
+        (
+            hosts[name].pk,
+            s.timestamp,
+            received_at,
+            s.cpu_load,
+            s.memory_used_percent,
+            s.load_average,
+            int(s.uptime_seconds),
+            s.net_bytes_tx,
+            s.net_bytes_rx,
         )
         for name, batch in new_by_host.items()
         for s in batch
     ]
-    Sample.objects.bulk_create(rows, batch_size=1000)
+    _samples_insert(rows)
     _latest_update(hosts=hosts, new_by_host=new_by_host, received_at=received_at)
     return len(rows), len(samples) - len(rows)
+
+
+SAMPLE_COLUMNS = (
+    "host_id",
+    "timestamp",
+    "received_at",
+    "cpu_load",
+    "memory_used_percent",
+    "load_average",
+    "uptime_seconds",
+    "net_bytes_tx",
+    "net_bytes_rx",
+)
+
+
+def _samples_insert(rows: list[tuple]) -> None:
+    """Insert history rows (tuples in ``SAMPLE_COLUMNS`` order) in the caller's transaction.
+
+    On PostgreSQL through ``COPY``, several times faster than an INSERT of
+    model instances (see bench/results.md). It cannot skip conflicts, which is
+    safe here: the caller holds the hosts' row locks and has removed samples
+    already stored.
+    """
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        columns = ", ".join(SAMPLE_COLUMNS)
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {Sample._meta.db_table} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return
+    Sample.objects.bulk_create([Sample(**dict(zip(SAMPLE_COLUMNS, row, strict=True))) for row in rows], batch_size=500)
 
 
 def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[SampleIn]], received_at: datetime) -> None:
@@ -228,6 +264,14 @@ def _latest_from(
         prev_time, prev_tx, prev_rx = None, None, None
     return LatestMetrics(
         host=host,
+        net_throughput_gbps=link_throughput_gbps(
+            sample_time=newest.timestamp,
+            tx=newest.net_bytes_tx,
+            rx=newest.net_bytes_rx,
+            prev_time=prev_time,
+            prev_tx=prev_tx,
+            prev_rx=prev_rx,
+        ),
         last_seen=max(current.last_seen, received_at) if current else received_at,
         sample_time=newest.timestamp,
         cpu_load=newest.cpu_load,

@@ -11,12 +11,14 @@ from datetime import datetime
 from typing import NotRequired, TypedDict
 
 from django.conf import settings
+from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
+from psycopg.types.datetime import TimestamptzLoader
 
 from hosts.models import Host, Link
-from metrics.models import LatestMetrics
 from twin.formats import iso_utc
-from twin.status import HostStatus, host_status, link_throughput_gbps, virtual_status
+from twin.status import HostStatus, status_clock, virtual_status
 
 
 class Position(TypedDict):
@@ -63,105 +65,149 @@ class TwinState(TypedDict):
     links: list[LinkDoc]
 
 
+# One row per host: inventory, rack name and latest values, read as tuples.
+# Model instances for 10,000 hosts cost more than the rest of the snapshot.
+HOST_COLUMNS = (
+    "id",
+    "hostname",
+    "display_name",
+    "ip",
+    "agent_version",
+    "platform",
+    "is_virtual",
+    "rack__name",
+    "position_x",
+    "position_y",
+    "position_z",
+    "latest__last_seen",
+    "latest__cpu_load",
+    "latest__memory_used_percent",
+    "latest__load_average",
+    "latest__uptime_seconds",
+    "latest__net_bytes_tx",
+    "latest__net_bytes_rx",
+    "latest__net_throughput_gbps",
+)
+
+
 def snapshot_build(*, now: datetime | None = None) -> TwinState:
     """Build the whole twin-state document as of ``now``.
 
     1. Read every host with its rack and latest values (one query).
-    2. Read every link (one query) and derive throughput from the counters of
-       the end that reports them.
-    3. Derive each real host's status from its last sample, then each virtual
-       node's from its neighbours.
+    2. Read every link (one query).
+    3. Derive each real host's status from its last contact, then each virtual
+       node's from its neighbours (and its own reports, if a poller sends them).
+    4. Take each link's throughput from the end that reports counters: the
+       real host, not the virtual switch.
     """
     now = now or timezone.now()
-    hosts = list(Host.objects.select_related("rack", "latest").order_by("hostname"))
+    rows = _rows(Host.objects.order_by("hostname").values_list(*HOST_COLUMNS))
     links = list(Link.objects.order_by("source_id", "target_id").values_list("source_id", "target_id", "capacity_gbps"))
-    by_id = {h.pk: h for h in hosts}
-    latest = {h.pk: _latest_of(h) for h in hosts}
-    status: dict[int, HostStatus] = {
-        h.pk: host_status(last_seen=latest[h.pk].last_seen if latest[h.pk] else None, now=now)
-        for h in hosts
-        if not h.is_virtual
-    }
+    by_id = {row[0]: row for row in rows}
     neighbours: dict[int, list[int]] = {}
     for source_id, target_id, _ in links:
         neighbours.setdefault(source_id, []).append(target_id)
         neighbours.setdefault(target_id, []).append(source_id)
-    for h in hosts:
-        if h.is_virtual:
-            own = host_status(last_seen=latest[h.pk].last_seen, now=now) if latest[h.pk] else None
-            status[h.pk] = virtual_status(
-                own=own, neighbours=[status[n] for n in neighbours.get(h.pk, []) if n in status]
-            )
-    link_docs: list[LinkDoc] = []
-    for source_id, target_id, capacity in links:
-        source, target = by_id[source_id], by_id[target_id]
-        # The real host's counters measure the link; a virtual end reports none.
-        reporter = target if not target.is_virtual or source.is_virtual else source
-        gbps = link_throughput_gbps(latest[reporter.pk]) or 0.0
-        link_docs.append(
-            {
-                "id": f"{source.hostname}::{target.hostname}",
-                "source": source.hostname,
-                "target": target.hostname,
-                "throughputGbps": round(gbps, 6),
-                "utilization": round(min(1.0, gbps / capacity), 6),
-            }
-        )
+
+    status_at = status_clock(now=now)
+    status: dict[int, HostStatus] = {row[0]: status_at(row[_LAST_SEEN]) for row in rows if not row[_IS_VIRTUAL]}
+    last_seen: dict[int, datetime | None] = {row[0]: row[_LAST_SEEN] for row in rows}
+    for row in rows:
+        if row[_IS_VIRTUAL]:
+            around = neighbours.get(row[0], [])
+            own = status_at(row[_LAST_SEEN]) if row[_LAST_SEEN] else None
+            status[row[0]] = virtual_status(own=own, neighbours=[status[n] for n in around if n in status])
+            if row[_LAST_SEEN] is None:
+                # A switch without a poller was last seen when its freshest neighbour was.
+                last_seen[row[0]] = max((seen for n in around if (seen := last_seen.get(n))), default=None)
+
     return {
         "type": "twin-state",
         "twinId": settings.TWIN_ID,
         "generatedAt": iso_utc(now),
-        "hosts": [_host_doc(h, latest[h.pk], status[h.pk], neighbours, latest, now) for h in hosts],
-        "links": link_docs,
+        "hosts": [
+            _host_doc(row, status[row[0]], iso_utc(seen) if (seen := last_seen[row[0]]) else None) for row in rows
+        ],
+        "links": [_link_doc(by_id[s], by_id[t], capacity) for s, t, capacity in links],
     }
 
 
-def _latest_of(host: Host) -> LatestMetrics | None:
-    try:
-        return host.latest
-    except LatestMetrics.DoesNotExist:
-        return None
+_IS_VIRTUAL = HOST_COLUMNS.index("is_virtual")
+_LAST_SEEN = HOST_COLUMNS.index("latest__last_seen")
 
 
-def _host_doc(
-    host: Host,
-    latest: LatestMetrics | None,
-    status: HostStatus,
-    neighbours: dict[int, list[int]],
-    all_latest: dict[int, LatestMetrics | None],
-    now: datetime,
-) -> HostDoc:
-    if latest is not None:
-        metrics: HostMetrics = {
-            "cpuLoad": latest.cpu_load,
-            "memoryUsedPercent": latest.memory_used_percent,
-            "loadAverage": latest.load_average,
-            "uptimeSeconds": latest.uptime_seconds,
-        }
-        if latest.net_bytes_tx is not None:
-            metrics["netBytesTx"] = latest.net_bytes_tx
-        if latest.net_bytes_rx is not None:
-            metrics["netBytesRx"] = latest.net_bytes_rx
-        last_seen: datetime | None = latest.last_seen
-    else:
-        metrics = {"cpuLoad": None, "memoryUsedPercent": None, "loadAverage": None, "uptimeSeconds": None}
-        last_seen = None
-    if host.is_virtual and last_seen is None:
-        # A switch without a poller was last seen when its freshest neighbour was.
-        seen = [m.last_seen for n in neighbours.get(host.pk, []) if (m := all_latest.get(n)) is not None]
-        last_seen = max(seen, default=None)
-    # Keys in the seed's order; "rack" only for a host that has one.
+def _host_doc(row: tuple, status: HostStatus, last_seen: str | None) -> HostDoc:
+    (
+        _,
+        hostname,
+        display_name,
+        ip,
+        agent_version,
+        platform,
+        _,
+        rack,
+        x,
+        y,
+        z,
+        _,
+        cpu,
+        memory,
+        load,
+        uptime,
+        tx,
+        rx,
+        _,
+    ) = row
+    # Keys in the seed's order; "rack" only for a host that has one, counters only when known.
     doc: HostDoc = {
-        "hostname": host.hostname,
-        "displayName": host.label,
-        "ip": host.ip,
+        "hostname": hostname,
+        "displayName": display_name or hostname,
+        "ip": ip,
         "status": status,
-        "lastSeen": iso_utc(last_seen) if last_seen else None,
-        "agentVersion": host.agent_version,
-        "platform": host.platform,
+        "lastSeen": last_seen,
+        "agentVersion": agent_version,
+        "platform": platform,
     }  # type: ignore[typeddict-item]
-    if host.rack is not None:
-        doc["rack"] = host.rack.name
+    if rack is not None:
+        doc["rack"] = rack
+    metrics: HostMetrics = {"cpuLoad": cpu, "memoryUsedPercent": memory, "loadAverage": load, "uptimeSeconds": uptime}
+    if tx is not None:
+        metrics["netBytesTx"] = tx
+    if rx is not None:
+        metrics["netBytesRx"] = rx
     doc["metrics"] = metrics
-    doc["position"] = {"x": host.position_x or 0.0, "y": host.position_y or 0.0, "z": host.position_z or 0.0}
+    doc["position"] = {"x": x or 0.0, "y": y or 0.0, "z": z or 0.0}
     return doc
+
+
+_THROUGHPUT = HOST_COLUMNS.index("latest__net_throughput_gbps")
+
+
+def _rows(queryset: QuerySet) -> list[tuple]:
+    """The queryset's rows as tuples, with PostgreSQL timestamps read at C speed.
+
+    Django reads each ``timestamptz`` through a Python-level loader; at 10,000
+    hosts that was most of the snapshot's time (see bench/results.md). psycopg's
+    own loader gives the same aware UTC datetimes, since Django sets the
+    connection's time zone to UTC. No column here needs another converter.
+    """
+    if connection.vendor != "postgresql":
+        return list(queryset)
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _link_doc(source: tuple, target: tuple, capacity: float) -> LinkDoc:
+    # The real host's counters measure the link; a virtual end reports none.
+    reporter = target if not target[_IS_VIRTUAL] or source[_IS_VIRTUAL] else source
+    gbps = reporter[_THROUGHPUT] or 0.0
+    return {
+        "id": f"{source[1]}::{target[1]}",
+        "source": source[1],
+        "target": target[1],
+        "throughputGbps": gbps,
+        "utilization": min(1.0, gbps / capacity),
+    }

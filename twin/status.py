@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
 
 from django.conf import settings
 
@@ -30,6 +30,23 @@ def host_status(*, last_seen: datetime | None, now: datetime) -> HostStatus:
     return HostStatus.OFFLINE
 
 
+def status_clock(*, now: datetime) -> Callable[[datetime | None], HostStatus]:
+    """``host_status`` for many hosts at one instant: the thresholds are worked out once."""
+    stale_from = now - timedelta(seconds=settings.TWIN_STALE_AFTER_SECONDS)
+    offline_from = now - timedelta(seconds=settings.TWIN_OFFLINE_AFTER_SECONDS)
+
+    def status_of(last_seen: datetime | None) -> HostStatus:
+        if last_seen is None:
+            return HostStatus.UNKNOWN
+        if last_seen > stale_from:
+            return HostStatus.ONLINE
+        if last_seen > offline_from:
+            return HostStatus.STALE
+        return HostStatus.OFFLINE
+
+    return status_of
+
+
 _LIVELINESS = [HostStatus.ONLINE, HostStatus.STALE, HostStatus.OFFLINE]
 
 
@@ -43,31 +60,24 @@ def virtual_status(*, own: HostStatus | None, neighbours: list[HostStatus]) -> H
     return min(known, key=_LIVELINESS.index, default=HostStatus.UNKNOWN)
 
 
-class CounterReadings(Protocol):
-    """The last two counter readings of a host (``metrics.LatestMetrics`` has them)."""
-
-    sample_time: datetime
-    net_bytes_tx: int | None
-    net_bytes_rx: int | None
-    prev_sample_time: datetime | None
-    prev_net_bytes_tx: int | None
-    prev_net_bytes_rx: int | None
-
-
-def link_throughput_gbps(readings: CounterReadings | None) -> float | None:
+def link_throughput_gbps(
+    *,
+    sample_time: datetime | None,
+    tx: int | None,
+    rx: int | None,
+    prev_time: datetime | None,
+    prev_tx: int | None,
+    prev_rx: int | None,
+) -> float | None:
     """Gbit/s between the last two counter readings: (Δtx + Δrx) · 8 / Δt / 10⁹.
 
     ``None`` when there is no rate to give: fewer than two readings, no time
     between them, or a counter that went down (the agent restarted, or the
     counter wrapped). A wrong guess there would draw a spike or a negative rate.
     """
-    if readings is None or readings.prev_sample_time is None:
+    if sample_time is None or prev_time is None or tx is None or rx is None or prev_tx is None or prev_rx is None:
         return None
-    values = (readings.net_bytes_tx, readings.net_bytes_rx, readings.prev_net_bytes_tx, readings.prev_net_bytes_rx)
-    if any(v is None for v in values):
-        return None
-    tx, rx, prev_tx, prev_rx = values  # type: ignore[misc]
-    seconds = (readings.sample_time - readings.prev_sample_time).total_seconds()
+    seconds = (sample_time - prev_time).total_seconds()
     if seconds <= 0 or tx < prev_tx or rx < prev_rx:
         return None
     return (tx - prev_tx + rx - prev_rx) * 8 / seconds / 1e9

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from twin.status import HostStatus, host_status, link_throughput_gbps, virtual_status
+from twin.status import HostStatus, host_status, link_throughput_gbps, status_clock, virtual_status
 
 NOW = datetime(2025, 11, 1, 2, 15, tzinfo=UTC)
 
@@ -50,38 +49,40 @@ def test_a_polled_virtual_node_counts_its_own_reports():
     assert virtual_status(own=HostStatus.ONLINE, neighbours=[HostStatus.OFFLINE]) == HostStatus.ONLINE
 
 
-@dataclass
-class Readings:
-    sample_time: datetime
-    net_bytes_tx: int | None
-    net_bytes_rx: int | None
-    prev_sample_time: datetime | None
-    prev_net_bytes_tx: int | None
-    prev_net_bytes_rx: int | None
-
-
-def readings(tx: int, rx: int, prev_tx: int, prev_rx: int, seconds: float = 10) -> Readings:
-    return Readings(NOW, tx, rx, NOW - timedelta(seconds=seconds), prev_tx, prev_rx)
+def readings(tx, rx, prev_tx, prev_rx, seconds: float = 10) -> dict:
+    return {
+        "sample_time": NOW,
+        "tx": tx,
+        "rx": rx,
+        "prev_time": NOW - timedelta(seconds=seconds),
+        "prev_tx": prev_tx,
+        "prev_rx": prev_rx,
+    }
 
 
 def test_throughput_is_both_directions_in_gigabits_per_second():
     # 5 GB sent and received over 10 s = 4 Gbit/s.
-    assert link_throughput_gbps(readings(3_000_000_000, 2_000_000_000, 0, 0)) == pytest.approx(4.0)
+    assert link_throughput_gbps(**readings(3_000_000_000, 2_000_000_000, 0, 0)) == pytest.approx(4.0)
 
 
 def test_a_counter_that_went_down_gives_no_rate():
-    assert link_throughput_gbps(readings(100, 5000, 200, 1000)) is None
-    assert link_throughput_gbps(readings(5000, 100, 1000, 200)) is None
+    assert link_throughput_gbps(**readings(100, 5000, 200, 1000)) is None
+    assert link_throughput_gbps(**readings(5000, 100, 1000, 200)) is None
 
 
 def test_a_single_reading_gives_no_rate():
-    assert link_throughput_gbps(Readings(NOW, 10, 10, None, None, None)) is None
-    assert link_throughput_gbps(None) is None
+    assert link_throughput_gbps(**{**readings(10, 10, None, None), "prev_time": None}) is None
 
 
 def test_readings_without_counters_give_no_rate():
-    assert link_throughput_gbps(Readings(NOW, None, None, NOW - timedelta(seconds=10), None, None)) is None
+    assert link_throughput_gbps(**readings(None, None, None, None)) is None
 
 
 def test_readings_at_the_same_instant_give_no_rate():
-    assert link_throughput_gbps(readings(2000, 2000, 1000, 1000, seconds=0)) is None
+    assert link_throughput_gbps(**readings(2000, 2000, 1000, 1000, seconds=0)) is None
+
+
+@pytest.mark.parametrize("silence", [None, 0, 29.9, 30, 31, 119.9, 120, 500])
+def test_the_status_clock_agrees_with_host_status(silence):
+    last_seen = None if silence is None else NOW - timedelta(seconds=silence)
+    assert status_clock(now=NOW)(last_seen) == host_status(last_seen=last_seen, now=NOW)
