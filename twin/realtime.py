@@ -23,6 +23,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 
+from twin.delta import delta_is_empty, state_diff
 from twin.events import TWIN_GROUP
 from twin.selectors import reader_identify, session_key_from_cookie_header
 from twin.snapshot import TwinState, snapshot_build
@@ -32,6 +33,10 @@ T = TypeVar("T")
 
 NAMESPACE = "/digital-twin"
 TWIN_STATE_EVENT = "twin-state"
+TWIN_DELTA_EVENT = "twin-delta"
+# Clients receive full states unless they subscribed to deltas.
+FULL_ROOM = "full"
+DELTA_ROOM = "delta"
 # Channels' default group expiry is a day; joining again hourly keeps a
 # long-lived listener in the group.
 GROUP_REJOIN_SECONDS = 3600.0
@@ -70,10 +75,6 @@ async def _db_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
     return await sync_to_async(call, thread_sensitive=False)()
 
 
-def _without_clock(state: TwinState) -> dict[str, Any]:
-    return {k: v for k, v in state.items() if k != "generatedAt"}
-
-
 class TwinBroadcaster:
     """Coalesces change signals into at most ``TWIN_PUSH_MAX_PER_SECOND`` pushes.
 
@@ -94,6 +95,9 @@ class TwinBroadcaster:
         self._emit_lock = asyncio.Lock()
         self._state: TwinState | None = None
         self._state_built_at = 0.0
+        # The last state pushed and its version: deltas are relative to it.
+        self._published: TwinState | None = None
+        self._version = 0
         self.pushes = 0
 
     def ensure_started(self) -> None:
@@ -140,9 +144,34 @@ class TwinBroadcaster:
             # The newest state built by now: a push may have raced this greeting.
             await self.server.emit(TWIN_STATE_EVENT, self._state or state, to=sid, namespace=NAMESPACE)
 
+    async def subscribe(self, sid: str, mode: str) -> dict[str, Any]:
+        """Switch a client between full states and deltas; send it the full state to start from.
+
+        A delta subscriber's full state carries the ``version`` the next delta
+        builds on; it is the state last pushed, so no delta can fall between.
+        """
+        if self._published is None:
+            await self.current_state()
+        async with self._emit_lock:
+            state = self._published
+            assert state is not None
+            if mode == "delta":
+                await self.server.leave_room(sid, FULL_ROOM, namespace=NAMESPACE)
+                await self.server.enter_room(sid, DELTA_ROOM, namespace=NAMESPACE)
+                payload: dict[str, Any] = {**state, "version": self._version}
+            else:
+                await self.server.leave_room(sid, DELTA_ROOM, namespace=NAMESPACE)
+                await self.server.enter_room(sid, FULL_ROOM, namespace=NAMESPACE)
+                payload = dict(self._state or state)
+            await self.server.emit(TWIN_STATE_EVENT, payload, to=sid, namespace=NAMESPACE)
+            return {"mode": mode, "version": self._version}
+
     async def _rebuild(self) -> TwinState:
         state = await _db_call(snapshot_build)
         self._state, self._state_built_at = state, time.monotonic()
+        if self._published is None:
+            # Version 0: what the first clients were greeted with.
+            self._published = state
         return state
 
     async def _listen(self) -> None:
@@ -175,7 +204,6 @@ class TwinBroadcaster:
     async def _push_loop(self) -> None:
         min_gap = 1.0 / settings.TWIN_PUSH_MAX_PER_SECOND
         last_push = 0.0
-        sent: dict[str, Any] | None = None
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), timeout=settings.TWIN_REFRESH_SECONDS)
@@ -188,17 +216,26 @@ class TwinBroadcaster:
             except Exception:
                 logger.warning("twin snapshot failed; retrying at the next interval", exc_info=True)
                 continue
-            comparable = _without_clock(state)
-            if comparable == sent:
-                continue
             async with self._emit_lock:
-                await self.server.emit(TWIN_STATE_EVENT, state, namespace=NAMESPACE)
-            sent, last_push = comparable, time.monotonic()
+                assert self._published is not None
+                delta = state_diff(before=self._published, after=state, version=self._version + 1)
+                if delta_is_empty(delta):
+                    continue
+                self._version += 1
+                self._published = state
+                await self.server.emit(TWIN_DELTA_EVENT, delta, room=DELTA_ROOM, namespace=NAMESPACE)
+                await self.server.emit(TWIN_STATE_EVENT, state, room=FULL_ROOM, namespace=NAMESPACE)
+            last_push = time.monotonic()
             self.pushes += 1
 
 
 class TwinNamespace(socketio.AsyncNamespace):
-    """``/digital-twin``: a client gets ``twin-state`` at once, then after every change."""
+    """``/digital-twin``: a client gets ``twin-state`` at once, then after every change.
+
+    A client that emits ``subscribe`` with ``{"mode": "delta"}`` gets one full
+    ``twin-state`` carrying a ``version``, then ``twin-delta`` events; on a gap
+    in versions it emits ``resync`` for a fresh full state.
+    """
 
     def __init__(self, broadcaster: TwinBroadcaster) -> None:
         super().__init__(NAMESPACE)
@@ -220,7 +257,19 @@ class TwinNamespace(socketio.AsyncNamespace):
                     f"not_authenticated: {detail}", {"error": "not_authenticated", "detail": detail}
                 )
         self.broadcaster.ensure_started()
+        await self.enter_room(sid, FULL_ROOM)
         self.broadcaster.spawn(self.broadcaster.greet(sid))
+
+    async def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """``subscribe`` ``{"mode": "delta"}`` (or ``"full"``); answered with the mode and version."""
+        mode = data.get("mode") if isinstance(data, dict) else None
+        if mode not in ("delta", "full"):
+            return {"error": "bad_mode", "detail": "Subscribe with {'mode': 'delta'} or {'mode': 'full'}."}
+        return await self.broadcaster.subscribe(sid, mode)
+
+    async def on_resync(self, sid: str, data: Any = None) -> dict[str, Any]:
+        """A delta client that missed a version asks for the full state again."""
+        return await self.broadcaster.subscribe(sid, "delta")
 
 
 def server_create() -> tuple[socketio.AsyncServer, TwinBroadcaster]:

@@ -167,3 +167,39 @@ def test_a_batch_posted_to_one_process_reaches_dashboards_of_another(transaction
     finally:
         server_stop(writer)
         server_stop(reader)
+
+
+def test_a_delta_subscriber_gets_versioned_deltas_while_others_keep_full_states(live_twin: LiveServer):
+    async def scenario() -> None:
+        full = await Dashboard().connect(live_twin.url, "websocket")
+        delta_client = await Dashboard().connect(live_twin.url, "websocket")
+        deltas: list[dict[str, Any]] = []
+        delta_client.client.on("twin-delta", deltas.append, namespace=NAMESPACE)
+        try:
+            await delta_client.wait_for(lambda s: True, timeout=5)
+            ack = await delta_client.client.call("subscribe", {"mode": "delta"}, namespace=NAMESPACE, timeout=5)
+            assert ack["mode"] == "delta"
+            base = await delta_client.wait_for(lambda s: s.get("version") == ack["version"], timeout=5)
+            await post(live_twin.url, [sample_dict("delta-01", cpu_load=55.0)])
+            await full.wait_for(lambda s: host_of(s, "delta-01") is not None)
+            deadline = time.monotonic() + 5
+            while not deltas and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert deltas, "no twin-delta arrived"
+            delta = deltas[0]
+            assert delta["baseVersion"] == base["version"] and delta["version"] == base["version"] + 1
+            assert "delta-01" in {h["hostname"] for h in delta["hosts"]}
+            assert {h["hostname"] for h in delta["hosts"]} <= {"delta-01", "core-switch"}
+            # Once subscribed to deltas, no full state carries the change until asked.
+            assert all(host_of(s, "delta-01") is None for _, s in delta_client.states)
+            states_before = len(delta_client.states)
+            resynced = await delta_client.client.call("resync", namespace=NAMESPACE, timeout=5)
+            assert resynced["version"] == delta["version"]
+            state = await delta_client.wait_for(lambda s: s.get("version") == delta["version"], timeout=5)
+            assert host_of(state, "delta-01") is not None
+            assert len(delta_client.states) > states_before
+        finally:
+            await full.close()
+            await delta_client.close()
+
+    asyncio.run(scenario())
