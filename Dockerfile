@@ -7,4 +7,4 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --noinput && daphne -b 0.0.0.0 -p 8000 twinsite.asgi:application"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && python -m twinsite.serve -b 0.0.0.0 -p 8000"]

@@ -11,7 +11,7 @@ PORT ?= 8000
 RUN_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=$${TWIN_AGENT_AUTH:-open} TWIN_PUBLIC_READ=$${TWIN_PUBLIC_READ:-true}
 TEST_ENV := SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key}
 
-.PHONY: install run migrate superuser manage test lint format clean
+.PHONY: install run migrate superuser manage test lint format clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -27,7 +27,7 @@ migrate: $(STAMP)
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	$(RUN_ENV) $(BIN)/daphne -b $(HOST) -p $(PORT) twinsite.asgi:application
+	$(RUN_ENV) $(BIN)/python -m twinsite.serve -b $(HOST) -p $(PORT)
 
 superuser: migrate
 	$(RUN_ENV) $(BIN)/python manage.py createsuperuser
@@ -49,3 +49,8 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+# The benchmark needs PostgreSQL (BENCH_DATABASE_URL); it writes bench/results.md.
+bench: $(STAMP)
+	mkdir -p var
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

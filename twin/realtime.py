@@ -90,8 +90,11 @@ class TwinBroadcaster:
         self.server = server
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._greetings: set[asyncio.Task[None]] = set()
         self._dirty = asyncio.Event()
+        # Clients owed a full state: the freshest, or the last pushed with its version.
+        self._waiting_full: set[str] = set()
+        self._waiting_versioned: set[str] = set()
+        self._waiting = asyncio.Event()
         self._emit_lock = asyncio.Lock()
         self._state: TwinState | None = None
         self._state_built_at = 0.0
@@ -110,14 +113,13 @@ class TwinBroadcaster:
             return
         self._loop = loop
         self._dirty = asyncio.Event()
+        self._waiting = asyncio.Event()
         self._emit_lock = asyncio.Lock()
-        self._tasks = [loop.create_task(self._listen()), loop.create_task(self._push_loop())]
-
-    def spawn(self, coro: Any) -> None:
-        """Run ``coro`` as a task this broadcaster keeps a reference to until it ends."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._greetings.add(task)
-        task.add_done_callback(self._greetings.discard)
+        self._tasks = [
+            loop.create_task(self._listen()),
+            loop.create_task(self._push_loop()),
+            loop.create_task(self._sync_loop()),
+        ]
 
     async def current_state(self) -> TwinState:
         """The state for a client that just connected: the last one built if still current."""
@@ -127,44 +129,72 @@ class TwinBroadcaster:
         assert self._state is not None
         return self._state
 
-    async def greet(self, sid: str) -> None:
-        """Send the current state to a client as soon as its connection is complete.
-
-        Run as a task from the connect handler: an event emitted inside the
-        handler would reach the client before the namespace's CONNECT packet.
-        """
-        state = await self.current_state()
-        for _ in range(500):
-            if self.server.manager.is_connected(sid, NAMESPACE):
-                break
-            await asyncio.sleep(0.01)
-        else:
-            return
-        async with self._emit_lock:
-            # The newest state built by now: a push may have raced this greeting.
-            await self.server.emit(TWIN_STATE_EVENT, self._state or state, to=sid, namespace=NAMESPACE)
+    def greet(self, sid: str) -> None:
+        """Queue the current state for a client that just connected (see ``_sync_loop``)."""
+        self._waiting_full.add(sid)
+        self._waiting.set()
 
     async def subscribe(self, sid: str, mode: str) -> dict[str, Any]:
-        """Switch a client between full states and deltas; send it the full state to start from.
+        """Switch a client between full states and deltas, and queue the full state it starts from.
 
-        A delta subscriber's full state carries the ``version`` the next delta
-        builds on; it is the state last pushed, so no delta can fall between.
+        A delta subscriber's full state is the state last pushed, with the
+        ``version`` the next delta builds on.
         """
-        if self._published is None:
-            await self.current_state()
+        if mode == "delta":
+            await self.server.leave_room(sid, FULL_ROOM, namespace=NAMESPACE)
+            await self.server.enter_room(sid, DELTA_ROOM, namespace=NAMESPACE)
+            self._waiting_versioned.add(sid)
+        else:
+            await self.server.leave_room(sid, DELTA_ROOM, namespace=NAMESPACE)
+            await self.server.enter_room(sid, FULL_ROOM, namespace=NAMESPACE)
+            self._waiting_full.add(sid)
+        self._waiting.set()
+        return {"mode": mode}
+
+    async def _sync_loop(self) -> None:
+        """Send queued clients their full state, all of them in one emit.
+
+        A full state is encoded once per emit, whatever the number of
+        recipients: 200 dashboards connecting at once cost one encoding of a
+        multi-megabyte document, not 200. A client whose connection is not yet
+        complete (its CONNECT packet not yet sent) waits for the next round, so
+        the state never arrives before the namespace is open.
+        """
+        while True:
+            await self._waiting.wait()
+            await asyncio.sleep(0.02)  # let the clients connecting together arrive
+            self._waiting.clear()
+            try:
+                await self._sync_waiting()
+            except Exception:
+                logger.warning("sending full states to new clients failed; retrying", exc_info=True)
+                await asyncio.sleep(1.0)
+                self._waiting.set()
+
+    async def _sync_waiting(self) -> None:
+        manager = self.server.manager
+        ready_full = [sid for sid in self._waiting_full if manager.is_connected(sid, NAMESPACE)]
+        ready_versioned = [sid for sid in self._waiting_versioned if manager.is_connected(sid, NAMESPACE)]
+        if not (ready_full or ready_versioned):
+            if self._waiting_full or self._waiting_versioned:
+                self._waiting.set()
+            return
+        await self.current_state()
         async with self._emit_lock:
-            state = self._published
-            assert state is not None
-            if mode == "delta":
-                await self.server.leave_room(sid, FULL_ROOM, namespace=NAMESPACE)
-                await self.server.enter_room(sid, DELTA_ROOM, namespace=NAMESPACE)
-                payload: dict[str, Any] = {**state, "version": self._version}
-            else:
-                await self.server.leave_room(sid, DELTA_ROOM, namespace=NAMESPACE)
-                await self.server.enter_room(sid, FULL_ROOM, namespace=NAMESPACE)
-                payload = dict(self._state or state)
-            await self.server.emit(TWIN_STATE_EVENT, payload, to=sid, namespace=NAMESPACE)
-            return {"mode": mode, "version": self._version}
+            if ready_full:
+                await self.server.emit(TWIN_STATE_EVENT, self._state, to=ready_full, namespace=NAMESPACE)
+            if ready_versioned:
+                versioned = {**(self._published or {}), "version": self._version}
+                await self.server.emit(TWIN_STATE_EVENT, versioned, to=ready_versioned, namespace=NAMESPACE)
+        self._waiting_full.difference_update(ready_full)
+        self._waiting_versioned.difference_update(ready_versioned)
+        if self._waiting_full or self._waiting_versioned:
+            self._waiting.set()
+
+    def forget(self, sid: str) -> None:
+        """A client left: nothing is owed to it any more."""
+        self._waiting_full.discard(sid)
+        self._waiting_versioned.discard(sid)
 
     async def _rebuild(self) -> TwinState:
         state = await _db_call(snapshot_build)
@@ -258,7 +288,10 @@ class TwinNamespace(socketio.AsyncNamespace):
                 )
         self.broadcaster.ensure_started()
         await self.enter_room(sid, FULL_ROOM)
-        self.broadcaster.spawn(self.broadcaster.greet(sid))
+        self.broadcaster.greet(sid)
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self.broadcaster.forget(sid)
 
     async def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
         """``subscribe`` ``{"mode": "delta"}`` (or ``"full"``); answered with the mode and version."""

@@ -49,7 +49,7 @@ class LiveServer:
 
 
 def server_start(tmp_path: Path, **env_overrides: str) -> LiveServer:
-    """Start ``daphne twinsite.asgi:application`` and wait until it answers."""
+    """Start the twin as ``make run`` does (``python -m twinsite.serve``) and wait until it answers."""
     port = free_port()
     env = {
         **os.environ,
@@ -65,7 +65,7 @@ def server_start(tmp_path: Path, **env_overrides: str) -> LiveServer:
     }
     log = tmp_path / f"daphne-{port}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "twinsite.asgi:application"],
+        [sys.executable, "-m", "twinsite.serve", "-b", "127.0.0.1", "-p", str(port)],
         cwd=ROOT,
         env=env,
         stdout=log.open("w"),

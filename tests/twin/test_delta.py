@@ -54,9 +54,7 @@ def test_removed_hosts_and_links_are_named(post_batch):
 def test_a_status_change_by_the_clock_is_a_delta(post_batch):
     post_batch([sample_dict("h-1")])
     now = timezone.now()
-    delta = state_diff(
-        before=snapshot_build(now=now), after=snapshot_build(now=now + timedelta(seconds=31)), version=1
-    )
+    delta = state_diff(before=snapshot_build(now=now), after=snapshot_build(now=now + timedelta(seconds=31)), version=1)
     assert {h["hostname"]: h["status"] for h in delta["hosts"]}["h-1"] == "stale"
 
 
