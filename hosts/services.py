@@ -53,23 +53,27 @@ def racks_ensure(*, names: Iterable[str]) -> dict[str, Rack]:
 def hosts_lock_or_create(*, hostnames: Iterable[str]) -> dict[str, Host]:
     """Return these hosts, row-locked for the surrounding transaction, creating missing ones.
 
-    1. Insert the hosts not seen before, skipping any a concurrent batch just created.
-    2. Give each host created here an uplink to the core switch (see ``links_uplink_ensure``).
-    3. Lock every row in hostname order. Concurrent batches for overlapping
-       hosts then queue behind each other instead of deadlocking, and the
-       latest values they compute from the stored ones cannot interleave.
+    1. Lock the known rows in hostname order. Concurrent batches for
+       overlapping hosts then queue behind each other instead of deadlocking,
+       and the latest values they compute from the stored ones cannot interleave.
+    2. If some are new: insert them (skipping any a concurrent batch just
+       created), lock again, and give each an uplink to the core switch (see
+       ``links_uplink_ensure``).
     """
     wanted = sorted(set(hostnames))
     if not wanted:
         return {}
-    known = set(Host.objects.filter(hostname__in=wanted).values_list("hostname", flat=True))
-    missing = [h for h in wanted if h not in known]
+    locked = _hosts_lock(wanted)
+    missing = [h for h in wanted if h not in locked]
     if missing:
         Host.objects.bulk_create([Host(hostname=h) for h in missing], ignore_conflicts=True)
-    locked = {h.hostname: h for h in Host.objects.select_for_update().filter(hostname__in=wanted).order_by("hostname")}
-    if missing:
+        locked = _hosts_lock(wanted)
         links_uplink_ensure(hosts=[locked[h] for h in missing])
     return locked
+
+
+def _hosts_lock(hostnames: list[str]) -> dict[str, Host]:
+    return {h.hostname: h for h in Host.objects.select_for_update().filter(hostname__in=hostnames).order_by("hostname")}
 
 
 def links_uplink_ensure(*, hosts: list[Host]) -> None:

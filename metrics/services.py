@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 
 import msgspec
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
 from hosts.models import Host, Rack
+from hosts.selectors import hosts_reported_for
 from hosts.services import hosts_lock_or_create, racks_ensure
 from metrics.models import BatchReceipt, LatestMetrics, Sample
 from metrics.schema import Rejection, SampleIn, sample_validate
@@ -22,14 +23,14 @@ from twin.status import link_throughput_gbps
 class BatchOrigin:
     """Who sent a batch and under which name.
 
-    ``reporter`` is the hostname of the signing credential ("" for an unsigned
-    batch in open mode); ``allowed_hostnames`` the hosts it may write for
-    (None: any, in open mode). ``agent_session`` and ``sequence`` name the
-    batch so a replay stores nothing.
+    ``reporter`` is the hostname of the signing credential and ``reporter_id``
+    its host ("" and None for an unsigned batch in open mode, which may write
+    for any host). ``agent_session`` and ``sequence`` name the batch so a
+    replay stores nothing.
     """
 
     reporter: str = ""
-    allowed_hostnames: frozenset[str] | None = None
+    reporter_id: int | None = None
     agent_session: str | None = None
     sequence: int | None = None
 
@@ -50,18 +51,23 @@ class IngestResult:
         return self.accepted == 0 and self.duplicates == 0 and bool(self.rejected)
 
 
+class _DuplicateBatch(Exception):
+    """Raised inside the transaction to roll back a batch already stored by an earlier try."""
+
+
 def samples_ingest(
     *, raw_samples: list[msgspec.Raw], received_at: datetime, origin: BatchOrigin | None = None
 ) -> IngestResult:
     """Store every valid sample of a batch and refuse the others with a reason.
 
-    1. Validate each sample on its own; a bad one never spoils the rest. A
-       sample for a host the sender may not write for is refused.
-    2. Refuse a second sample for the same host and timestamp in one batch.
-    3. In one transaction: claim the batch's (session, sequence), answering
-       "duplicate" if a previous try already stored it; lock the hosts
-       (creating new ones), skip samples already stored, insert the rest,
-       update each host's inventory facts and latest values.
+    1. Validate each sample on its own; a bad one never spoils the rest.
+    2. Refuse samples for hosts the sender may not write for, and a second
+       sample for the same host and timestamp.
+    3. In one transaction: lock the hosts (creating new ones), skip samples
+       already stored, insert the rest, update each host's inventory facts and
+       latest values, and record the batch's (session, sequence). If an earlier
+       try of this batch already recorded it, roll everything back and answer
+       "duplicate".
     4. Announce the change once the transaction has committed.
 
     Either all valid samples of the batch are stored or none is.
@@ -69,73 +75,79 @@ def samples_ingest(
     origin = origin or BatchOrigin()
     result = IngestResult(received_at=received_at)
     skew = timedelta(seconds=settings.TWIN_MAX_FUTURE_SKEW_SECONDS)
-    valid: list[SampleIn] = []
-    first_index: dict[tuple[str, datetime], int] = {}
+    checked: list[tuple[int, SampleIn]] = []
     for index, raw in enumerate(raw_samples):
-        checked = sample_validate(raw, now=received_at, max_future_skew=skew)
-        if isinstance(checked, str):
-            result.rejected.append(Rejection(index=index, reason=checked))
-            continue
-        allowed = origin.allowed_hostnames
-        if allowed is not None and checked.hostname not in allowed:
-            result.rejected.append(
-                Rejection(
-                    index=index,
-                    reason=f"foreign hostname: the credential of {origin.reporter} may not report for "
-                    f"{checked.hostname} (an admin can grant it in the host's 'reports for')",
-                    hostname=checked.hostname,
-                )
-            )
-            continue
-        key = (checked.hostname, checked.timestamp)
-        if key in first_index:
-            result.rejected.append(
-                Rejection(
-                    index=index,
-                    reason=f"duplicate of sample {first_index[key]} (same hostname and timestamp)",
-                    hostname=checked.hostname,
-                )
-            )
-            continue
-        first_index[key] = index
-        valid.append(checked)
-    if valid:
+        sample = sample_validate(raw, now=received_at, max_future_skew=skew)
+        if isinstance(sample, str):
+            result.rejected.append(Rejection(index=index, reason=sample))
+        else:
+            checked.append((index, sample))
+    valid = _samples_admit(checked=checked, origin=origin, rejected=result.rejected)
+    result.rejected.sort(key=lambda r: r.index)
+    if not valid:
+        return result
+    try:
         with transaction.atomic():
-            claimed, receipt = _batch_claim(origin=origin, received_at=received_at)
-            if not claimed:
-                result.duplicate_batch = True
-                return result
             stored, duplicates = _samples_store(samples=valid, received_at=received_at)
-            if receipt is not None:
-                receipt.accepted = stored
-                receipt.save(update_fields=["accepted"])
+            if not _batch_record(origin=origin, received_at=received_at, accepted=stored):
+                raise _DuplicateBatch
             if stored:
                 twin_changed_on_commit()
-        result.accepted, result.duplicates = stored, duplicates
+    except _DuplicateBatch:
+        result.duplicate_batch = True
+        return result
+    result.accepted, result.duplicates = stored, duplicates
     return result
 
 
-def _batch_claim(*, origin: BatchOrigin, received_at: datetime) -> tuple[bool, BatchReceipt | None]:
-    """Record that this batch is being stored: (False, None) if a previous try already was.
+def _samples_admit(
+    *, checked: list[tuple[int, SampleIn]], origin: BatchOrigin, rejected: list[Rejection]
+) -> list[SampleIn]:
+    """Keep the samples this sender may write, once per host and timestamp; refuse the rest."""
+    allowed: set[str] | None = None
+    if origin.reporter_id is not None:
+        allowed = {origin.reporter}
+        if any(sample.hostname != origin.reporter for _, sample in checked):
+            # Rights are only looked up for the rare batch that needs them.
+            allowed |= hosts_reported_for(host_id=origin.reporter_id)
+    admitted: list[SampleIn] = []
+    first_index: dict[tuple[str, datetime], int] = {}
+    for index, sample in checked:
+        if allowed is not None and sample.hostname not in allowed:
+            reason = (
+                f"foreign hostname: the credential of {origin.reporter} may not report for "
+                f"{sample.hostname} (an admin can grant it in the host's 'reports for')"
+            )
+            rejected.append(Rejection(index=index, reason=reason, hostname=sample.hostname))
+            continue
+        key = (sample.hostname, sample.timestamp)
+        if key in first_index:
+            reason = f"duplicate of sample {first_index[key]} (same hostname and timestamp)"
+            rejected.append(Rejection(index=index, reason=reason, hostname=sample.hostname))
+            continue
+        first_index[key] = index
+        admitted.append(sample)
+    return admitted
 
-    The unique (reporter, session, sequence) row is the lock: a concurrent
-    retry waits on it and then finds it taken. A batch with no name (the
-    seed's unsigned format) is always claimed, with no receipt.
+
+def _batch_record(*, origin: BatchOrigin, received_at: datetime, accepted: int) -> bool:
+    """Record the batch's (reporter, session, sequence); False if an earlier try already did.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite alike): a
+    concurrent retry blocks on the unique index until the first try commits,
+    then finds the row taken. A batch with no name (the seed's unsigned
+    format) is not recorded.
     """
     if origin.agent_session is None or origin.sequence is None:
-        return True, None
-    try:
-        with transaction.atomic():
-            receipt = BatchReceipt.objects.create(
-                reporter=origin.reporter,
-                agent_session=origin.agent_session,
-                sequence=origin.sequence,
-                received_at=received_at,
-                accepted=0,
-            )
-    except IntegrityError:
-        return False, None
-    return True, receipt
+        return True
+    table = BatchReceipt._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (reporter, agent_session, sequence, received_at, accepted) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (reporter, agent_session, sequence) DO NOTHING RETURNING id",
+            [origin.reporter, origin.agent_session, origin.sequence, received_at, accepted],
+        )
+        return cursor.fetchone() is not None
 
 
 def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[int, int]:

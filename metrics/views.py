@@ -105,7 +105,7 @@ class MetricsBatchView(APIView):
             )
         origin = BatchOrigin(
             reporter=identity.hostname if identity else "",
-            allowed_hostnames=identity.may_report_for if identity else None,
+            reporter_id=identity.host_id if identity else None,
             agent_session=batch.agent_session,
             sequence=batch.sequence,
         )

@@ -143,6 +143,8 @@ class TwinBroadcaster:
         if mode == "delta":
             await self.server.leave_room(sid, FULL_ROOM, namespace=NAMESPACE)
             await self.server.enter_room(sid, DELTA_ROOM, namespace=NAMESPACE)
+            # A client subscribing right after connecting needs one full state, not two.
+            self._waiting_full.discard(sid)
             self._waiting_versioned.add(sid)
         else:
             await self.server.leave_room(sid, DELTA_ROOM, namespace=NAMESPACE)
