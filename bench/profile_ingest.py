@@ -1,12 +1,13 @@
-"""Profile the ingest of one 500-sample batch in-process, on the database of DATABASE_URL.
+"""Profile signed batches end to end in-process (Django test client), on DATABASE_URL.
 
-DATABASE_URL=postgres://postgres@127.0.0.1:5432/twin_bench .venv/bin/python bench/profile_ingest.py
+DATABASE_URL=postgres://postgres@127.0.0.1:5432/twin_prof .venv/bin/python bench/profile_ingest.py [samples]
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,49 +17,68 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twinsite.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only")
+os.environ["TWIN_AGENT_AUTH"] = "signed"
+os.environ["ALLOWED_HOSTS"] = "testserver"
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
+from django.test import Client  # noqa: E402
 from pyinstrument import Profiler  # noqa: E402
 
-from metrics.schema import batch_decode  # noqa: E402
-from metrics.services import BatchOrigin, samples_ingest  # noqa: E402
+from hosts.credentials import signature_compute  # noqa: E402
+from hosts.services import enrollment_key_create  # noqa: E402
 
 
-def batch_body(start: datetime, hosts: int, per_host: int) -> bytes:
-    samples = [
-        {
-            "hostname": f"prof-{h:04d}",
-            "timestamp": (start + timedelta(seconds=i)).isoformat(),
-            "cpu_load": 42.5,
-            "memory_used_percent": 63.2,
-            "load_average": 1.72,
-            "uptime_seconds": 7200 + i,
-            "agent_version": "0.1.0",
-            "platform": "Linux-x86_64",
-            "net_bytes_tx": 1_000_000 * i,
-            "net_bytes_rx": 2_000_000 * i,
-        }
-        for h in range(hosts)
-        for i in range(per_host)
-    ]
-    return orjson.dumps({"samples": samples})
-
-
-def main() -> None:
+def main(per_batch: int) -> None:
     call_command("migrate", verbosity=0)
+    client = Client()
+    _, key = enrollment_key_create(name="profile")
+    hostname = f"prof-{int(time.time())}"
+    reg = client.post(
+        "/api/hosts/register",
+        data={"hostname": hostname, "platform": "x", "agent_version": "1"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}"},
+    ).json()
     start = datetime.now(UTC) - timedelta(days=1)
-    for round_ in range(3):  # warm up: hosts exist after the first round
-        body = batch_body(start + timedelta(minutes=round_), hosts=50, per_host=10)
-        samples_ingest(raw_samples=batch_decode(body).samples, received_at=datetime.now(UTC), origin=BatchOrigin())
-    profiler = Profiler(interval=0.0005)
+
+    def post(n: int) -> None:
+        samples = [
+            {
+                "hostname": hostname,
+                "timestamp": (start + timedelta(seconds=n * per_batch + i)).isoformat(),
+                "cpu_load": 42.5,
+                "memory_used_percent": 63.2,
+                "load_average": 1.72,
+                "uptime_seconds": 7200 + i,
+                "net_bytes_tx": 1_000_000 * i,
+                "net_bytes_rx": 2_000_000 * i,
+            }
+            for i in range(per_batch)
+        ]
+        body = orjson.dumps({"agent_session": "p", "sequence": n, "samples": samples})
+        stamp = str(int(time.time()))
+        headers = {
+            "X-Twin-Key-Id": reg["keyId"],
+            "X-Twin-Timestamp": stamp,
+            "X-Twin-Signature": signature_compute(secret=reg["signingSecret"], timestamp=stamp, body=body),
+        }
+        response = client.post("/api/metrics/batch", data=body, content_type="application/json", headers=headers)
+        assert response.status_code == 202, response.content
+
+    for n in range(3):
+        post(n)
+    rounds = max(10, 5000 // per_batch)
+    profiler = Profiler(interval=0.0002)
+    t0 = time.perf_counter()
     profiler.start()
-    for round_ in range(3, 13):
-        body = batch_body(start + timedelta(minutes=round_), hosts=50, per_host=10)
-        samples_ingest(raw_samples=batch_decode(body).samples, received_at=datetime.now(UTC), origin=BatchOrigin())
+    for n in range(3, 3 + rounds):
+        post(n)
     profiler.stop()
+    elapsed = time.perf_counter() - t0
+    print(f"{rounds} batches of {per_batch}: {elapsed / rounds * 1000:.2f} ms a batch (profiled)")
     print(profiler.output_text(unicode=False, color=False, show_all=False))
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 500)

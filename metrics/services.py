@@ -159,10 +159,13 @@ def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[i
     host_ids = {h.pk: name for name, h in hosts.items()}
     # Rows of an earlier try of this very batch: the unique (host, timestamp)
     # pair makes a retry idempotent instead of an IntegrityError.
+    # A time range rather than a list of 500 timestamps: one scan of the
+    # (host, timestamp) index, usually empty, and several times cheaper.
+    times = [s.timestamp for s in samples]
     already = {
         (host_ids[host_id], ts)
         for host_id, ts in Sample.objects.filter(
-            host_id__in=host_ids, timestamp__in={s.timestamp for s in samples}
+            host_id__in=host_ids, timestamp__gte=min(times), timestamp__lte=max(times)
         ).values_list("host_id", "timestamp")
     }
     new_by_host = {
