@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from hosts.schema import HostRegistrationResponse, registration_validate
 from hosts.services import RegistrationRefused, host_register
 from twin.formats import iso_utc
-from twinsite.api import MalformedBody, json_body
+from twinsite.api import MalformedBody, json_decoded
 
 
 class EnrollmentKeyMissing(AuthenticationFailed):
@@ -46,7 +46,7 @@ class HostRegisterView(APIView):
         scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise EnrollmentKeyMissing("Send the enrollment key as 'Authorization: Bearer <key>'.")
-        checked = registration_validate(json_body(request))
+        checked = registration_validate(json_decoded(request))
         if isinstance(checked, str):
             raise MalformedBody(checked, code="invalid_registration")
         now = timezone.now()

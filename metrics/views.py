@@ -12,6 +12,7 @@ from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from hosts.authentication import AgentSignatureAuthentication
@@ -20,7 +21,7 @@ from hosts.selectors import AgentIdentity
 from metrics.schema import BatchFormatError, batch_decode
 from metrics.services import BatchOrigin, IngestResult, samples_ingest
 from twin.formats import iso_utc
-from twinsite.api import MalformedBody, json_body
+from twinsite.api import MalformedBody, PayloadTooLarge, json_decoded
 
 
 class RejectedSample(TypedDict):
@@ -63,6 +64,23 @@ SIGNATURE_HEADERS = [
 ]
 
 
+class BatchTooLarge(PayloadTooLarge):
+    default_code = "batch_too_large"
+
+
+class IngestRateThrottle(SimpleRateThrottle):
+    """``TWIN_INGEST_RATE_PER_MINUTE`` batches per host (per address for unsigned batches)."""
+
+    scope = "ingest"
+
+    def get_rate(self) -> str:
+        return f"{settings.TWIN_INGEST_RATE_PER_MINUTE}/min"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        who = request.auth.hostname if isinstance(request.auth, AgentIdentity) else self.get_ident(request)
+        return f"throttle:ingest:{who}"
+
+
 class MetricsBatchView(APIView):
     """``POST /api/metrics/batch``: store a batch of samples, report what was refused.
 
@@ -72,6 +90,7 @@ class MetricsBatchView(APIView):
 
     authentication_classes = [AgentSignatureAuthentication]
     permission_classes = [AgentWriteAccess]
+    throttle_classes = [IngestRateThrottle]
 
     def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> None:
         # DRF drops the permission's message for an unauthenticated caller; the
@@ -89,14 +108,21 @@ class MetricsBatchView(APIView):
             403: {"$ref": "#/components/schemas/Error"},
             413: {"$ref": "#/components/schemas/Error"},
             415: {"$ref": "#/components/schemas/Error"},
+            429: {"$ref": "#/components/schemas/Error"},
+            503: {"$ref": "#/components/schemas/Error"},
         },
         auth=[],
     )
     def post(self, request: Request) -> Response:
         try:
-            batch = batch_decode(json_body(request))
+            batch = batch_decode(json_decoded(request))
         except BatchFormatError as exc:
             raise MalformedBody(str(exc), code="malformed_batch") from None
+        if len(batch.samples) > settings.TWIN_MAX_BATCH_SAMPLES:
+            raise BatchTooLarge(
+                f"{len(batch.samples)} samples; a batch carries at most {settings.TWIN_MAX_BATCH_SAMPLES} "
+                "(TWIN_MAX_BATCH_SAMPLES). Split it."
+            )
         identity = request.auth if isinstance(request.auth, AgentIdentity) else None
         if identity is not None and (batch.agent_session is None or batch.sequence is None):
             raise MalformedBody(

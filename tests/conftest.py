@@ -132,3 +132,13 @@ def make_agent(client: Client, register):
         return SigningAgent(client, response.json())
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters live in the cache; each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zlib
+
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import status
 from rest_framework.exceptions import APIException, UnsupportedMediaType
@@ -29,4 +32,31 @@ def json_body(request: Request) -> bytes:
     try:
         return request._request.body
     except RequestDataTooBig:
-        raise PayloadTooLarge() from None
+        raise PayloadTooLarge(
+            f"The body is larger than {settings.TWIN_MAX_BODY_BYTES} bytes (TWIN_MAX_BODY_BYTES)."
+        ) from None
+
+
+def json_decoded(request: Request) -> bytes:
+    """The JSON body, inflated when sent with ``Content-Encoding: gzip``.
+
+    Inflation stops at ``TWIN_MAX_BODY_BYTES``: a small gzip bomb cannot make
+    the server hold gigabytes. Any other content encoding is a 415.
+    """
+    raw = json_body(request)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding != "gzip":
+        raise UnsupportedMediaType(f"Content-Encoding {encoding}", detail="Only gzip is accepted as Content-Encoding.")
+    limit = settings.TWIN_MAX_BODY_BYTES
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        body = inflater.decompress(raw, limit)
+    except zlib.error as exc:
+        raise MalformedBody(f"The gzip body is corrupt: {exc}", code="malformed_gzip") from None
+    if inflater.unconsumed_tail or (not inflater.eof and len(body) >= limit):
+        raise PayloadTooLarge(f"The inflated body is larger than {limit} bytes (TWIN_MAX_BODY_BYTES).")
+    if not inflater.eof:
+        raise MalformedBody("The gzip body is truncated.", code="malformed_gzip")
+    return body

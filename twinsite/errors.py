@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
+from psycopg_pool import PoolTimeout
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+logger = logging.getLogger(__name__)
+
+# Django wraps the driver's connection errors in these; the pool's own timeout
+# (every connection busy or unreachable) comes through as is.
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
+
 
 def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, with every error body shaped ``{"error": code, "detail": text}``."""
+    """DRF's handler, with every error body shaped ``{"error": code, "detail": text}``.
+
+    A database that cannot be reached is the server's temporary trouble, not
+    a bug: a 503 with ``Retry-After`` tells agents to keep their batch and
+    come back. The transaction was not committed, so nothing is half-stored.
+    """
+    if isinstance(exc, DATABASE_DOWN):
+        logger.warning("database unavailable: %s", exc)
+        return Response(
+            {"error": "database_unavailable", "detail": "The database cannot be reached; retry later."},
+            status=503,
+            headers={"Retry-After": str(settings.TWIN_RETRY_AFTER_SECONDS)},
+        )
     response = exception_handler(exc, context)
     if response is None:
         return None

@@ -220,6 +220,26 @@ TWIN_DEFAULT_LINK_CAPACITY_GBPS = env.float("TWIN_DEFAULT_LINK_CAPACITY_GBPS", d
 TWIN_SOCKETIO_ORIGINS = env.list("TWIN_SOCKETIO_ORIGINS", default=["http://localhost:8000", "http://127.0.0.1:8000"])
 
 
+# --- Limits ------------------------------------------------------------------------
+# The largest request body (and gzip-inflated body) accepted: a 413 beyond.
+TWIN_MAX_BODY_BYTES = env.int("TWIN_MAX_BODY_BYTES", default=10 * 2**20)
+DATA_UPLOAD_MAX_MEMORY_SIZE = TWIN_MAX_BODY_BYTES
+# The most samples one batch may carry: a 413 beyond.
+TWIN_MAX_BATCH_SAMPLES = env.int("TWIN_MAX_BATCH_SAMPLES", default=10_000)
+# Batches a host (or, unsigned, an address) may post per minute: a 429 beyond.
+TWIN_INGEST_RATE_PER_MINUTE = env.int("TWIN_INGEST_RATE_PER_MINUTE", default=600)
+# What a client is told to wait when the database is unreachable (a 503).
+TWIN_RETRY_AFTER_SECONDS = env.int("TWIN_RETRY_AFTER_SECONDS", default=5)
+
+# Shared counters (rate limits): Redis when there is one, so every process agrees.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "twin"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 # --- Agents and readers ---------------------------------------------------------
 # "signed": batches must carry a host credential's HMAC signature (see docs/api.md).
 # "open": unsigned seed-format batches are accepted and create hosts; a trusted lab only.

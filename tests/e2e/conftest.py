@@ -27,7 +27,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_database_url() -> str:
+def child_database_url() -> str:
     """The URL of the database this test run created (``test_...``), for a child process."""
     db = connection.settings_dict
     if connection.vendor == "sqlite":
@@ -53,7 +53,7 @@ def server_start(tmp_path: Path, **env_overrides: str) -> LiveServer:
     port = free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": child_database_url(),
         "DEBUG": "false",
         # One deployment: sessions and derived agent secrets must agree across processes.
         "SECRET_KEY": settings.SECRET_KEY,
