@@ -11,7 +11,7 @@ from django.db import connection
 
 from metrics.models import Sample
 from tests.conftest import sample_dict
-from tests.e2e.conftest import server_start, server_stop, child_database_url
+from tests.e2e.conftest import child_database_url, server_start, server_stop
 from tests.e2e.tcp_proxy import TcpProxy
 from tests.e2e.test_socketio import Dashboard, host_of
 
