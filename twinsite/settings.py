@@ -7,7 +7,9 @@ a newcomer a working twin on an embedded SQLite file with no server to install.
 """
 
 import hashlib
+import os
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -17,7 +19,38 @@ VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 
-DEBUG = env.bool("DEBUG", default=False)
+# django-environ parses URLs and lists well but is lenient with scalars
+# ("12abc" reads as 12, "maybe" as false): these refuse anything malformed,
+# naming the variable.
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (true/false).")
+
+
+def env_number(name: str, default: float, kind: type = float) -> Any:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return kind(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a valid {kind.__name__}.") from None
+
+
+def env_int(name: str, default: int) -> int:
+    return env_number(name, default, int)
+
+
+DEBUG = env_bool("DEBUG", False)
 
 # A secret is only invented for a developer's machine; a deployment that
 # forgets it must fail at start, not sign sessions with a known key.
@@ -29,6 +62,22 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- HTTPS (Django's deployment checklist) ------------------------------------------
+# Cookies are HTTPS-only outside DEBUG. Redirects and HSTS are for a deployment
+# that terminates TLS (see docs/security.md); behind a proxy, it must set
+# X-Forwarded-Proto and TWIN_TRUST_X_FORWARDED_PROTO must be true.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^api/health$"]  # load balancers probe over plain HTTP
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if env_bool("TWIN_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "daphne",
@@ -103,9 +152,9 @@ else:
     # bounded pool shares a few connections among all threads instead.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env.int("DB_POOL_MIN", default=2),
-        "max_size": env.int("DB_POOL_MAX", default=16),
-        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+        "min_size": env_int("DB_POOL_MIN", 2),
+        "max_size": env_int("DB_POOL_MAX", 16),
+        "timeout": env_number("DB_POOL_TIMEOUT", 10.0),
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -204,32 +253,32 @@ def _default_twin_id() -> str:
 
 TWIN_ID = env.str("TWIN_ID", default="") or _default_twin_id()
 # A host is online while its last sample is younger than this, then stale...
-TWIN_STALE_AFTER_SECONDS = env.float("TWIN_STALE_AFTER_SECONDS", default=30.0)
+TWIN_STALE_AFTER_SECONDS = env_number("TWIN_STALE_AFTER_SECONDS", 30.0)
 # ...and offline once it has been silent this long.
-TWIN_OFFLINE_AFTER_SECONDS = env.float("TWIN_OFFLINE_AFTER_SECONDS", default=120.0)
+TWIN_OFFLINE_AFTER_SECONDS = env_number("TWIN_OFFLINE_AFTER_SECONDS", 120.0)
 # How far in the future an agent's clock may be before its samples are refused.
-TWIN_MAX_FUTURE_SKEW_SECONDS = env.float("TWIN_MAX_FUTURE_SKEW_SECONDS", default=300.0)
+TWIN_MAX_FUTURE_SKEW_SECONDS = env_number("TWIN_MAX_FUTURE_SKEW_SECONDS", 300.0)
 # Pushes of the twin state to dashboards, at most this many per second...
-TWIN_PUSH_MAX_PER_SECOND = env.float("TWIN_PUSH_MAX_PER_SECOND", default=2.0)
+TWIN_PUSH_MAX_PER_SECOND = env_number("TWIN_PUSH_MAX_PER_SECOND", 2.0)
 # ...and a rebuild at least this often, so time-driven status changes reach
 # dashboards and a message lost by the channel layer costs one interval.
-TWIN_REFRESH_SECONDS = env.float("TWIN_REFRESH_SECONDS", default=5.0)
+TWIN_REFRESH_SECONDS = env_number("TWIN_REFRESH_SECONDS", 5.0)
 TWIN_CORE_HOSTNAME = env.str("TWIN_CORE_HOSTNAME", default="core-switch")
-TWIN_DEFAULT_LINK_CAPACITY_GBPS = env.float("TWIN_DEFAULT_LINK_CAPACITY_GBPS", default=10.0)
+TWIN_DEFAULT_LINK_CAPACITY_GBPS = env_number("TWIN_DEFAULT_LINK_CAPACITY_GBPS", 10.0)
 # Browser origins allowed to open a Socket.IO connection ("*" for any).
 TWIN_SOCKETIO_ORIGINS = env.list("TWIN_SOCKETIO_ORIGINS", default=["http://localhost:8000", "http://127.0.0.1:8000"])
 
 
 # --- Limits ------------------------------------------------------------------------
 # The largest request body (and gzip-inflated body) accepted: a 413 beyond.
-TWIN_MAX_BODY_BYTES = env.int("TWIN_MAX_BODY_BYTES", default=10 * 2**20)
+TWIN_MAX_BODY_BYTES = env_int("TWIN_MAX_BODY_BYTES", 10 * 2**20)
 DATA_UPLOAD_MAX_MEMORY_SIZE = TWIN_MAX_BODY_BYTES
 # The most samples one batch may carry: a 413 beyond.
-TWIN_MAX_BATCH_SAMPLES = env.int("TWIN_MAX_BATCH_SAMPLES", default=10_000)
+TWIN_MAX_BATCH_SAMPLES = env_int("TWIN_MAX_BATCH_SAMPLES", 10_000)
 # Batches a host (or, unsigned, an address) may post per minute: a 429 beyond.
-TWIN_INGEST_RATE_PER_MINUTE = env.int("TWIN_INGEST_RATE_PER_MINUTE", default=600)
+TWIN_INGEST_RATE_PER_MINUTE = env_int("TWIN_INGEST_RATE_PER_MINUTE", 600)
 # What a client is told to wait when the database is unreachable (a 503).
-TWIN_RETRY_AFTER_SECONDS = env.int("TWIN_RETRY_AFTER_SECONDS", default=5)
+TWIN_RETRY_AFTER_SECONDS = env_int("TWIN_RETRY_AFTER_SECONDS", 5)
 
 # Shared counters (rate limits): Redis when there is one, so every process agrees.
 CACHES = {
@@ -247,13 +296,13 @@ TWIN_AGENT_AUTH = env.str("TWIN_AGENT_AUTH", default="signed")
 if TWIN_AGENT_AUTH not in {"signed", "open"}:
     raise ImproperlyConfigured("TWIN_AGENT_AUTH must be 'signed' or 'open'.")
 # A signed request's timestamp may differ from the server clock by at most this.
-TWIN_SIGNATURE_WINDOW_SECONDS = env.float("TWIN_SIGNATURE_WINDOW_SECONDS", default=300.0)
+TWIN_SIGNATURE_WINDOW_SECONDS = env_number("TWIN_SIGNATURE_WINDOW_SECONDS", 300.0)
 # New hosts wait for an admin's approval before their batches are accepted.
-TWIN_REQUIRE_APPROVAL = env.bool("TWIN_REQUIRE_APPROVAL", default=False)
+TWIN_REQUIRE_APPROVAL = env_bool("TWIN_REQUIRE_APPROVAL", False)
 # Let anyone read the twin (state API and Socket.IO) without logging in.
-TWIN_PUBLIC_READ = env.bool("TWIN_PUBLIC_READ", default=False)
+TWIN_PUBLIC_READ = env_bool("TWIN_PUBLIC_READ", False)
 # How often the server expects an agent to report; told to agents at registration.
-TWIN_HEARTBEAT_SECONDS = env.int("TWIN_HEARTBEAT_SECONDS", default=10)
+TWIN_HEARTBEAT_SECONDS = env_int("TWIN_HEARTBEAT_SECONDS", 10)
 # Agents' signing secrets are derived from this key and their key id, so the
 # database holds no secret an attacker could sign with. Changing it revokes
 # every agent credential at once.

@@ -223,3 +223,22 @@ def test_a_state_larger_than_daphnes_default_websocket_limit_reaches_the_dashboa
             await dashboard.close()
 
     asyncio.run(scenario())
+
+
+def test_a_lost_change_signal_costs_at_most_one_refresh_interval(live_twin: LiveServer):
+    # A host written without announcing it is what a dropped channel-layer message looks like.
+    from hosts.models import Host
+
+    async def scenario() -> None:
+        dashboard = await Dashboard().connect(live_twin.url, "websocket")
+        try:
+            await dashboard.wait_for(lambda s: True, timeout=5)
+            await asyncio.to_thread(Host.objects.create, hostname="silent-01")
+            written = time.monotonic()
+            await dashboard.wait_for(lambda s: host_of(s, "silent-01") is not None, timeout=5)
+            # TWIN_REFRESH_SECONDS is 1 here; allow the rebuild and the push.
+            assert time.monotonic() - written < 2.5
+        finally:
+            await dashboard.close()
+
+    asyncio.run(scenario())

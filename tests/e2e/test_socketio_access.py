@@ -122,3 +122,29 @@ def test_a_registered_agents_signed_batch_reaches_a_token_holding_dashboard(priv
             await dashboard.close()
 
     asyncio.run(scenario())
+
+
+def test_a_browser_from_a_foreign_origin_is_refused(private_twin: LiveServer, reader_token):
+    async def scenario() -> None:
+        client = socketio.AsyncClient(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(
+                private_twin.url,
+                namespaces=["/digital-twin"],
+                transports=["websocket"],
+                headers={"Origin": "http://evil.example"},
+                auth={"token": reader_token},
+            )
+        await client.eio.disconnect(abort=True)
+        allowed = Dashboard()
+        await allowed.client.connect(
+            private_twin.url,
+            namespaces=["/digital-twin"],
+            transports=["websocket"],
+            headers={"Origin": "http://localhost:8000"},
+            auth={"token": reader_token},
+        )
+        assert allowed.client.connected
+        await allowed.close()
+
+    asyncio.run(scenario())
