@@ -16,9 +16,12 @@ HOSTNAME_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 HOSTNAME_MAX_LENGTH = 253
 HOSTNAME_INVALID = "hostname is not a valid RFC 1123 host name (ASCII letters, digits, inner hyphens, dots)"
 
+# Free text from agents: printable only. PostgreSQL cannot store a NUL, and
+# control characters have no business in a name shown on a dashboard.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 Hostname = Annotated[str, msgspec.Meta(min_length=1, max_length=HOSTNAME_MAX_LENGTH)]
-ShortText = Annotated[str, msgspec.Meta(max_length=128)]
-RackName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ShortText = Annotated[str, msgspec.Meta(max_length=128, pattern=PRINTABLE)]
+RackName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=PRINTABLE)]
 
 
 def hostname_normalize(hostname: str) -> str | None:
@@ -43,7 +46,7 @@ class HostRegistrationRequest(msgspec.Struct, forbid_unknown_fields=True):
     hostname: Hostname
     platform: ShortText
     agent_version: ShortText
-    display_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    display_name: Annotated[str, msgspec.Meta(max_length=200, pattern=PRINTABLE)] | None = None
     ip: Annotated[str, msgspec.Meta(max_length=45)] | None = None
     rack: RackName | None = None
     position: Position | None = None

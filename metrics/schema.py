@@ -34,7 +34,7 @@ class SampleIn(msgspec.Struct):
     memory_used_percent: Percent
     load_average: NonNegativeFloat
     # Agents read uptime as a float (``/proc/uptime``); the history keeps whole seconds.
-    uptime_seconds: Annotated[float, msgspec.Meta(ge=0, le=2**53)]
+    uptime_seconds: Annotated[float, msgspec.Meta(ge=0, le=2**53 - 1)]
     agent_version: ShortText | None = None
     platform: ShortText | None = None
     net_bytes_tx: Counter | None = None

@@ -31,9 +31,17 @@ def components_append(result: dict[str, Any], generator: Any, request: Any, publ
         [BatchEnvelope, SampleIn, BatchAccepted, TwinState, HostRegistrationRequest, HostRegistrationResponse, Error],
         ref_template=REF,
     )
-    # The envelope keeps samples raw to judge each alone; documented, each is a SampleIn.
+    # Each sample is judged on its own: one that breaks SampleIn is refused in
+    # the 202's "rejected" list while the others are stored. So the request
+    # schema admits any object as an item, and names SampleIn as the shape
+    # an item must have to be stored.
     batch = components.pop("BatchEnvelope")
-    batch["properties"]["samples"] = {"type": "array", "items": {"$ref": REF.format(name="SampleIn")}}
+    batch["properties"]["samples"] = {
+        "type": "array",
+        "items": {"anyOf": [{"$ref": REF.format(name="SampleIn")}, {"type": "object"}]},
+        "description": "Samples of the SampleIn shape are stored; any other item is refused on its own, "
+        "with its index and reason, in the answer's rejected list.",
+    }
     batch["title"] = "MetricsBatch"
     components["MetricsBatch"] = batch
     schemas = result.setdefault("components", {}).setdefault("schemas", {})

@@ -196,3 +196,10 @@ def test_ingest_costs_the_same_number_of_queries_for_one_host_or_fifty(post_batc
     post_batch([sample_dict(f"warm-{i}", at=seconds_ago(30)) for i in range(50)])
     with django_assert_max_num_queries(20):
         post_batch([sample_dict(f"warm-{i}") for i in range(50)])
+
+
+@pytest.mark.parametrize("field", ["rack", "platform", "agent_version"])
+def test_control_characters_in_names_are_refused_not_a_500(post_batch, field):
+    response = post_batch([sample_dict(**{field: "R\u00001"})])
+    assert response.status_code == 400
+    assert field in response.json()["rejected"][0]["reason"]
