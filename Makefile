@@ -53,4 +53,4 @@ clean:
 # The benchmark needs PostgreSQL (BENCH_DATABASE_URL); it writes bench/results.md.
 bench: $(STAMP)
 	mkdir -p var
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

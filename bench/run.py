@@ -1,6 +1,6 @@
 """The twin's benchmark: every figure measured beside its floor, in one run.
 
-    make bench            # or: .venv/bin/python bench/run.py [--quick]
+    make bench            # or: .venv/bin/python -m bench.run [--quick]
 
 Needs PostgreSQL (``BENCH_DATABASE_URL``, default the local server's
 ``twin_bench`` database, dropped and created anew). Starts daphne on loopback
@@ -15,194 +15,37 @@ import asyncio
 import os
 import platform
 import random
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+import aiohttp
 import orjson
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/twin_bench")
-SECRET = "bench-only-secret"
-os.environ.update(
-    {
-        "DATABASE_URL": DATABASE_URL,
-        "SECRET_KEY": SECRET,
-        "TWIN_CREDENTIAL_KEY": SECRET,
-        "DJANGO_SETTINGS_MODULE": "twinsite.settings",
-        "LOG_LEVEL": "WARNING",
-    }
+import bench.django_setup  # noqa: F401  (first: a fresh database, Django set up)
+from bench.fleet import fleet_seed
+from bench.harness import (
+    ROOT,
+    Agent,
+    RawSocketIOClient,
+    Server,
+    connect_clients,
+    daphne,
+    pct,
+    register,
+    run_for,
+    sample,
 )
-os.environ.pop("REDIS_URL", None)
-# This script calls the ORM between measurements, from its event loop, on
-# purpose; the servers it starts do not inherit this.
-BENCH_ONLY_ENV = {"DJANGO_ALLOW_ASYNC_UNSAFE": "true"}
-os.environ.update(BENCH_ONLY_ENV)
-
-
-def database_recreate() -> None:
-    import psycopg
-
-    url = urlparse(DATABASE_URL)
-    name = url.path.lstrip("/")
-    admin = url._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-database_recreate()
-
-import aiohttp  # noqa: E402
-import django  # noqa: E402
-
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-
-from bench.fleet import fleet_seed  # noqa: E402
-from hosts.credentials import signature_compute  # noqa: E402
-from hosts.models import Host  # noqa: E402
-from hosts.services import enrollment_key_create  # noqa: E402
-from metrics.models import Sample  # noqa: E402
-from metrics.services import SAMPLE_COLUMNS  # noqa: E402
-from twin.snapshot import HOST_COLUMNS, _rows, snapshot_build  # noqa: E402
-from twinsite.serve import daphne_arguments  # noqa: E402
-
-# --------------------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-
-    def peak_rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
-
-    def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        line = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
-        return int(line.split()[1]) / 1024
-
-
-@contextmanager
-def daphne(app: str, **env: str) -> Iterator[Server]:
-    port = free_port()
-    # The twin's own launcher and daphne options, for the twin and the bare floor alike.
-    command = daphne_arguments(["--access-log", "/dev/null", "-b", "127.0.0.1", "-p", str(port)])
-    command[-1] = app
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", *command],
-        cwd=ROOT,
-        env={**{k: v for k, v in os.environ.items() if k not in BENCH_ONLY_ENV}, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=open(ROOT / "var" / f"bench-{app.split('.')[0]}.log", "w"),  # noqa: SIM115
-    )
-    server = Server(f"http://127.0.0.1:{port}", process)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.2)
-    try:
-        yield server
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-@dataclass
-class Agent:
-    hostname: str
-    key_id: str
-    secret: str
-    session: str = field(default_factory=lambda: f"bench-{random.getrandbits(40):x}")
-    sequence: int = 0
-
-    def signed(self, samples: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
-        self.sequence += 1
-        body = orjson.dumps({"agent_session": self.session, "sequence": self.sequence, "samples": samples})
-        stamp = str(int(time.time()))
-        return body, {
-            "Content-Type": "application/json",
-            "X-Twin-Key-Id": self.key_id,
-            "X-Twin-Timestamp": stamp,
-            "X-Twin-Signature": signature_compute(secret=self.secret, timestamp=stamp, body=body),
-        }
-
-
-def sample(hostname: str, at: datetime, cpu: float = 42.5, i: int = 0) -> dict[str, Any]:
-    return {
-        "hostname": hostname,
-        "timestamp": iso(at),
-        "cpu_load": cpu,
-        "memory_used_percent": 63.2,
-        "load_average": 1.72,
-        "uptime_seconds": 7200 + i,
-        "agent_version": "0.1.0",
-        "platform": "Linux-x86_64",
-        "net_bytes_tx": 1_000_000 * i,
-        "net_bytes_rx": 2_000_000 * i,
-    }
-
-
-async def register(http: aiohttp.ClientSession, url: str, key: str, hostname: str) -> Agent:
-    async with http.post(
-        f"{url}/api/hosts/register",
-        json={"hostname": hostname, "platform": "Linux-x86_64", "agent_version": "0.1.0"},
-        headers={"Authorization": f"Bearer {key}"},
-    ) as response:
-        body = await response.json()
-        assert response.status in (200, 201), body
-        return Agent(hostname, body["keyId"], body["signingSecret"])
-
-
-async def run_for(seconds: float, workers: int, job: Callable[[int], Awaitable[None]]) -> None:
-    deadline = time.monotonic() + seconds
-
-    async def loop(worker: int) -> None:
-        while time.monotonic() < deadline:
-            await job(worker)
-
-    await asyncio.gather(*(loop(w) for w in range(workers)))
-
+from hosts.models import Host
+from hosts.services import enrollment_key_create
+from metrics.models import Sample
+from metrics.services import SAMPLE_COLUMNS
+from twin.snapshot import HOST_COLUMNS, _rows, snapshot_build
 
 # --------------------------------------------------------------------------- figures
 
@@ -214,7 +57,8 @@ def record(figure: str, measured: str, floor: str, ratio: str, target: str, met:
     results.append(
         {"figure": figure, "measured": measured, "floor": floor, "ratio": ratio, "target": target, "met": met}
     )
-    print(f"{figure}: {measured} | floor {floor} | {ratio} | target {target} | {'met' if met else 'MISSED'}")
+    verdict = "-" if met is None else ("met" if met else "MISSED")
+    print(f"{figure}: {measured} | floor {floor} | {ratio} | target {target} | {verdict}")
 
 
 async def figure_ingest(server: Server, agents: list[Agent], batches: int) -> None:
@@ -374,66 +218,6 @@ async def figure_snapshot(server: Server, queries_small: int, small_hosts: int) 
     )
 
 
-class RawSocketIOClient:
-    """A minimal Engine.IO 4 / Socket.IO 5 websocket client that only scans for markers.
-
-    200 full python-socketio clients would spend the machine's two cores
-    parsing JSON; this one reads frames, answers pings and timestamps the
-    first frame containing each awaited marker, which is what latency needs.
-    """
-
-    def __init__(self) -> None:
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.watch: dict[str, float] = {}
-        self.bytes = 0
-        self.states = 0
-        self.deltas = 0
-        self.state_times: list[float] = []
-        self._task: asyncio.Task | None = None
-
-    async def connect(self, http: aiohttp.ClientSession, url: str, delta: bool = False) -> None:
-        ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-        self.ws = await http.ws_connect(ws_url, max_msg_size=0)
-        await self.ws.receive()  # engine.io open
-        await self.ws.send_str("40/digital-twin,")
-        while not (await self.ws.receive()).data.startswith("40/digital-twin,"):
-            pass
-        if delta:
-            await self.ws.send_str('42/digital-twin,["subscribe",{"mode":"delta"}]')
-        self._task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.ws is not None
-        async for msg in self.ws:
-            data = msg.data
-            if data == "2":
-                await self.ws.send_str("3")
-                continue
-            now = time.perf_counter()
-            self.bytes += len(data)
-            if data.startswith('42/digital-twin,["twin-state"'):
-                self.states += 1
-                self.state_times.append(now)
-            elif data.startswith('42/digital-twin,["twin-delta"'):
-                self.deltas += 1
-            for marker, seen in self.watch.items():
-                if not seen and marker in data:
-                    self.watch[marker] = now
-
-    async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-        if self.ws:
-            await self.ws.close()
-
-
-async def connect_clients(http: aiohttp.ClientSession, url: str, count: int, delta: bool = False) -> list:
-    clients = [RawSocketIOClient() for _ in range(count)]
-    for start in range(0, count, 20):
-        await asyncio.gather(*(c.connect(http, url, delta) for c in clients[start : start + 20]))
-    return clients
-
-
 async def push_latencies(
     clients: list[RawSocketIOClient], probes: int, gap: float, fire: Callable[[str], Awaitable[None]]
 ) -> tuple[list[float], int]:
@@ -583,6 +367,28 @@ async def figure_memory_and_delta(server: Server, poller: Agent, clients_count: 
     )
 
 
+class RssWatch:
+    """Samples the server's RSS twice a second and keeps the peak of each phase."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.phase = "start"
+        self.peaks: dict[str, float] = {}
+        self._task: asyncio.Task | None = None
+
+    async def _run(self) -> None:
+        while True:
+            rss = self.server.rss_mb()
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), rss)
+            await asyncio.sleep(0.5)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    def summary(self) -> str:
+        return ", ".join(f"{phase} {peak:.0f} MB" for phase, peak in self.peaks.items())
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -620,16 +426,24 @@ async def main(quick: bool) -> None:
             small = [await register(http, server.url, key, f"bench-small-{i:02d}") for i in range(64)]
             probe = await register(http, server.url, key, "bench-probe")
             poller = await register(http, server.url, key, "bench-poller")
+        rss = RssWatch(server)
+        rss.start()
+        rss.phase = "ingest"
         await figure_ingest(server, senders, batches=5 if quick else 25)
+        rss.phase = "small batches"
         await figure_small_batches(server, small, seconds=3 if quick else 10)
         small_hosts, queries_small = Host.objects.count(), snapshot_queries()
         fleet_seed(hosts=1000, prefix="k")
+        rss.phase = "push at 1,000 hosts"
         await figure_push(server, bare, probe, clients_count=50 if quick else 200, probes=5 if quick else 15)
         fleet_seed(hosts=10_000, prefix="node")
         Host.objects.get(hostname="bench-poller").reports_for.add(*Host.objects.filter(hostname__startswith="node-"))
         Host.objects.filter(hostname__startswith="k-").delete()
+        rss.phase = "snapshot at 10,000"
         await figure_snapshot(server, queries_small, small_hosts)
+        rss.phase = "clients at 10,000"
         await figure_memory_and_delta(server, poller, clients_count=50 if quick else 200, seconds=5 if quick else 15)
+        notes.append(f"Server RSS, peak of each phase: {rss.summary()}.")
     results_write(started, quick)
     print("\n".join(notes))
     print(f"\nwrote {ROOT / 'bench' / 'results.md'}")

@@ -37,6 +37,9 @@ TWIN_DELTA_EVENT = "twin-delta"
 # Clients receive full states unless they subscribed to deltas.
 FULL_ROOM = "full"
 DELTA_ROOM = "delta"
+# New clients get their first full state in rounds of this many, this far apart.
+SYNC_BATCH = 5
+SYNC_PAUSE_SECONDS = 0.1
 # Channels' default group expiry is a day; joining again hourly keeps a
 # long-lived listener in the group.
 GROUP_REJOIN_SECONDS = 3600.0
@@ -175,8 +178,11 @@ class TwinBroadcaster:
 
     async def _sync_waiting(self) -> None:
         manager = self.server.manager
-        ready_full = [sid for sid in self._waiting_full if manager.is_connected(sid, NAMESPACE)]
-        ready_versioned = [sid for sid in self._waiting_versioned if manager.is_connected(sid, NAMESPACE)]
+        # At most SYNC_BATCH clients a round, with a pause between rounds, so a
+        # crowd connecting at once does not queue a multi-megabyte state for
+        # every one of them in memory at the same time.
+        ready_full = [sid for sid in self._waiting_full if manager.is_connected(sid, NAMESPACE)][:SYNC_BATCH]
+        ready_versioned = [sid for sid in self._waiting_versioned if manager.is_connected(sid, NAMESPACE)][:SYNC_BATCH]
         if not (ready_full or ready_versioned):
             if self._waiting_full or self._waiting_versioned:
                 self._waiting.set()
@@ -191,6 +197,7 @@ class TwinBroadcaster:
         self._waiting_full.difference_update(ready_full)
         self._waiting_versioned.difference_update(ready_versioned)
         if self._waiting_full or self._waiting_versioned:
+            await asyncio.sleep(SYNC_PAUSE_SECONDS)
             self._waiting.set()
 
     def forget(self, sid: str) -> None:

@@ -242,3 +242,29 @@ def test_a_lost_change_signal_costs_at_most_one_refresh_interval(live_twin: Live
             await dashboard.close()
 
     asyncio.run(scenario())
+
+
+def test_a_slow_client_holds_no_one_else_up(live_twin: LiveServer):
+    import socket
+    from urllib.parse import urlparse
+
+    port = urlparse(live_twin.url).port
+    stalled = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", port))
+        # Headers promising a body that never comes, and half a header line.
+        s.sendall(b"POST /api/metrics/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n")
+        s.sendall(b'Content-Length: 100000\r\n\r\n{"samples": [')
+        stalled.append(s)
+
+    async def scenario() -> None:
+        started = time.monotonic()
+        reply = await post(live_twin.url, [sample_dict("patient-01")])
+        assert reply["accepted"] == 1
+        assert time.monotonic() - started < 2
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for s in stalled:
+            s.close()
