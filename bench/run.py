@@ -324,9 +324,13 @@ async def figure_memory_and_delta(server: Server, poller: Agent, clients_count: 
         # delta mode is for. Every client still gets full states at connect.
         full = await connect_clients(http, server.url, 1)
         delta = await connect_clients(http, server.url, clients_count - 1, delta=True)
-        await asyncio.sleep(3)
+        # Measure from when every client holds its first full state.
+        settle = time.monotonic() + 180
+        while any(c.states == 0 for c in full + delta) and time.monotonic() < settle:
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1)
         for c in full + delta:
-            c.bytes = 0
+            c.bytes = c.deltas = c.states = 0
         t0 = time.perf_counter()
 
         async def steady(worker: int) -> None:

@@ -203,3 +203,25 @@ def test_control_characters_in_names_are_refused_not_a_500(post_batch, field):
     response = post_batch([sample_dict(**{field: "R\u00001"})])
     assert response.status_code == 400
     assert field in response.json()["rejected"][0]["reason"]
+
+
+def test_a_sample_far_in_the_past_joins_the_history_without_moving_the_latest(post_batch):
+    post_batch([sample_dict(cpu_load=50)])
+    response = post_batch([sample_dict(timestamp="1999-12-31T23:59:59Z", cpu_load=1)])
+    assert response.status_code == 202 and response.json()["accepted"] == 1
+    assert LatestMetrics.objects.get().cpu_load == 50
+    assert Sample.objects.count() == 2
+
+
+def test_one_host_twice_out_of_order_in_a_batch_keeps_the_newest_as_latest(post_batch):
+    newer, older = seconds_ago(5), seconds_ago(50)
+    post_batch([sample_dict(at=newer, cpu_load=70), sample_dict(at=older, cpu_load=7)])
+    assert LatestMetrics.objects.get().cpu_load == 70
+    assert Sample.objects.count() == 2
+
+
+def test_nan_written_as_a_json_extension_makes_the_body_invalid_json(post_batch):
+    body = orjson.dumps({"samples": [sample_dict()]}).replace(b'"cpu_load":42.5', b'"cpu_load":NaN')
+    response = post_batch(body=body)
+    assert (response.status_code, response.json()["error"]) == (400, "malformed_batch")
+    assert not Sample.objects.exists()

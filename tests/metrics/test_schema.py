@@ -150,3 +150,30 @@ def test_a_batch_may_name_its_agent_session_and_sequence():
 def test_a_malformed_session_or_sequence_is_not_a_batch(envelope):
     with pytest.raises(BatchFormatError):
         batch_decode(orjson.dumps({"samples": [], **envelope}))
+
+
+def test_a_10000_character_hostname_is_refused():
+    reason = validate(sample_dict(hostname="a" * 10_000))
+    assert isinstance(reason, str) and "hostname" in reason
+
+
+WRONG_TYPES = {
+    "hostname": 42,
+    "timestamp": 1730427300,
+    "cpu_load": "42.5",
+    "memory_used_percent": [63.2],
+    "load_average": {"one": 1.72},
+    "uptime_seconds": "7200",
+    "agent_version": 1,
+    "platform": True,
+    "net_bytes_tx": 1.5e9,
+    "net_bytes_rx": "980000000",
+    "rack": ["R1"],
+    "position": [1.2, 0.4, -0.8],
+}
+
+
+@pytest.mark.parametrize(("field", "value"), WRONG_TYPES.items(), ids=list(WRONG_TYPES))
+def test_a_wrong_type_in_any_field_is_refused_with_that_field_named(field, value):
+    reason = validate(sample_dict(**{field: value}))
+    assert isinstance(reason, str) and field in reason
