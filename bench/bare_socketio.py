@@ -12,20 +12,9 @@ from typing import Any
 import orjson
 import socketio
 
+from twin.socketio_json import OrjsonForSocketIO
 
-class OrjsonJSON:
-    """The same JSON encoder the twin gives python-socketio (kept free of Django here)."""
-
-    @staticmethod
-    def dumps(obj: Any, **_: Any) -> str:
-        return orjson.dumps(obj).decode()
-
-    @staticmethod
-    def loads(data: str | bytes, **_: Any) -> Any:
-        return orjson.loads(data)
-
-
-sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*", json=OrjsonJSON)
+sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*", json=OrjsonForSocketIO)
 
 
 @sio.on("connect", namespace="/digital-twin")

@@ -157,6 +157,7 @@ class RawSocketIOClient:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.watch: dict[str, float] = {}
         self.bytes = 0
+        self.delta_bytes = 0
         self.states = 0
         self.deltas = 0
         self.state_times: list[float] = []
@@ -187,6 +188,7 @@ class RawSocketIOClient:
                 self.state_times.append(now)
             elif data.startswith('42/digital-twin,["twin-delta"'):
                 self.deltas += 1
+                self.delta_bytes += len(data)
             for marker, seen in self.watch.items():
                 if not seen and marker in data:
                     self.watch[marker] = now

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, TypedDict
+from typing import Annotated, Protocol, TypedDict, TypeVar
 
 import msgspec
 
@@ -22,6 +22,26 @@ PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 Hostname = Annotated[str, msgspec.Meta(min_length=1, max_length=HOSTNAME_MAX_LENGTH)]
 ShortText = Annotated[str, msgspec.Meta(max_length=128, pattern=PRINTABLE)]
 RackName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=PRINTABLE)]
+
+
+class NamesAHost(Protocol):
+    hostname: str
+
+
+T = TypeVar("T", bound=NamesAHost)
+
+
+def decode_naming_a_host(decoder: msgspec.json.Decoder[T], data: bytes | msgspec.Raw) -> T | str:
+    """Decode a Struct that names a host; return it with its hostname normalised, or the reason it is refused."""
+    try:
+        decoded = decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return str(exc)
+    hostname = hostname_normalize(decoded.hostname)
+    if hostname is None:
+        return HOSTNAME_INVALID
+    decoded.hostname = hostname
+    return decoded
 
 
 def hostname_normalize(hostname: str) -> str | None:
@@ -70,14 +90,9 @@ _registration_decoder = msgspec.json.Decoder(HostRegistrationRequest)
 
 def registration_validate(body: bytes) -> HostRegistrationRequest | str:
     """Decode and check a registration; return it, or the reason it is refused."""
-    try:
-        request = _registration_decoder.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        return str(exc)
-    hostname = hostname_normalize(request.hostname)
-    if hostname is None:
-        return HOSTNAME_INVALID
-    request.hostname = hostname
+    request = decode_naming_a_host(_registration_decoder, body)
+    if isinstance(request, str):
+        return request
     if request.ip is not None:
         try:
             request.ip = str(ipaddress.ip_address(request.ip))

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import msgspec
 
-from hosts.schema import HOSTNAME_INVALID, Hostname, Position, RackName, ShortText, hostname_normalize
+from hosts.schema import Hostname, Position, RackName, ShortText, decode_naming_a_host
 
 INT64_MAX = 2**63 - 1
 
@@ -96,14 +96,9 @@ def sample_validate(raw: msgspec.Raw, *, now: datetime, max_future_skew: timedel
     host. Every number is finite: msgspec's JSON decoder refuses ``NaN``,
     ``Infinity`` and literals that overflow a double.
     """
-    try:
-        sample = _sample_decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        return str(exc)
-    hostname = hostname_normalize(sample.hostname)
-    if hostname is None:
-        return HOSTNAME_INVALID
-    sample.hostname = hostname
+    sample = decode_naming_a_host(_sample_decoder, raw)
+    if isinstance(sample, str):
+        return sample
     if sample.timestamp - now > max_future_skew:
         return f"timestamp is more than {max_future_skew.total_seconds():g} s in the future"
     sample.uptime_seconds = int(sample.uptime_seconds)

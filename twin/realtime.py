@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import orjson
 import socketio
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -27,6 +26,7 @@ from twin.delta import delta_is_empty, state_diff
 from twin.events import TWIN_GROUP
 from twin.selectors import reader_identify, session_key_from_cookie_header
 from twin.snapshot import TwinState, snapshot_build
+from twin.socketio_json import OrjsonForSocketIO
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,22 +43,6 @@ SYNC_PAUSE_SECONDS = 0.1
 # Channels' default group expiry is a day; joining again hourly keeps a
 # long-lived listener in the group.
 GROUP_REJOIN_SECONDS = 3600.0
-
-
-class OrjsonForSocketIO:
-    """The ``json`` module interface python-socketio expects, backed by orjson.
-
-    A 10,000-host snapshot is megabytes; orjson encodes it several times faster
-    than the standard library, once per broadcast.
-    """
-
-    @staticmethod
-    def dumps(obj: Any, **_: Any) -> str:
-        return orjson.dumps(obj).decode()
-
-    @staticmethod
-    def loads(data: str | bytes, **_: Any) -> Any:
-        return orjson.loads(data)
 
 
 async def _db_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
