@@ -88,7 +88,6 @@ class TwinBroadcaster:
         # The last state pushed and its version: deltas are relative to it.
         self._published: TwinState | None = None
         self._version = 0
-        self.pushes = 0
 
     def ensure_started(self) -> None:
         """Start the listener and the push loop once per process and event loop.
@@ -249,7 +248,6 @@ class TwinBroadcaster:
                 await self.server.emit(TWIN_DELTA_EVENT, delta, room=DELTA_ROOM, namespace=NAMESPACE)
                 await self.server.emit(TWIN_STATE_EVENT, state, room=FULL_ROOM, namespace=NAMESPACE)
             last_push = time.monotonic()
-            self.pushes += 1
 
 
 class TwinNamespace(socketio.AsyncNamespace):
