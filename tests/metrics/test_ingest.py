@@ -225,3 +225,12 @@ def test_nan_written_as_a_json_extension_makes_the_body_invalid_json(post_batch)
     response = post_batch(body=body)
     assert (response.status_code, response.json()["error"]) == (400, "malformed_batch")
     assert not Sample.objects.exists()
+
+
+def test_a_retried_large_batch_stores_nothing_twice(post_batch):
+    now = timezone.now()
+    samples = [sample_dict(at=now - timedelta(seconds=i)) for i in range(100)]
+    assert post_batch(samples).json()["accepted"] == 100
+    again = post_batch([*samples, sample_dict(at=now - timedelta(days=3))]).json()
+    assert (again["accepted"], again["duplicates"]) == (1, 100)
+    assert Sample.objects.count() == 101
