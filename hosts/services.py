@@ -50,7 +50,7 @@ def racks_ensure(*, names: Iterable[str]) -> dict[str, Rack]:
     return {r.name: r for r in Rack.objects.filter(name__in=wanted)}
 
 
-def hosts_lock_or_create(*, hostnames: Iterable[str], related: tuple[str, ...] = ()) -> dict[str, Host]:
+def hosts_lock_or_create(*, hostnames: Iterable[str]) -> dict[str, Host]:
     """Return these hosts, row-locked for the surrounding transaction, creating missing ones.
 
     1. Lock the known rows in hostname order. Concurrent batches for
@@ -59,27 +59,21 @@ def hosts_lock_or_create(*, hostnames: Iterable[str], related: tuple[str, ...] =
     2. If some are new: insert them (skipping any a concurrent batch just
        created), lock again, and give each an uplink to the core switch (see
        ``links_uplink_ensure``).
-
-    ``related`` names one-to-one relations to read in the same query (the
-    latest values, for ingest), saving a round trip per batch.
     """
     wanted = sorted(set(hostnames))
     if not wanted:
         return {}
-    locked = _hosts_lock(wanted, related)
+    locked = _hosts_lock(wanted)
     missing = [h for h in wanted if h not in locked]
     if missing:
         Host.objects.bulk_create([Host(hostname=h) for h in missing], ignore_conflicts=True)
-        locked = _hosts_lock(wanted, related)
+        locked = _hosts_lock(wanted)
         links_uplink_ensure(hosts=[locked[h] for h in missing])
     return locked
 
 
-def _hosts_lock(hostnames: list[str], related: tuple[str, ...]) -> dict[str, Host]:
-    # ``related`` rows (one-to-one, read in the same query) are not locked:
-    # PostgreSQL cannot lock the nullable side of an outer join.
-    query = Host.objects.select_related(*related).select_for_update(of=("self",))
-    return {h.hostname: h for h in query.filter(hostname__in=hostnames).order_by("hostname")}
+def _hosts_lock(hostnames: list[str]) -> dict[str, Host]:
+    return {h.hostname: h for h in Host.objects.select_for_update().filter(hostname__in=hostnames).order_by("hostname")}
 
 
 def links_uplink_ensure(*, hosts: list[Host]) -> None:

@@ -155,7 +155,7 @@ def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[i
     by_host: dict[str, list[SampleIn]] = defaultdict(list)
     for s in samples:
         by_host[s.hostname].append(s)
-    hosts = hosts_lock_or_create(hostnames=by_host, related=("latest",))
+    hosts = hosts_lock_or_create(hostnames=by_host)
     host_ids = {h.pk: name for name, h in hosts.items()}
     # Rows of an earlier try of this very batch: the unique (host, timestamp)
     # pair makes a retry idempotent instead of an IntegrityError.
@@ -237,7 +237,7 @@ def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sample
     The hosts are locked by the caller, so the stored values read here cannot
     change before the upsert below.
     """
-    stored = {host.pk: latest for host in hosts.values() if (latest := _latest_of(host)) is not None}
+    stored = {m.host_id: m for m in LatestMetrics.objects.filter(host_id__in=[hosts[n].pk for n in new_by_host])}
     racks = racks_ensure(
         names={s.rack for n, batch in new_by_host.items() if not hosts[n].placement_locked for s in batch if s.rack}
     )
@@ -267,14 +267,6 @@ def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sample
         Host.objects.bulk_update(
             changed_hosts, ["agent_version", "platform", "rack", "position_x", "position_y", "position_z"]
         )
-
-
-def _latest_of(host: Host) -> LatestMetrics | None:
-    """The latest values read with the host's lock (``related=("latest",)``), if it has any."""
-    try:
-        return host.latest
-    except LatestMetrics.DoesNotExist:
-        return None
 
 
 def _latest_from(
