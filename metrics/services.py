@@ -237,6 +237,11 @@ def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sample
     The hosts are locked by the caller, so the stored values read here cannot
     change before the upsert below.
     """
+    # A query of its own, after the lock: under READ COMMITTED a statement that
+    # waited for a host's lock still sees the joined rows as they were when it
+    # started, so reading the latest values in the locking query itself let a
+    # concurrent batch's newer values be overwritten (caught by
+    # tests/e2e/test_concurrency.py).
     stored = {m.host_id: m for m in LatestMetrics.objects.filter(host_id__in=[hosts[n].pk for n in new_by_host])}
     racks = racks_ensure(
         names={s.rack for n, batch in new_by_host.items() if not hosts[n].placement_locked for s in batch if s.rack}
