@@ -25,17 +25,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Sample)
 class SampleAdmin(ReadOnlyAdmin):
-    list_display = [
-        "host",
-        "timestamp",
-        "received_at",
-        "cpu_load",
-        "memory_used_percent",
-        "load_average",
-        "uptime_seconds",
-        "net_bytes_tx",
-        "net_bytes_rx",
-    ]
+    list_display = ["host", *(f.name for f in Sample._meta.concrete_fields if f.name not in ("id", "host"))]
     list_filter = ["timestamp", "host__rack", "host__is_virtual"]
     search_fields = ["host__hostname"]
     list_select_related = ["host"]

@@ -223,12 +223,20 @@ class TwinBroadcaster:
                 joined_at = None
                 await asyncio.sleep(1.0)
 
+    def _has_clients(self) -> bool:
+        return next(iter(self.server.manager.get_participants(NAMESPACE, None)), None) is not None
+
     async def _push_loop(self) -> None:
         min_gap = 1.0 / settings.TWIN_PUSH_MAX_PER_SECOND
         last_push = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), timeout=settings.TWIN_REFRESH_SECONDS)
+            if not self._has_clients():
+                # Nobody to push to: no rebuild. The next client gets a fresh
+                # state on connect, and deltas stay relative to the last push.
+                self._dirty.clear()
+                continue
             gap = last_push + min_gap - time.monotonic()
             if gap > 0:
                 await asyncio.sleep(gap)
