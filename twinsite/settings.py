@@ -1,8 +1,10 @@
 """Settings for the digital twin, read from the environment.
 
-Every value comes from an environment variable parsed by django-environ, so a
+Every value comes from an environment variable: URLs and lists parsed by
+django-environ, booleans and numbers by the strict helpers below, so a
 malformed value (``DEBUG=maybe``, ``TWIN_STALE_AFTER_SECONDS=soon``) stops the
-process at start instead of surfacing later as odd behaviour. The defaults give
+process at start, naming the variable, instead of surfacing later as odd
+behaviour. The defaults give
 a newcomer a working twin on an embedded SQLite file with no server to install.
 """
 
