@@ -236,8 +236,9 @@ def test_a_lost_change_signal_costs_at_most_one_refresh_interval(live_twin: Live
             await asyncio.to_thread(Host.objects.create, hostname="silent-01")
             written = time.monotonic()
             await dashboard.wait_for(lambda s: host_of(s, "silent-01") is not None, timeout=5)
-            # TWIN_REFRESH_SECONDS is 1 here; allow the rebuild and the push.
-            assert time.monotonic() - written < 2.5
+            # TWIN_REFRESH_SECONDS is 1 here: healed by the next refresh, with
+            # room for a loaded CI machine (the default signal path is not used).
+            assert time.monotonic() - written < 4
         finally:
             await dashboard.close()
 
@@ -261,7 +262,8 @@ def test_a_slow_client_holds_no_one_else_up(live_twin: LiveServer):
         started = time.monotonic()
         reply = await post(live_twin.url, [sample_dict("patient-01")])
         assert reply["accepted"] == 1
-        assert time.monotonic() - started < 2
+        # Not a speed test: a server blocked by the stalled clients would never answer.
+        assert time.monotonic() - started < 5
 
     try:
         asyncio.run(scenario())
