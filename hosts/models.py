@@ -65,11 +65,6 @@ class Host(models.Model):
     def __str__(self) -> str:
         return self.hostname
 
-    @property
-    def label(self) -> str:
-        """The name a person sees: the display name, else the hostname."""
-        return self.display_name or self.hostname
-
 
 class Link(models.Model):
     """A network link between two hosts, drawn from ``source`` to ``target``.

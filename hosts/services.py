@@ -90,16 +90,6 @@ def links_uplink_ensure(*, hosts: list[Host]) -> None:
     Link.objects.bulk_create([Link(source=core, target=h) for h in hosts if h.pk != core.pk], ignore_conflicts=True)
 
 
-@transaction.atomic
-def host_placement_set(*, host: Host, rack: Rack | None, position: tuple[float, float, float] | None) -> Host:
-    """Place a host by hand. From then on the admin, not the agent, owns its placement."""
-    host.rack = rack
-    host.position_x, host.position_y, host.position_z = position or (None, None, None)
-    host.placement_locked = True
-    host.save(update_fields=["rack", "position_x", "position_y", "position_z", "placement_locked"])
-    return host
-
-
 def enrollment_key_assign(*, key: EnrollmentKey) -> str:
     """Give an unsaved enrollment key its secret; return the secret, which is never stored."""
     secret = enrollment_key_generate()

@@ -18,18 +18,6 @@ class HostStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
-def host_status(*, last_seen: datetime | None, now: datetime) -> HostStatus:
-    """``online`` while the last sample is fresh, then ``stale``, then ``offline``; ``unknown`` if never seen."""
-    if last_seen is None:
-        return HostStatus.UNKNOWN
-    silence = (now - last_seen).total_seconds()
-    if silence < settings.TWIN_STALE_AFTER_SECONDS:
-        return HostStatus.ONLINE
-    if silence < settings.TWIN_OFFLINE_AFTER_SECONDS:
-        return HostStatus.STALE
-    return HostStatus.OFFLINE
-
-
 def status_clock(*, now: datetime) -> Callable[[datetime | None], HostStatus]:
     """``host_status`` for many hosts at one instant: the thresholds are worked out once."""
     stale_from = now - timedelta(seconds=settings.TWIN_STALE_AFTER_SECONDS)
@@ -45,6 +33,11 @@ def status_clock(*, now: datetime) -> Callable[[datetime | None], HostStatus]:
         return HostStatus.OFFLINE
 
     return status_of
+
+
+def host_status(*, last_seen: datetime | None, now: datetime) -> HostStatus:
+    """``online`` while the last sample is fresh, then ``stale``, then ``offline``; ``unknown`` if never seen."""
+    return status_clock(now=now)(last_seen)
 
 
 _LIVELINESS = [HostStatus.ONLINE, HostStatus.STALE, HostStatus.OFFLINE]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from twin.status import HostStatus, host_status, link_throughput_gbps, status_clock, virtual_status
+from twin.status import HostStatus, host_status, link_throughput_gbps, virtual_status
 
 NOW = datetime(2025, 11, 1, 2, 15, tzinfo=UTC)
 
@@ -80,9 +80,3 @@ def test_readings_without_counters_give_no_rate():
 
 def test_readings_at_the_same_instant_give_no_rate():
     assert link_throughput_gbps(**readings(2000, 2000, 1000, 1000, seconds=0)) is None
-
-
-@pytest.mark.parametrize("silence", [None, 0, 29.9, 30, 31, 119.9, 120, 500])
-def test_the_status_clock_agrees_with_host_status(silence):
-    last_seen = None if silence is None else NOW - timedelta(seconds=silence)
-    assert status_clock(now=NOW)(last_seen) == host_status(last_seen=last_seen, now=NOW)
