@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import msgspec
 from django.conf import settings
@@ -151,24 +152,19 @@ def _batch_record(*, origin: BatchOrigin, received_at: datetime, accepted: int) 
 
 
 def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[int, int]:
-    """Write samples inside the caller's transaction; return (stored, already stored)."""
+    """Write samples inside the caller's transaction; return (stored, already stored).
+
+    The statements after the lock are plain SQL on Django's connection: on
+    this path, building each ORM query cost more than running it (profile in
+    bench/analysis.md).
+    """
     by_host: dict[str, list[SampleIn]] = defaultdict(list)
     for s in samples:
         by_host[s.hostname].append(s)
     hosts = hosts_lock_or_create(hostnames=by_host)
-    host_ids = {h.pk: name for name, h in hosts.items()}
-    # Rows of an earlier try of this very batch: the unique (host, timestamp)
-    # pair makes a retry idempotent instead of an IntegrityError.
-    times = {s.timestamp for s in samples}
-    if len(times) <= EXACT_LOOKUP_MAX:
-        stored = Sample.objects.filter(host_id__in=host_ids, timestamp__in=times)
-    else:
-        # A time range rather than a list of hundreds of timestamps: one scan
-        # of the (host, timestamp) index, several times cheaper (bench/analysis.md).
-        stored = Sample.objects.filter(host_id__in=host_ids, timestamp__gte=min(times), timestamp__lte=max(times))
-    already = {(host_ids[host_id], ts) for host_id, ts in stored.values_list("host_id", "timestamp")}
+    already = _samples_already_stored(hosts=hosts, samples=samples)
     new_by_host = {
-        name: sorted((s for s in batch if (name, s.timestamp) not in already), key=lambda s: s.timestamp)
+        name: sorted((s for s in batch if (hosts[name].pk, s.timestamp) not in already), key=lambda s: s.timestamp)
         for name, batch in by_host.items()
     }
     rows = [
@@ -207,28 +203,81 @@ SAMPLE_COLUMNS = (
     "net_bytes_tx",
     "net_bytes_rx",
 )
+# Fewer rows than this go in one INSERT: COPY's extra round trip costs more
+# than it saves on a handful of rows.
+COPY_MIN_ROWS = 16
+
+
+def _samples_already_stored(*, hosts: dict[str, Host], samples: list[SampleIn]) -> set[tuple[int, datetime]]:
+    """(host id, timestamp) of the batch's samples stored by an earlier try of it.
+
+    The unique (host, timestamp) pair makes a retry idempotent instead of an
+    IntegrityError.
+    """
+    host_ids = [h.pk for h in hosts.values()]
+    times = sorted({s.timestamp for s in samples})
+    if len(times) <= EXACT_LOOKUP_MAX:
+        time_filter, time_params = f"timestamp IN ({_placeholders(len(times))})", times
+    else:
+        # A time range rather than a list of hundreds of timestamps: one scan
+        # of the (host, timestamp) index, several times cheaper (bench/analysis.md).
+        time_filter, time_params = "timestamp BETWEEN %s AND %s", [times[0], times[-1]]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT host_id, timestamp FROM {Sample._meta.db_table} "
+            f"WHERE host_id IN ({_placeholders(len(host_ids))}) AND {time_filter}",
+            [*host_ids, *map(_db_datetime, time_params)],
+        )
+        return {(host_id, _aware(ts)) for host_id, ts in cursor.fetchall()}
 
 
 def _samples_insert(rows: list[tuple]) -> None:
     """Insert history rows (tuples in ``SAMPLE_COLUMNS`` order) in the caller's transaction.
 
-    On PostgreSQL through ``COPY``, several times faster than an INSERT of
-    model instances (see bench/results.md). It cannot skip conflicts, which is
-    safe here: the caller holds the hosts' row locks and has removed samples
-    already stored.
+    On PostgreSQL many rows go through ``COPY``, several times faster than an
+    INSERT of model instances (see bench/results.md). Neither skips conflicts,
+    which is safe here: the caller holds the hosts' row locks and has removed
+    samples already stored.
     """
     if not rows:
         return
-    if connection.vendor == "postgresql":
-        columns = ", ".join(SAMPLE_COLUMNS)
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY {Sample._meta.db_table} ({columns}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
-        return
-    Sample.objects.bulk_create([Sample(**dict(zip(SAMPLE_COLUMNS, row, strict=True))) for row in rows], batch_size=500)
+    columns = ", ".join(SAMPLE_COLUMNS)
+    table = Sample._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and len(rows) >= COPY_MIN_ROWS:
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        # SQLite allows 32,766 parameters a statement: 3,000 rows of 9 stay well below.
+        for chunk in range(0, len(rows), 3000):
+            part = rows[chunk : chunk + 3000]
+            values = ", ".join([f"({_placeholders(len(SAMPLE_COLUMNS))})"] * len(part))
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {values}",
+                [_db_value(v) for row in part for v in row],
+            )
+
+
+class _Latest(NamedTuple):
+    """A host's row of latest values; its fields are the table's columns, in order."""
+
+    host_id: int
+    last_seen: datetime
+    sample_time: datetime
+    cpu_load: float
+    memory_used_percent: float
+    load_average: float
+    uptime_seconds: int
+    net_bytes_tx: int | None
+    net_bytes_rx: int | None
+    prev_sample_time: datetime | None
+    prev_net_bytes_tx: int | None
+    prev_net_bytes_rx: int | None
+    net_throughput_gbps: float | None
+
+
+LATEST_COLUMNS = _Latest._fields
 
 
 def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[SampleIn]], received_at: datetime) -> None:
@@ -242,11 +291,11 @@ def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sample
     # started, so reading the latest values in the locking query itself let a
     # concurrent batch's newer values be overwritten (caught by
     # tests/e2e/test_concurrency.py).
-    stored = {m.host_id: m for m in LatestMetrics.objects.filter(host_id__in=[hosts[n].pk for n in new_by_host])}
+    stored = _latest_read(host_ids=[hosts[n].pk for n, batch in new_by_host.items() if batch])
     racks = racks_ensure(
         names={s.rack for n, batch in new_by_host.items() if not hosts[n].placement_locked for s in batch if s.rack}
     )
-    latest_rows: list[LatestMetrics] = []
+    latest_rows: list[_Latest] = []
     changed_hosts: list[Host] = []
     for name, batch in new_by_host.items():
         if not batch:
@@ -256,27 +305,47 @@ def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sample
         newest = batch[-1]
         if current is not None and newest.timestamp <= current.sample_time:
             # Every sample here is older than what is shown: history only.
-            current.last_seen = max(current.last_seen, received_at)
-            latest_rows.append(current)
+            latest_rows.append(current._replace(last_seen=max(current.last_seen, received_at)))
             continue
-        latest_rows.append(_latest_from(current=current, batch=batch, received_at=received_at, host=host))
+        latest_rows.append(_latest_from(current=current, batch=batch, received_at=received_at, host_id=host.pk))
         if _host_facts_apply(host=host, sample=newest, racks=racks):
             changed_hosts.append(host)
-    LatestMetrics.objects.bulk_create(
-        latest_rows,
-        update_conflicts=True,
-        unique_fields=["host"],
-        update_fields=[f.name for f in LatestMetrics._meta.concrete_fields if not f.primary_key],
-    )
+    _latest_write(latest_rows)
     if changed_hosts:
         Host.objects.bulk_update(
             changed_hosts, ["agent_version", "platform", "rack", "position_x", "position_y", "position_z"]
         )
 
 
-def _latest_from(
-    *, current: LatestMetrics | None, batch: list[SampleIn], received_at: datetime, host: Host
-) -> LatestMetrics:
+def _latest_read(*, host_ids: list[int]) -> dict[int, _Latest]:
+    if not host_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(LATEST_COLUMNS)} FROM {LatestMetrics._meta.db_table} "
+            f"WHERE host_id IN ({_placeholders(len(host_ids))})",
+            host_ids,
+        )
+        rows = [_Latest(*(_aware(v) if isinstance(v, datetime) else v for v in row)) for row in cursor.fetchall()]
+    return {row.host_id: row for row in rows}
+
+
+def _latest_write(rows: list[_Latest]) -> None:
+    """Insert or replace the hosts' latest values in one statement (PostgreSQL and SQLite alike)."""
+    if not rows:
+        return
+    columns = ", ".join(LATEST_COLUMNS)
+    values = ", ".join([f"({_placeholders(len(LATEST_COLUMNS))})"] * len(rows))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in LATEST_COLUMNS[1:])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {LatestMetrics._meta.db_table} ({columns}) VALUES {values} "
+            f"ON CONFLICT (host_id) DO UPDATE SET {updates}",
+            [_db_value(v) for row in rows for v in row],
+        )
+
+
+def _latest_from(*, current: _Latest | None, batch: list[SampleIn], received_at: datetime, host_id: int) -> _Latest:
     """The latest values after ``batch`` (sorted, all newer than ``current``)."""
     newest = batch[-1]
     # The two newest counter readings give the link throughput.
@@ -286,16 +355,8 @@ def _latest_from(
         prev_time, prev_tx, prev_rx = current.sample_time, current.net_bytes_tx, current.net_bytes_rx
     else:
         prev_time, prev_tx, prev_rx = None, None, None
-    return LatestMetrics(
-        host=host,
-        net_throughput_gbps=link_throughput_gbps(
-            sample_time=newest.timestamp,
-            tx=newest.net_bytes_tx,
-            rx=newest.net_bytes_rx,
-            prev_time=prev_time,
-            prev_tx=prev_tx,
-            prev_rx=prev_rx,
-        ),
+    return _Latest(
+        host_id=host_id,
         last_seen=max(current.last_seen, received_at) if current else received_at,
         sample_time=newest.timestamp,
         cpu_load=newest.cpu_load,
@@ -307,7 +368,33 @@ def _latest_from(
         prev_sample_time=prev_time,
         prev_net_bytes_tx=prev_tx,
         prev_net_bytes_rx=prev_rx,
+        net_throughput_gbps=link_throughput_gbps(
+            sample_time=newest.timestamp,
+            tx=newest.net_bytes_tx,
+            rx=newest.net_bytes_rx,
+            prev_time=prev_time,
+            prev_tx=prev_tx,
+            prev_rx=prev_rx,
+        ),
     )
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+def _db_value(value: object) -> object:
+    """A parameter as the ORM would send it (SQLite stores datetimes as naive UTC text)."""
+    return _db_datetime(value) if isinstance(value, datetime) else value
+
+
+def _db_datetime(value: datetime) -> object:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _aware(value: datetime) -> datetime:
+    """A datetime read by plain SQL: aware on PostgreSQL, naive UTC on SQLite."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _host_facts_apply(*, host: Host, sample: SampleIn, racks: dict[str, Rack]) -> bool:

@@ -234,3 +234,33 @@ def test_a_retried_large_batch_stores_nothing_twice(post_batch):
     again = post_batch([*samples, sample_dict(at=now - timedelta(days=3))]).json()
     assert (again["accepted"], again["duplicates"]) == (1, 100)
     assert Sample.objects.count() == 101
+
+
+@pytest.mark.parametrize("size", [1, 15, 16, 40])
+def test_every_value_and_offset_survives_either_insert_path(post_batch, size):
+    # Small batches are INSERTed, larger ones COPied on PostgreSQL; both keep
+    # each value and the instant of a timestamp written with any offset.
+    base = timezone.now().replace(microsecond=123000) - timedelta(hours=1)
+    samples = [
+        sample_dict(
+            timestamp=(base + timedelta(seconds=i)).astimezone(timezone.get_fixed_timezone(120)).isoformat(),
+            cpu_load=float(i),
+            uptime_seconds=1000 + i,
+            net_bytes_tx=2**63 - 1 - i,
+            net_bytes_rx=None if i % 2 else i,
+        )
+        for i in range(size)
+    ]
+    assert post_batch(samples).json()["accepted"] == size
+    stored = list(
+        Sample.objects.order_by("timestamp").values_list(
+            "timestamp", "cpu_load", "uptime_seconds", "net_bytes_tx", "net_bytes_rx"
+        )
+    )
+    assert stored == [
+        (base + timedelta(seconds=i), float(i), 1000 + i, 2**63 - 1 - i, None if i % 2 else i) for i in range(size)
+    ]
+    latest = LatestMetrics.objects.get()
+    assert (latest.sample_time, latest.cpu_load) == (base + timedelta(seconds=size - 1), float(size - 1))
+    again = post_batch(samples).json()
+    assert (again["accepted"], again["duplicates"]) == (0, size)
