@@ -15,10 +15,15 @@ import asyncio
 import os
 import platform
 import random
+import shutil
+import signal
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -61,71 +66,85 @@ def record(figure: str, measured: str, floor: str, ratio: str, target: str, met:
     print(f"{figure}: {measured} | floor {floor} | {ratio} | target {target} | {verdict}")
 
 
-async def figure_ingest(server: Server, agents: list[Agent], batches: int) -> None:
+# Figures 1 and 2 alternate measurement and floor this many times: on a shared
+# two-core machine one pair moves by several points from run to run.
+ROUNDS = 3
+
+
+def rounds_summary(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.0%} (rounds: {', '.join(f'{r:.0%}' for r in ratios)})"
+
+
+async def figure_ingest(server: Server, agents: list[Agent], batches: int, rounds: int) -> None:
     """1. 500-sample signed batches from 8 concurrent senders vs psycopg COPY of the same rows."""
     start = datetime.now(UTC) - timedelta(days=2)
     per_batch = 500
-    before = Sample.objects.count()
+    senders = Sample.objects.filter(host__hostname__in=[a.hostname for a in agents])
+    before = senders.count()
 
-    async def sender(http: aiohttp.ClientSession, agent: Agent, offset: int, count: int) -> None:
-        for b in range(count):
-            base = start + timedelta(seconds=(offset + b) * per_batch)
-            body, headers = agent.signed(
-                [sample(agent.hostname, base + timedelta(seconds=i), i=i) for i in range(per_batch)]
+    def signed_batches(agent: Agent, offset: int, count: int) -> list[tuple[bytes, dict[str, str]]]:
+        # Built and signed before the clock starts, as the floor's rows are.
+        return [
+            agent.signed(
+                [
+                    sample(agent.hostname, start + timedelta(seconds=(offset + b) * per_batch + i), i=i)
+                    for i in range(per_batch)
+                ]
             )
+            for b in range(count)
+        ]
+
+    async def sender(http: aiohttp.ClientSession, batches: list[tuple[bytes, dict[str, str]]]) -> None:
+        for body, headers in batches:
             async with http.post(f"{server.url}/api/metrics/batch", data=body, headers=headers) as response:
                 result = await response.json()
                 assert response.status == 202 and result["accepted"] == per_batch, result
 
-    async with aiohttp.ClientSession() as http:
-        await asyncio.gather(*(sender(http, a, 0, 2) for a in agents))  # warm up
-        t0 = time.perf_counter()
-        await asyncio.gather(*(sender(http, a, 2, batches) for a in agents))
-        elapsed = time.perf_counter() - t0
-    stored = Sample.objects.count() - before
-    expected = len(agents) * (batches + 2) * per_batch
-    assert stored == expected, f"stored {stored}, expected {expected}: samples were lost"
-    ingest_rate = len(agents) * batches * per_batch / elapsed
-
     # Floor: the same rows, COPY from one Python process, one transaction per 500 rows.
     floor_host = Host.objects.create(hostname="bench-copy-floor")
     received = datetime.now(UTC)
-    rows = [
-        (
-            floor_host.pk,
-            start + timedelta(seconds=i),
-            received,
-            42.5,
-            63.2,
-            1.72,
-            7200 + i,
-            1_000_000 * i,
-            2_000_000 * i,
-        )
-        for i in range(len(agents) * batches * per_batch)
-    ]
     columns = ", ".join(SAMPLE_COLUMNS)
-    t0 = time.perf_counter()
-    for chunk in range(0, len(rows), per_batch):
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY {Sample._meta.db_table} ({columns}) FROM STDIN") as copy,
-        ):
-            for row in rows[chunk : chunk + per_batch]:
-                copy.write_row(row)
-    floor_rate = len(rows) / (time.perf_counter() - t0)
-    ratio = ingest_rate / floor_rate
+
+    def copy_floor(first: int, count: int) -> float:
+        rows = [
+            (floor_host.pk, start + timedelta(seconds=i), received, 42.5, 63.2, 1.72, 7200 + i, i * 10**6, i * 2**21)
+            for i in range(first, first + count)
+        ]
+        t0 = time.perf_counter()
+        for chunk in range(0, len(rows), per_batch):
+            with (
+                connection.cursor() as cursor,
+                cursor.cursor.copy(f"COPY {Sample._meta.db_table} ({columns}) FROM STDIN") as copy,
+            ):
+                for row in rows[chunk : chunk + per_batch]:
+                    copy.write_row(row)
+        return len(rows) / (time.perf_counter() - t0)
+
+    rates: list[float] = []
+    floors: list[float] = []
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(*(sender(http, signed_batches(a, 0, 2)) for a in agents))  # warm up
+        for r in range(rounds):
+            prepared = [signed_batches(a, 2 + r * batches, batches) for a in agents]
+            t0 = time.perf_counter()
+            await asyncio.gather(*(sender(http, own) for own in prepared))
+            rates.append(len(agents) * batches * per_batch / (time.perf_counter() - t0))
+            floors.append(copy_floor(r * len(agents) * batches * per_batch, len(agents) * batches * per_batch))
+    stored = senders.count() - before
+    expected = len(agents) * (2 + rounds * batches) * per_batch
+    assert stored == expected, f"stored {stored}, expected {expected}: samples were lost"
+    ratios = [rate / floor for rate, floor in zip(rates, floors, strict=True)]
     record(
         "1. Ingest, 500-sample signed batches, 8 senders",
-        f"{ingest_rate:,.0f} samples/s ({len(agents) * batches} batches, {elapsed:.1f} s, none lost)",
-        f"{floor_rate:,.0f} rows/s (COPY, 500 rows a transaction)",
-        f"{ratio:.0%}",
+        f"{statistics.median(rates):,.0f} samples/s ({rounds} rounds of {len(agents) * batches} batches, none lost)",
+        f"{statistics.median(floors):,.0f} rows/s (COPY, 500 rows a transaction)",
+        rounds_summary(ratios),
         ">= 50%",
-        ratio >= 0.5,
+        statistics.median(ratios) >= 0.5,
     )
 
 
-async def figure_small_batches(server: Server, agents: list[Agent], seconds: float) -> None:
+async def figure_small_batches(server: Server, agents: list[Agent], seconds: float, rounds: int) -> None:
     """2. Single-sample signed batches from 64 senders vs a trivial endpoint in the same app."""
     latencies: list[float] = []
     counter = {"n": 0}
@@ -151,24 +170,38 @@ async def figure_small_batches(server: Server, agents: list[Agent], seconds: flo
             latencies.append(time.perf_counter() - t0)
             counter["n"] += 1
 
+        async def measure(job: Callable[[int], Awaitable[None]]) -> tuple[float, float]:
+            latencies.clear()
+            counter["n"] = 0
+            await run_for(seconds, len(agents), job)
+            return counter["n"] / seconds, pct(latencies, 0.99)
+
         await run_for(1.0, len(agents), post_one)  # warm up
-        latencies.clear()
-        counter["n"] = 0
-        await run_for(seconds, len(agents), post_one)
-        ingest_rps, ingest_p99 = counter["n"] / seconds, pct(latencies, 0.99)
-        latencies.clear()
-        counter["n"] = 0
-        await run_for(seconds, len(agents), get_health)
-        floor_rps, floor_p99 = counter["n"] / seconds, pct(latencies, 0.99)
-    ratio = ingest_rps / floor_rps
+        pairs = [(await measure(post_one), await measure(get_health)) for _ in range(rounds)]
+    ratios = [ingest[0] / floor[0] for ingest, floor in pairs]
+    ingest_rps = statistics.median(ingest[0] for ingest, _ in pairs)
+    ingest_p99 = statistics.median(ingest[1] for ingest, _ in pairs)
+    floor_rps = statistics.median(floor[0] for _, floor in pairs)
+    floor_p99 = statistics.median(floor[1] for _, floor in pairs)
     record(
         "2. Small batches, 1 sample, 64 senders",
-        f"{ingest_rps:,.0f} req/s, p99 {ingest_p99 * 1000:.0f} ms",
+        f"{ingest_rps:,.0f} req/s, p99 {ingest_p99 * 1000:.0f} ms ({rounds} rounds of {seconds:g} s)",
         f"{floor_rps:,.0f} req/s, p99 {floor_p99 * 1000:.0f} ms (GET /api/health)",
-        f"{ratio:.0%}",
+        rounds_summary(ratios),
         ">= 50%",
-        ratio >= 0.5,
+        statistics.median(ratios) >= 0.5,
     )
+
+
+def database_settle() -> None:
+    """Let PostgreSQL finish the ingest figures' writing before latency is measured.
+
+    Hundreds of thousands of fresh rows leave a checkpoint and autovacuum to
+    come; whichever of the twin or its floor ran into them would be penalised.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM ANALYZE {Sample._meta.db_table}")
+        cursor.execute("CHECKPOINT")
 
 
 def snapshot_queries() -> int:
@@ -398,6 +431,40 @@ class RssWatch:
         return ", ".join(f"{phase} {peak:.0f} MB" for phase, peak in self.peaks.items())
 
 
+class PhaseProfiler:
+    """With ``--profile``: py-spy samples the twin's server during each phase, into var/profile-<phase>.txt.
+
+    ``--gil`` keeps only the threads holding the GIL, which is where a
+    one-process server's CPU goes; the raw (collapsed stack) format reads with
+    any flame graph tool or a text editor.
+    """
+
+    def __init__(self, server: Server, enabled: bool) -> None:
+        self.server = server
+        self.enabled = enabled
+        self._spy: subprocess.Popen | None = None
+
+    def enter(self, phase: str) -> None:
+        self.stop()
+        if self.enabled:
+            output = ROOT / "var" / f"profile-{phase.replace(' ', '-').replace(',', '')}.txt"
+            # The venv's own, when the venv is not activated.
+            search = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+            spy = shutil.which("py-spy", path=search) or "py-spy"
+            sampling = ["record", "--gil", "--nonblocking", "--rate", "97", "--format", "raw"]
+            self._spy = subprocess.Popen(
+                [spy, *sampling, "--output", str(output), "--pid", str(self.server.process.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def stop(self) -> None:
+        if self._spy is not None:
+            self._spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            self._spy.wait(timeout=30)
+            self._spy = None
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -423,7 +490,7 @@ def results_write(started: datetime, quick: bool) -> None:
     (ROOT / "bench" / "results.md").write_text("\n".join(lines))
 
 
-async def main(quick: bool) -> None:
+async def main(quick: bool, profile: bool) -> None:
     started = datetime.now(UTC)
     (ROOT / "var").mkdir(exist_ok=True)
     call_command("migrate", verbosity=0)
@@ -437,21 +504,29 @@ async def main(quick: bool) -> None:
             poller = await register(http, server.url, key, "bench-poller")
         rss = RssWatch(server)
         rss.start()
+        profiler = PhaseProfiler(server, enabled=profile)
         rss.phase = "ingest"
-        await figure_ingest(server, senders, batches=5 if quick else 25)
+        profiler.enter(rss.phase)
+        await figure_ingest(server, senders, batches=5 if quick else 25, rounds=1 if quick else ROUNDS)
         rss.phase = "small batches"
-        await figure_small_batches(server, small, seconds=3 if quick else 10)
+        profiler.enter(rss.phase)
+        await figure_small_batches(server, small, seconds=3 if quick else 6, rounds=1 if quick else ROUNDS)
         small_hosts, queries_small = Host.objects.count(), snapshot_queries()
         fleet_seed(hosts=1000, prefix="k")
+        database_settle()
         rss.phase = "push at 1,000 hosts"
+        profiler.enter(rss.phase)
         await figure_push(server, bare, probe, clients_count=50 if quick else 200, probes=5 if quick else 15)
         fleet_seed(hosts=10_000, prefix="node")
         Host.objects.get(hostname="bench-poller").reports_for.add(*Host.objects.filter(hostname__startswith="node-"))
         Host.objects.filter(hostname__startswith="k-").delete()
         rss.phase = "snapshot at 10,000"
+        profiler.enter(rss.phase)
         await figure_snapshot(server, queries_small, small_hosts)
         rss.phase = "clients at 10,000"
+        profiler.enter(rss.phase)
         await figure_memory_and_delta(server, poller, clients_count=50 if quick else 200, seconds=5 if quick else 15)
+        profiler.stop()
         notes.append(f"Server RSS, peak of each phase: {rss.summary()}.")
     results_write(started, quick)
     print("\n".join(notes))
@@ -461,4 +536,6 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer rounds and clients, to check the script")
-    asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument("--profile", action="store_true", help="py-spy the server in each phase (var/profile-*.txt)")
+    args = parser.parse_args()
+    asyncio.run(main(args.quick, args.profile))
