@@ -14,7 +14,15 @@ from typing import Annotated
 
 import msgspec
 
-from hosts.schema import Hostname, Position, RackName, ShortText, decode_naming_a_host
+from hosts.schema import (
+    HOSTNAME_INVALID,
+    Hostname,
+    Position,
+    RackName,
+    ShortText,
+    decode_naming_a_host,
+    hostname_normalize,
+)
 
 INT64_MAX = 2**63 - 1
 
@@ -77,6 +85,7 @@ class BatchFormatError(ValueError):
 
 _envelope_decoder = msgspec.json.Decoder(BatchEnvelope)
 _sample_decoder = msgspec.json.Decoder(SampleIn)
+_samples_decoder = msgspec.json.Decoder(list[SampleIn])
 
 
 def batch_decode(body: bytes) -> BatchEnvelope:
@@ -99,6 +108,36 @@ def sample_validate(raw: msgspec.Raw, *, now: datetime, max_future_skew: timedel
     sample = decode_naming_a_host(_sample_decoder, raw)
     if isinstance(sample, str):
         return sample
+    return _sample_check(sample, now=now, max_future_skew=max_future_skew)
+
+
+def samples_validate(raws: list[msgspec.Raw], *, now: datetime, max_future_skew: timedelta) -> list[SampleIn | str]:
+    """``sample_validate`` for every sample of a batch, in order.
+
+    The whole list is decoded in one call first: when every sample has the
+    right shape (the usual batch) that is twice as fast as one call per sample.
+    If any does not, each is decoded on its own, so each gets its own reason.
+    """
+    try:
+        decoded = _samples_decoder.decode(b"[" + b",".join(raws) + b"]")
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return [sample_validate(raw, now=now, max_future_skew=max_future_skew) for raw in raws]
+    normalized: dict[str, str | None] = {}
+    checked: list[SampleIn | str] = []
+    for sample in decoded:
+        if sample.hostname not in normalized:
+            normalized[sample.hostname] = hostname_normalize(sample.hostname)
+        hostname = normalized[sample.hostname]
+        if hostname is None:
+            checked.append(HOSTNAME_INVALID)
+            continue
+        sample.hostname = hostname
+        checked.append(_sample_check(sample, now=now, max_future_skew=max_future_skew))
+    return checked
+
+
+def _sample_check(sample: SampleIn, *, now: datetime, max_future_skew: timedelta) -> SampleIn | str:
+    """The rules a decoded sample must still pass."""
     if sample.timestamp - now > max_future_skew:
         return f"timestamp is more than {max_future_skew.total_seconds():g} s in the future"
     sample.uptime_seconds = int(sample.uptime_seconds)

@@ -15,7 +15,7 @@ from hosts.models import Host, Rack
 from hosts.selectors import hosts_reported_for
 from hosts.services import hosts_lock_or_create, racks_ensure
 from metrics.models import BatchReceipt, LatestMetrics, Sample
-from metrics.schema import Rejection, SampleIn, sample_validate
+from metrics.schema import Rejection, SampleIn, samples_validate
 from twin.events import twin_changed_on_commit
 from twin.status import link_throughput_gbps
 
@@ -77,8 +77,7 @@ def samples_ingest(
     result = IngestResult(received_at=received_at)
     skew = timedelta(seconds=settings.TWIN_MAX_FUTURE_SKEW_SECONDS)
     checked: list[tuple[int, SampleIn]] = []
-    for index, raw in enumerate(raw_samples):
-        sample = sample_validate(raw, now=received_at, max_future_skew=skew)
+    for index, sample in enumerate(samples_validate(raw_samples, now=received_at, max_future_skew=skew)):
         if isinstance(sample, str):
             result.rejected.append(Rejection(index=index, reason=sample))
         else:

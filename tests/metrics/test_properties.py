@@ -10,7 +10,7 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metrics.schema import BatchFormatError, SampleIn, batch_decode, sample_validate
+from metrics.schema import BatchFormatError, SampleIn, batch_decode, sample_validate, samples_validate
 from twin.status import link_throughput_gbps
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -94,3 +94,25 @@ def test_a_rate_is_never_negative_nor_infinite(tx, rx, prev_tx, prev_rx, seconds
         delta_seconds = (NOW - (NOW - timedelta(seconds=seconds))).total_seconds()
         expected = (tx - prev_tx + rx - prev_rx) * 8 / delta_seconds / 1e9
         assert math.isclose(rate, expected, rel_tol=1e-9)
+
+
+def _raws(objects: list[object]) -> list[msgspec.Raw]:
+    return [msgspec.Raw(json.dumps(obj).encode()) for obj in objects]
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(valid_samples | st.dictionaries(fields, json_values, max_size=9), max_size=6))
+def test_a_batch_is_judged_as_its_samples_are_one_by_one(objects):
+    # The one-call decoding of a whole batch is only a faster road to the same verdicts.
+    raws = _raws(objects)
+    together = samples_validate(raws, now=NOW, max_future_skew=SKEW)
+    alone = [sample_validate(raw, now=NOW, max_future_skew=SKEW) for raw in raws]
+    assert together == alone
+
+
+@settings(max_examples=100)
+@given(st.lists(valid_samples, min_size=1, max_size=6), st.sampled_from(["Bad_Host", "-edge", "ho st", "\uff34itan"]))
+def test_a_well_shaped_sample_with_a_bad_hostname_is_refused_alone(objects, hostname):
+    verdicts = samples_validate(_raws([*objects, {**objects[0], "hostname": hostname}]), now=NOW, max_future_skew=SKEW)
+    assert all(isinstance(v, SampleIn) for v in verdicts[:-1])
+    assert isinstance(verdicts[-1], str) and "RFC 1123" in verdicts[-1]
