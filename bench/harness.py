@@ -43,6 +43,10 @@ class Server:
         line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
         return int(line.split()[1]) / 1024
 
+    def peak_rss_reset(self) -> None:
+        """Start ``peak_rss_mb`` afresh (Linux: writing 5 to clear_refs resets VmHWM)."""
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+
     def rss_mb(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         line = next(x for x in status.splitlines() if x.startswith("VmRSS:"))

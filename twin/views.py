@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,8 +23,11 @@ class TwinStateView(APIView):
             403: {"$ref": "#/components/schemas/Error"},
         },
     )
-    def get(self, request: Request) -> Response:
-        return Response(snapshot_build())
+    def get(self, request: Request) -> HttpResponse:
+        # Encoded here, so the document's objects (some 20 MB at 10,000 hosts)
+        # are freed as soon as it is encoded rather than with the response,
+        # which Django's ASGI handler leaves in a reference cycle.
+        return HttpResponse(orjson.dumps(snapshot_build()), content_type="application/json")
 
 
 class HealthView(APIView):

@@ -270,3 +270,59 @@ def test_a_slow_client_holds_no_one_else_up(live_twin: LiveServer):
     finally:
         for s in stalled:
             s.close()
+
+
+def test_a_starting_state_is_followed_by_an_engineio_noop_that_clients_ignore(live_twin: LiveServer):
+    # The no-op lets the server free the starting state's encoding (twin.realtime._release_sent).
+    async def raw_frames() -> list[str]:
+        ws_url = live_twin.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        frames: list[str] = []
+        async with aiohttp.ClientSession() as http, http.ws_connect(ws_url) as ws:
+            await ws.receive()  # Engine.IO open
+            await ws.send_str(f"40{NAMESPACE},")
+            while len(frames) < 3:
+                frames.append((await asyncio.wait_for(ws.receive(), 5)).data)
+        return frames
+
+    connected, state, noop = asyncio.run(raw_frames())
+    assert connected.startswith(f"40{NAMESPACE},")
+    assert state.startswith(f'42{NAMESPACE},["twin-state"')
+    assert noop == "6"
+
+    async def socketio_client() -> None:
+        dashboard = await Dashboard().connect(live_twin.url, "websocket")
+        try:
+            await dashboard.wait_for(lambda s: True, timeout=5)
+            await post(live_twin.url, [sample_dict("titan-01")])
+            await dashboard.wait_for(lambda s: host_of(s, "titan-01") is not None)
+            assert dashboard.client.connected
+        finally:
+            await dashboard.close()
+
+    asyncio.run(socketio_client())
+
+
+def test_a_delta_subscriber_after_a_quiet_spell_starts_from_the_twin_of_its_time(live_twin: LiveServer):
+    # With nobody connected, nothing is pushed; the next subscriber must not
+    # start from the last push and then receive every change since as one delta.
+    async def scenario() -> None:
+        first = await Dashboard().connect(live_twin.url, "websocket")
+        await first.wait_for(lambda s: True, timeout=5)
+        await first.close()
+        await post(live_twin.url, [sample_dict("quiet-01")])
+        await asyncio.sleep(2)  # the refresh interval (1 s) finds nobody connected
+
+        late = await Dashboard().connect(live_twin.url, "websocket")
+        deltas: list[dict[str, Any]] = []
+        late.client.on("twin-delta", deltas.append, namespace=NAMESPACE)
+        try:
+            await late.wait_for(lambda s: True, timeout=5)
+            await late.client.call("subscribe", {"mode": "delta"}, namespace=NAMESPACE, timeout=5)
+            base = await late.wait_for(lambda s: "version" in s, timeout=5)
+            assert host_of(base, "quiet-01") is not None
+            await asyncio.sleep(2)  # a refresh: nothing changed since the starting state
+            assert deltas == []
+        finally:
+            await late.close()
+
+    asyncio.run(scenario())
