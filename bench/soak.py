@@ -38,7 +38,7 @@ AGENTS = 40
 DASHBOARDS = 10  # of each kind
 
 
-async def soak(seconds: float) -> list[str]:
+async def soak(seconds: float, agents_count: int = AGENTS) -> list[str]:
     call_command("migrate", verbosity=0)
     _, key = enrollment_key_create(name="soak")
     redis = os.environ.get("SOAK_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -51,7 +51,7 @@ async def soak(seconds: float) -> list[str]:
     windows: list[dict[str, float]] = []
     with daphne("twinsite.asgi:application", **env) as server:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            agents = [await register(http, server.url, key, f"soak-{i:03d}") for i in range(AGENTS)]
+            agents = [await register(http, server.url, key, f"soak-{i:03d}") for i in range(agents_count)]
             # Its own host, so no agent's regular batch overwrites the probe's value before the push.
             probe = await register(http, server.url, key, "soak-probe")
             full = await connect_clients(http, server.url, DASHBOARDS)
@@ -65,7 +65,7 @@ async def soak(seconds: float) -> list[str]:
             async def agent_loop(i: int) -> None:
                 nonlocal acknowledged
                 agent = agents[i]
-                await asyncio.sleep(i / AGENTS)  # spread the agents over the second
+                await asyncio.sleep(i / agents_count)  # spread the agents over the second
                 while time.monotonic() < deadline:
                     started = time.perf_counter()
                     body, headers = agent.signed([sample(agent.hostname, datetime.now(UTC), cpu=float(i % 100))])
@@ -110,7 +110,7 @@ async def soak(seconds: float) -> list[str]:
                     )
                     latencies.clear()
 
-            await asyncio.gather(observer(), *(agent_loop(i) for i in range(AGENTS)))
+            await asyncio.gather(observer(), *(agent_loop(i) for i in range(agents_count)))
             await asyncio.sleep(1)
             peak = server.peak_rss_mb()
             for c in full + delta:
@@ -120,7 +120,7 @@ async def soak(seconds: float) -> list[str]:
         "# Soak test results",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `bench/soak.py --seconds {seconds:g}` on {platform.node()}: "
-        f"{os.cpu_count()} cores, one daphne process, PostgreSQL, Redis channel layer; {AGENTS} agents posting a "
+        f"{os.cpu_count()} cores, one daphne process, PostgreSQL, Redis channel layer; {agents_count} agents posting a "
         f"signed one-sample batch every second each, {DASHBOARDS} full-state and {DASHBOARDS} delta dashboards.",
         "",
         "| t (s) | server RSS (MB) | acknowledged | batch p99 (ms) | probe push (ms) | states per full client "
@@ -151,5 +151,6 @@ async def soak(seconds: float) -> list[str]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=180.0, help="how long to soak (bounded: at most 900)")
+    parser.add_argument("--agents", type=int, default=AGENTS, help="agents, one batch a second each (at most 200)")
     args = parser.parse_args()
-    print("\n".join(asyncio.run(soak(min(args.seconds, 900.0)))))
+    print("\n".join(asyncio.run(soak(min(args.seconds, 900.0), max(1, min(args.agents, 200))))))
