@@ -33,7 +33,7 @@ from hosts.services import enrollment_key_create
 from metrics.models import Sample
 
 # 40 batches a second: below what one daphne process on this machine sustains
-# with 20 dashboards (about 50; see soak-results.md), so queues must stay flat.
+# with 20 dashboards (about 72; docs/reliability.md), so queues must stay flat.
 AGENTS = 40
 DASHBOARDS = 10  # of each kind
 
