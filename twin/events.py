@@ -55,6 +55,8 @@ class _LoopPublisher:
     def __init__(self) -> None:
         self._due = False
         self._last_sent = -PUBLISH_GAP_SECONDS
+        # The loop keeps only weak references to tasks: a send in flight must not be collected.
+        self._sending: set[asyncio.Task[None]] = set()
 
     def request(self) -> None:
         if self._due:
@@ -66,7 +68,9 @@ class _LoopPublisher:
     def _send(self) -> None:
         self._due = False
         self._last_sent = time.monotonic()
-        asyncio.get_running_loop().create_task(_group_send())
+        task = asyncio.get_running_loop().create_task(_group_send())
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
 
 _publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPublisher] = weakref.WeakKeyDictionary()
