@@ -50,7 +50,7 @@ from hosts.models import Host
 from hosts.services import enrollment_key_create
 from metrics.models import LatestMetrics, Sample
 from metrics.services import SAMPLE_COLUMNS
-from twin.snapshot import HOST_COLUMNS, _rows, snapshot_build
+from twin.snapshot import _rows, host_rows, snapshot_build
 
 # --------------------------------------------------------------------------- figures
 
@@ -217,7 +217,7 @@ async def figure_snapshot(server: Server, queries_small: int, small_hosts: int) 
     document = snapshot_build()
 
     def floor() -> None:
-        _rows(Host.objects.order_by("hostname").values_list(*HOST_COLUMNS))
+        _rows(host_rows())
         with connection.cursor() as cursor:
             cursor.execute("SELECT source_id, target_id, capacity_gbps FROM hosts_link")
             cursor.fetchall()

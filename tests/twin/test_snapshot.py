@@ -10,7 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from hosts.models import Host, Link, Rack
+from metrics.models import LatestMetrics
 from tests.conftest import sample_dict
+from twin.formats import iso_utc
 from twin.snapshot import snapshot_build
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("open_twin")]
@@ -163,3 +165,15 @@ def test_the_state_endpoint_returns_the_snapshot(client, post_batch):
 def test_the_twin_id_is_configurable(settings):
     settings.TWIN_ID = "project5-a1b2c3d4"
     assert snapshot_build()["twinId"] == "project5-a1b2c3d4"
+
+
+@pytest.mark.parametrize("microsecond", [0, 500, 123456, 999999])
+def test_last_seen_is_written_as_every_other_time_whichever_side_writes_it(post_batch, microsecond):
+    # On PostgreSQL the database formats it (twin.snapshot.IsoUtc), elsewhere Python does.
+    post_batch([sample_dict()])
+    seen = timezone.now().replace(microsecond=microsecond) - timedelta(days=400)
+    LatestMetrics.objects.update(last_seen=seen)
+    state = snapshot_build()
+    assert host_doc(state, "titan-01")["lastSeen"] == iso_utc(seen)
+    # The switch shows its freshest neighbour's.
+    assert host_doc(state, "core-switch")["lastSeen"] == iso_utc(seen)
