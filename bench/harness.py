@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -149,6 +151,9 @@ async def run_for(seconds: float, workers: int, job: Callable[[int], Awaitable[N
     await asyncio.gather(*(loop(w) for w in range(workers)))
 
 
+GENERATED_AT = re.compile(r'"generatedAt":"([^"]+)"')
+
+
 class RawSocketIOClient:
     """A minimal Engine.IO 4 / Socket.IO 5 websocket client that only scans for markers.
 
@@ -165,6 +170,8 @@ class RawSocketIOClient:
         self.states = 0
         self.deltas = 0
         self.state_times: list[float] = []
+        # When the server built each state it sent (its generatedAt), in Unix seconds.
+        self.generated: list[float] = []
         self._task: asyncio.Task | None = None
 
     async def connect(self, http: aiohttp.ClientSession, url: str, delta: bool = False) -> None:
@@ -190,6 +197,10 @@ class RawSocketIOClient:
             if data.startswith('42/digital-twin,["twin-state"'):
                 self.states += 1
                 self.state_times.append(now)
+                if generated := GENERATED_AT.search(data, 0, 300):
+                    # The bare floor server puts its probe marker there instead.
+                    with contextlib.suppress(ValueError):
+                        self.generated.append(datetime.fromisoformat(generated[1]).timestamp())
             elif data.startswith('42/digital-twin,["twin-delta"'):
                 self.deltas += 1
                 self.delta_bytes += len(data)
