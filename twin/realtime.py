@@ -14,13 +14,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import socketio
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from engineio import packet as eio_packet
 
 from twin.delta import delta_is_empty, state_diff
@@ -61,6 +62,29 @@ async def _db_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
             close_old_connections()
 
     return await sync_to_async(call, thread_sensitive=False)()
+
+
+# The broadcaster's own thread, which keeps its pooled connection between
+# rebuilds: under overload a rebuild that queued for a connection behind the
+# agents' requests left dashboards seconds behind (docs/reliability.md).
+_snapshot_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-snapshot")
+
+
+async def _snapshot_call() -> TwinState:
+    """``snapshot_build`` on the broadcaster's thread and connection, replaced when no longer usable."""
+
+    def call() -> TwinState:
+        if connection.connection is not None and not connection.is_usable():
+            connection.close()
+        try:
+            return snapshot_build()
+        except Exception:
+            # A failed statement may have left the connection broken; the next
+            # rebuild starts on a fresh one.
+            connection.close()
+            raise
+
+    return await asyncio.get_running_loop().run_in_executor(_snapshot_thread, call)
 
 
 class TwinBroadcaster:
@@ -207,7 +231,7 @@ class TwinBroadcaster:
         self._waiting_versioned.discard(sid)
 
     async def _rebuild(self) -> TwinState:
-        state = await _db_call(snapshot_build)
+        state = await _snapshot_call()
         self._state, self._state_built_at = state, time.monotonic()
         if self._published is None:
             self._rebase()
