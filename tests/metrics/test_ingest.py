@@ -264,3 +264,14 @@ def test_every_value_and_offset_survives_either_insert_path(post_batch, size):
     assert (latest.sample_time, latest.cpu_load) == (base + timedelta(seconds=size - 1), float(size - 1))
     again = post_batch(samples).json()
     assert (again["accepted"], again["duplicates"]) == (0, size)
+
+
+@pytest.mark.parametrize("timestamp", ["1969-12-31T23:59:59Z", "0001-01-01T00:00:00.0+04:00"])
+def test_a_timestamp_before_1970_is_refused_with_a_reason_not_a_500(post_batch, timestamp):
+    # The second has no UTC form at all: the schema fuzzer found it as a 500.
+    response = post_batch([sample_dict(timestamp=timestamp), sample_dict("titan-02")])
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 1
+    assert body["rejected"][0]["index"] == 0 and "1970" in body["rejected"][0]["reason"]
+    assert Sample.objects.get().host.hostname == "titan-02"
