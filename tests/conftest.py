@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +11,13 @@ import orjson
 import pytest
 from django.test import Client
 from django.utils import timezone
+from hypothesis import settings as hypothesis_settings
+
+# Property tests and the schema fuzzer draw the same examples on every run, so a
+# red CI is a regression, not a new find; FUZZ_EXPLORE=1 draws fresh ones.
+hypothesis_settings.register_profile("ci", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile("explore" if os.environ.get("FUZZ_EXPLORE") else "ci")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -43,7 +43,8 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_app
 
 
 @schema.parametrize()
-# 40 examples an operation in CI; FUZZ_EXAMPLES=1000 for a deeper run.
+# 40 examples an operation, the same ones every run unless FUZZ_EXPLORE is set
+# (tests/conftest.py); FUZZ_EXAMPLES=1000 FUZZ_EXPLORE=1 for a deeper run.
 @settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")), deadline=None, suppress_health_check=list(HealthCheck)
 )
