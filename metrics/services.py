@@ -145,7 +145,7 @@ def _batch_record(*, origin: BatchOrigin, received_at: datetime, accepted: int) 
         cursor.execute(
             f"INSERT INTO {table} (reporter, agent_session, sequence, received_at, accepted) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (reporter, agent_session, sequence) DO NOTHING RETURNING id",
-            [origin.reporter, origin.agent_session, origin.sequence, received_at, accepted],
+            [origin.reporter, origin.agent_session, origin.sequence, _db_datetime(received_at), accepted],
         )
         return cursor.fetchone() is not None
 
@@ -242,20 +242,27 @@ def _samples_insert(rows: list[tuple]) -> None:
         return
     columns = ", ".join(SAMPLE_COLUMNS)
     table = Sample._meta.db_table
+    if connection.vendor == "postgresql" and len(rows) >= COPY_MIN_ROWS:
+        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    _rows_insert(f"INSERT INTO {table} ({columns})", rows)
+
+
+# A statement takes at most 32,766 parameters on SQLite (65,535 on PostgreSQL).
+MAX_PARAMETERS = 30_000
+
+
+def _rows_insert(head: str, rows: list[tuple], tail: str = "") -> None:
+    """Run ``<head> VALUES (…), (…) <tail>`` for the rows, in as few statements as the parameter limit allows."""
+    width = len(rows[0])
+    per_statement = MAX_PARAMETERS // width
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql" and len(rows) >= COPY_MIN_ROWS:
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        # SQLite allows 32,766 parameters a statement: 3,000 rows of 9 stay well below.
-        for chunk in range(0, len(rows), 3000):
-            part = rows[chunk : chunk + 3000]
-            values = ", ".join([f"({_placeholders(len(SAMPLE_COLUMNS))})"] * len(part))
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {values}",
-                [_db_value(v) for row in part for v in row],
-            )
+        for start in range(0, len(rows), per_statement):
+            part = rows[start : start + per_statement]
+            values = ", ".join([f"({_placeholders(width)})"] * len(part))
+            cursor.execute(f"{head} VALUES {values} {tail}", [_db_value(v) for row in part for v in row])
 
 
 class _Latest(NamedTuple):
@@ -330,18 +337,15 @@ def _latest_read(*, host_ids: list[int]) -> dict[int, _Latest]:
 
 
 def _latest_write(rows: list[_Latest]) -> None:
-    """Insert or replace the hosts' latest values in one statement (PostgreSQL and SQLite alike)."""
+    """Insert or replace the hosts' latest values, one statement per parameter limit (PostgreSQL and SQLite alike)."""
     if not rows:
         return
-    columns = ", ".join(LATEST_COLUMNS)
-    values = ", ".join([f"({_placeholders(len(LATEST_COLUMNS))})"] * len(rows))
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in LATEST_COLUMNS[1:])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {LatestMetrics._meta.db_table} ({columns}) VALUES {values} "
-            f"ON CONFLICT (host_id) DO UPDATE SET {updates}",
-            [_db_value(v) for row in rows for v in row],
-        )
+    _rows_insert(
+        f"INSERT INTO {LatestMetrics._meta.db_table} ({', '.join(LATEST_COLUMNS)})",
+        rows,
+        f"ON CONFLICT (host_id) DO UPDATE SET {updates}",
+    )
 
 
 def _latest_from(*, current: _Latest | None, batch: list[SampleIn], received_at: datetime, host_id: int) -> _Latest:

@@ -275,3 +275,14 @@ def test_a_timestamp_before_1970_is_refused_with_a_reason_not_a_500(post_batch, 
     assert body["accepted"] == 1
     assert body["rejected"][0]["index"] == 0 and "1970" in body["rejected"][0]["reason"]
     assert Sample.objects.get().host.hostname == "titan-02"
+
+
+def test_a_batch_naming_thousands_of_hosts_keeps_each_ones_latest_values(post_batch):
+    # One statement per table would pass SQLite's and PostgreSQL's parameter limits
+    # (13 a host for the latest values): the writes are split to fit.
+    samples = [sample_dict(f"poll-{i:05d}") for i in range(3000)]
+    for s in samples:
+        del s["rack"], s["position"]
+    assert post_batch(samples).json()["accepted"] == 3000
+    assert LatestMetrics.objects.count() == 3000
+    assert Sample.objects.count() == 3000
