@@ -49,8 +49,9 @@ from bench.harness import (
 from hosts.models import Host
 from hosts.services import enrollment_key_create
 from metrics.models import LatestMetrics, Sample
+from metrics.selectors import host_rows
 from metrics.services import SAMPLE_COLUMNS
-from twin.snapshot import _rows, host_rows, snapshot_build
+from twin.snapshot import snapshot_build
 
 # --------------------------------------------------------------------------- figures
 
@@ -217,7 +218,7 @@ async def figure_snapshot(server: Server, queries_small: int, small_hosts: int) 
     document = snapshot_build()
 
     def floor() -> None:
-        _rows(host_rows())
+        host_rows()
         with connection.cursor() as cursor:
             cursor.execute("SELECT source_id, target_id, capacity_gbps FROM hosts_link")
             cursor.fetchall()

@@ -10,26 +10,28 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from hosts.models import AgentCredential, EnrollmentKey, Host, Link, Rack
-from hosts.services import credentials_revoke, enrollment_key_assign, enrollment_keys_revoke, hosts_approve
-from twin.events import twin_changed_on_commit
-
-PLACEMENT_FIELDS = {"rack", "position_x", "position_y", "position_z"}
+from hosts.services import (
+    credentials_revoke,
+    enrollment_key_assign,
+    enrollment_keys_revoke,
+    host_admin_save,
+    hosts_approve,
+    inventory_delete,
+    inventory_save,
+)
 
 
 class TwinChangeAdmin(admin.ModelAdmin):
-    """Every inventory edit reaches dashboards: it announces a twin change on commit."""
+    """Inventory edits go through the inventory services, which tell dashboards after commit."""
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        twin_changed_on_commit()
+        inventory_save(obj=obj)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        super().delete_model(request, obj)
-        twin_changed_on_commit()
+        inventory_delete(objs=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        super().delete_queryset(request, queryset)
-        twin_changed_on_commit()
+        inventory_delete(objs=queryset)
 
 
 @admin.register(Rack)
@@ -102,10 +104,7 @@ class HostAdmin(TwinChangeAdmin):
         return latest.last_seen if latest else None
 
     def save_model(self, request: HttpRequest, obj: Host, form: Any, change: bool) -> None:
-        # The admin is the source of truth for placement once it has touched it.
-        if PLACEMENT_FIELDS & set(form.changed_data) and "placement_locked" not in form.changed_data:
-            obj.placement_locked = True
-        super().save_model(request, obj, form, change)
+        host_admin_save(host=obj, changed_fields=form.changed_data, old_hostname=form.initial.get("hostname"))
 
 
 @admin.register(Link)

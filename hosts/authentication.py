@@ -9,6 +9,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.request import Request
 
+from common.http import json_body
 from hosts.credentials import (
     HEADER_KEY_ID,
     HEADER_SIGNATURE,
@@ -17,7 +18,6 @@ from hosts.credentials import (
     signing_secret_for,
 )
 from hosts.selectors import AgentIdentity, agent_identity_for_key
-from twinsite.api import json_body
 
 
 class AgentSignatureAuthentication(BaseAuthentication):

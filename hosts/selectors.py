@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from hosts.models import AgentCredential, Host
+from hosts.models import AgentCredential, Host, Link
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +52,8 @@ def hosts_reported_for(*, host_id: int) -> set[str]:
     return set(
         Host.reports_for.through.objects.filter(from_host_id=host_id).values_list("to_host__hostname", flat=True)
     )
+
+
+def link_rows() -> list[tuple[int, int, float]]:
+    """Every link as (source id, target id, capacity in Gbit/s), in a stable order."""
+    return list(Link.objects.order_by("source_id", "target_id").values_list("source_id", "target_id", "capacity_gbps"))

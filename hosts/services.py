@@ -1,4 +1,8 @@
-"""Writes to the inventory: hosts, racks, links and placement."""
+"""Writes to the inventory: hosts, racks, links, placement, enrollment keys and credentials.
+
+Every write that changes what the twin shows publishes a hosts-changed event
+after commit (``common.events``); nothing else here knows the live side exists.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F, QuerySet
 
+from common.events import event_publish_on_commit, hosts_changed
 from hosts.credentials import enrollment_key_generate, enrollment_key_hash, key_id_generate, signing_secret_for
 from hosts.models import AgentCredential, EnrollmentKey, Host, Link, Rack
 from hosts.schema import HostRegistrationRequest
-from twin.events import twin_changed_on_commit
 
 CORE_SWITCH_DEFAULTS = {
     "display_name": "Core Switch",
@@ -98,6 +102,91 @@ def links_uplink_ensure(*, hosts: list[Host]) -> None:
     Link.objects.bulk_create([Link(source=core, target=h) for h in hosts if h.pk != core.pk], ignore_conflicts=True)
 
 
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    """What an agent says about its host; ``None`` means "not said" and changes nothing."""
+
+    agent_version: str | None = None
+    platform: str | None = None
+    display_name: str | None = None
+    ip: str | None = None
+    rack: str | None = None
+    position: tuple[float, float, float] | None = None
+
+
+# The fields an agent's facts may write, and the ones that place a host.
+FACT_FIELDS = ["agent_version", "platform", "display_name", "ip", "rack", "position_x", "position_y", "position_z"]
+# Compared by column: reading ``host.rack`` would fetch the rack, one query per host.
+_FACT_COLUMNS = [f"{f}_id" if f == "rack" else f for f in FACT_FIELDS]
+PLACEMENT_FIELDS = frozenset({"rack", "position_x", "position_y", "position_z"})
+
+
+def host_facts_apply(*, host: Host, facts: HostFacts, racks: dict[str, Rack]) -> bool:
+    """Copy what the agent says onto its host (unsaved); True if anything changed.
+
+    The rules, the same for registration and for every batch:
+    - version, platform and address: the agent knows best;
+    - display name: only while the host has none (an admin's name stays);
+    - rack and position: only while no admin has placed the host
+      (``placement_locked``; see ``host_admin_save``).
+    """
+    before = [getattr(host, f) for f in _FACT_COLUMNS]
+    if facts.agent_version is not None:
+        host.agent_version = facts.agent_version
+    if facts.platform is not None:
+        host.platform = facts.platform
+    if facts.ip:
+        host.ip = facts.ip
+    if facts.display_name and not host.display_name:
+        host.display_name = facts.display_name
+    if not host.placement_locked:
+        if facts.rack:
+            host.rack = racks[facts.rack]
+        if facts.position is not None:
+            host.position_x, host.position_y, host.position_z = facts.position
+    return before != [getattr(host, f) for f in _FACT_COLUMNS]
+
+
+def hosts_facts_record(*, facts: dict[Host, HostFacts]) -> list[Host]:
+    """Record what agents say about their (locked) hosts; return the hosts that changed.
+
+    The racks they name are created on the way; the changed hosts are written
+    in one statement and announced after commit.
+    """
+    racks = racks_ensure(names={f.rack for h, f in facts.items() if f.rack and not h.placement_locked})
+    changed = [host for host, fact in facts.items() if host_facts_apply(host=host, facts=fact, racks=racks)]
+    if changed:
+        Host.objects.bulk_update(changed, FACT_FIELDS)
+        event_publish_on_commit(hosts_changed(hostnames=[h.hostname for h in changed]))
+    return changed
+
+
+def host_admin_save(*, host: Host, changed_fields: Iterable[str], old_hostname: str | None = None) -> None:
+    """Save an admin's edit of a host.
+
+    The admin is the source of truth for placement once it has touched it:
+    editing the rack or position locks the placement against agents' reports,
+    unless the same edit sets the lock itself.
+    """
+    changed = set(changed_fields)
+    if PLACEMENT_FIELDS & changed and "placement_locked" not in changed:
+        host.placement_locked = True
+    host.save()
+    event_publish_on_commit(hosts_changed(hostnames={host.hostname, old_hostname or host.hostname}))
+
+
+def inventory_save(*, obj: models.Model) -> None:
+    """Save an admin's edit of a rack, a link or an inventory record; every host may look different."""
+    obj.save()
+    event_publish_on_commit(hosts_changed(hostnames=None))
+
+
+def inventory_delete(*, objs: models.Model | QuerySet) -> None:
+    """Delete inventory records (and what cascades from them); every host may look different."""
+    objs.delete()
+    event_publish_on_commit(hosts_changed(hostnames=None))
+
+
 def enrollment_key_assign(*, key: EnrollmentKey) -> str:
     """Give an unsaved enrollment key its secret; return the secret, which is never stored."""
     secret = enrollment_key_generate()
@@ -168,25 +257,21 @@ def host_register(*, enrollment_secret: str, request: HostRegistrationRequest, n
     host = hosts_lock_or_create(hostnames=[request.hostname])[request.hostname]
     if created and settings.TWIN_REQUIRE_APPROVAL:
         host.approved = False
-    host.platform, host.agent_version = request.platform, request.agent_version
-    if request.display_name and not host.display_name:
-        host.display_name = request.display_name
-    if request.ip:
-        host.ip = request.ip
-    if not host.placement_locked:
-        if request.rack:
-            host.rack = racks_ensure(names=[request.rack])[request.rack]
-        if request.position is not None:
-            host.position_x, host.position_y, host.position_z = (
-                request.position.x,
-                request.position.y,
-                request.position.z,
-            )
-    host.save()
+        host.save(update_fields=["approved"])
+    position = request.position
+    facts = HostFacts(
+        agent_version=request.agent_version,
+        platform=request.platform,
+        display_name=request.display_name,
+        ip=request.ip,
+        rack=request.rack,
+        position=(position.x, position.y, position.z) if position is not None else None,
+    )
+    hosts_facts_record(facts={host: facts})
     AgentCredential.objects.filter(host=host, revoked_at__isnull=True).update(revoked_at=now)
     key_id = key_id_generate()
     AgentCredential.objects.create(host=host, key_id=key_id, enrollment_key=enrollment)
-    twin_changed_on_commit()
+    event_publish_on_commit(hosts_changed(hostnames=[host.hostname]))
     return Registration(host=host, key_id=key_id, signing_secret=signing_secret_for(key_id), created=created)
 
 
@@ -202,6 +287,8 @@ def enrollment_keys_revoke(*, keys: QuerySet[EnrollmentKey], now: datetime) -> i
 
 def hosts_approve(*, hosts: QuerySet[Host]) -> int:
     """Approve pending hosts: their agents' batches are accepted from now on."""
-    count = hosts.filter(approved=False).update(approved=True)
-    twin_changed_on_commit()
+    pending = hosts.filter(approved=False)
+    names = list(pending.values_list("hostname", flat=True))
+    count = pending.update(approved=True)
+    event_publish_on_commit(hosts_changed(hostnames=names))
     return count

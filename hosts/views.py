@@ -11,10 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.formats import iso_utc
+from common.http import MalformedBody, json_decoded
 from hosts.schema import HostRegistrationResponse, registration_validate
 from hosts.services import RegistrationRefused, host_register
-from twin.formats import iso_utc
-from twinsite.api import MalformedBody, json_decoded
 
 
 class EnrollmentKeyMissing(AuthenticationFailed):

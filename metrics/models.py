@@ -5,9 +5,26 @@ from __future__ import annotations
 from django.db import models
 
 from hosts.models import Host
+from metrics.fields import COUNTERS, metric_columns
 
 
-class Sample(models.Model):
+def _abstract_model(name: str, fields: dict[str, models.Field]) -> type[models.Model]:
+    """An abstract model holding ``fields``: how registry-driven columns join a model."""
+    attrs = {"__module__": __name__, "Meta": type("Meta", (), {"abstract": True}), **fields}
+    return type(name, (models.Model,), attrs)
+
+
+# One column per metric of the registry (metrics/fields.py), in the history and
+# in the latest values alike.
+MetricValues = _abstract_model("MetricValues", metric_columns())
+# The previous reading of each counter, kept beside the latest values so a rate
+# can be computed from the last two readings.
+PreviousCounters = _abstract_model(
+    "PreviousCounters", {f"prev_{f.name}": models.BigIntegerField(null=True, blank=True) for f in COUNTERS}
+)
+
+
+class Sample(MetricValues):
     """One accepted metric sample: the persistent history of a host.
 
     ``timestamp`` is the agent's clock, ``received_at`` the server's. A host
@@ -18,12 +35,6 @@ class Sample(models.Model):
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="samples")
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField()
-    cpu_load = models.FloatField()
-    memory_used_percent = models.FloatField()
-    load_average = models.FloatField()
-    uptime_seconds = models.BigIntegerField()
-    net_bytes_tx = models.BigIntegerField(null=True, blank=True)
-    net_bytes_rx = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-timestamp"]
@@ -36,28 +47,22 @@ class Sample(models.Model):
         return f"{self.host_id}@{self.timestamp.isoformat()}"
 
 
-class LatestMetrics(models.Model):
+class LatestMetrics(MetricValues, PreviousCounters):
     """What a host reported last, kept beside the history so a snapshot never scans it.
 
     ``sample_time`` only moves forward: a late, out-of-order sample joins the
     history but does not replace newer values here. The previous counter
-    reading is kept so the link throughput can be computed from the last two
-    samples, and the throughput derived from them. ``last_seen`` is the server time of the last accepted sample of any
-    age: the host is alive even when its clock or its queue is behind.
+    reading of each counter is kept, and the link throughput derived from the
+    last two readings is stored when they change (at ingest), so a snapshot
+    reads one number per host. ``last_seen`` is the server time of the last
+    accepted sample of any age: the host is alive even when its clock or its
+    queue is behind.
     """
 
     host = models.OneToOneField(Host, on_delete=models.CASCADE, primary_key=True, related_name="latest")
     last_seen = models.DateTimeField()
     sample_time = models.DateTimeField()
-    cpu_load = models.FloatField()
-    memory_used_percent = models.FloatField()
-    load_average = models.FloatField()
-    uptime_seconds = models.BigIntegerField()
-    net_bytes_tx = models.BigIntegerField(null=True, blank=True)
-    net_bytes_rx = models.BigIntegerField(null=True, blank=True)
     prev_sample_time = models.DateTimeField(null=True, blank=True)
-    prev_net_bytes_tx = models.BigIntegerField(null=True, blank=True)
-    prev_net_bytes_rx = models.BigIntegerField(null=True, blank=True)
     # Derived once, when the readings above change, so a snapshot reads one
     # number instead of two timestamps and four counters per host.
     net_throughput_gbps = models.FloatField(

@@ -23,33 +23,38 @@ from hosts.schema import (
     decode_naming_a_host,
     hostname_normalize,
 )
+from metrics.fields import INT64_MAX, METRIC_FIELDS
 
-INT64_MAX = 2**63 - 1
 EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 
-Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
-NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
-Counter = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 AgentSession = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
-class SampleIn(msgspec.Struct):
-    """One sample as an agent sends it (snake_case, as in the seed contract)."""
+def _sample_struct() -> type[msgspec.Struct]:
+    """``SampleIn``: one sample as an agent sends it (snake_case, as in the seed contract).
 
-    hostname: Hostname
-    timestamp: AwareDatetime
-    cpu_load: Percent
-    memory_used_percent: Percent
-    load_average: NonNegativeFloat
-    # Agents read uptime as a float (``/proc/uptime``); the history keeps whole seconds.
-    uptime_seconds: Annotated[float, msgspec.Meta(ge=0, le=2**53 - 1)]
-    agent_version: ShortText | None = None
-    platform: ShortText | None = None
-    net_bytes_tx: Counter | None = None
-    net_bytes_rx: Counter | None = None
-    rack: RackName | None = None
-    position: Position | None = None
+    Built from the registry of metric fields (metrics/fields.py): the required
+    metrics after the hostname and timestamp, then what an agent may add.
+    """
+    required = [(f.name, f.input) for f in METRIC_FIELDS if f.required]
+    optional = [(f.name, f.input | None, None) for f in METRIC_FIELDS if not f.required]
+    fields = [
+        ("hostname", Hostname),
+        ("timestamp", AwareDatetime),
+        *required,
+        ("agent_version", ShortText | None, None),
+        ("platform", ShortText | None, None),
+        *optional,
+        ("rack", RackName | None, None),
+        ("position", Position | None, None),
+    ]
+    return msgspec.defstruct("SampleIn", fields, module=__name__)
+
+
+SampleIn = _sample_struct()
+# Metrics stored as whole numbers but sent as any number (uptime from /proc/uptime).
+_TRUNCATED = tuple(f.name for f in METRIC_FIELDS if f.integer and f.input.__origin__ is float)
 
 
 class BatchEnvelope(msgspec.Struct):
@@ -145,5 +150,6 @@ def _sample_check(sample: SampleIn, *, now: datetime, max_future_skew: timedelta
         return "timestamp is before 1970; check the agent's clock"
     if sample.timestamp - now > max_future_skew:
         return f"timestamp is more than {max_future_skew.total_seconds():g} s in the future"
-    sample.uptime_seconds = int(sample.uptime_seconds)
+    for name in _TRUNCATED:
+        setattr(sample, name, int(getattr(sample, name)))
     return sample

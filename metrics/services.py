@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 import msgspec
 from django.conf import settings
 from django.db import connection, transaction
 
-from hosts.models import Host, Rack
+from common.events import event_publish_on_commit, hosts_changed
+from hosts.models import Host
 from hosts.selectors import hosts_reported_for
-from hosts.services import hosts_lock_or_create, racks_ensure
+from hosts.services import HostFacts, hosts_facts_record, hosts_lock_or_create
+from metrics.fields import COUNTERS, FIELD_NAMES, LINK_TRAFFIC, METRIC_FIELDS
 from metrics.models import BatchReceipt, LatestMetrics, Sample
+from metrics.rates import link_throughput_gbps
 from metrics.schema import Rejection, SampleIn, samples_validate
-from twin.events import twin_changed_on_commit
-from twin.status import link_throughput_gbps
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def samples_ingest(
        latest values, and record the batch's (session, sequence). If an earlier
        try of this batch already recorded it, roll everything back and answer
        "duplicate".
-    4. Announce the change once the transaction has committed.
+    4. Announce the hosts that changed once the transaction has committed.
 
     Either all valid samples of the batch are stored or none is.
     """
@@ -91,8 +94,6 @@ def samples_ingest(
             stored, duplicates = _samples_store(samples=valid, received_at=received_at)
             if not _batch_record(origin=origin, received_at=received_at, accepted=stored):
                 raise _DuplicateBatch
-            if stored:
-                twin_changed_on_commit()
     except _DuplicateBatch:
         result.duplicate_batch = True
         return result
@@ -167,23 +168,27 @@ def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[i
         for name, batch in by_host.items()
     }
     rows = [
-        (
-            hosts[name].pk,
-            s.timestamp,
-            received_at,
-            s.cpu_load,
-            s.memory_used_percent,
-            s.load_average,
-            int(s.uptime_seconds),
-            s.net_bytes_tx,
-            s.net_bytes_rx,
-        )
+        (hosts[name].pk, s.timestamp, received_at, *_metric_values(s))
         for name, batch in new_by_host.items()
         for s in batch
     ]
     _samples_insert(rows)
     _latest_update(hosts=hosts, new_by_host=new_by_host, received_at=received_at)
+    if rows:
+        event_publish_on_commit(hosts_changed(hostnames=[name for name, batch in new_by_host.items() if batch]))
     return len(rows), len(samples) - len(rows)
+
+
+def _values_of(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """A fast reader of these attributes, always as a tuple (``attrgetter`` of one name is not)."""
+    if len(names) == 1:
+        one = attrgetter(names[0])
+        return lambda obj: (one(obj),)
+    return attrgetter(*names)
+
+
+# A sample's metric values in registry order (the columns' order below).
+_metric_values = _values_of(FIELD_NAMES)
 
 
 # Up to this many timestamps, ask for them exactly: a small batch spanning a
@@ -191,17 +196,7 @@ def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[i
 # the history in between.
 EXACT_LOOKUP_MAX = 64
 
-SAMPLE_COLUMNS = (
-    "host_id",
-    "timestamp",
-    "received_at",
-    "cpu_load",
-    "memory_used_percent",
-    "load_average",
-    "uptime_seconds",
-    "net_bytes_tx",
-    "net_bytes_rx",
-)
+SAMPLE_COLUMNS = ("host_id", "timestamp", "received_at", *FIELD_NAMES)
 # Fewer rows than this go in one INSERT: COPY's extra round trip costs more
 # than it saves on a handful of rows.
 COPY_MIN_ROWS = 16
@@ -265,22 +260,23 @@ def _rows_insert(head: str, rows: list[tuple], tail: str = "") -> None:
             cursor.execute(f"{head} VALUES {values} {tail}", [_db_value(v) for row in part for v in row])
 
 
-class _Latest(NamedTuple):
-    """A host's row of latest values; its fields are the table's columns, in order."""
-
-    host_id: int
-    last_seen: datetime
-    sample_time: datetime
-    cpu_load: float
-    memory_used_percent: float
-    load_average: float
-    uptime_seconds: int
-    net_bytes_tx: int | None
-    net_bytes_rx: int | None
-    prev_sample_time: datetime | None
-    prev_net_bytes_tx: int | None
-    prev_net_bytes_rx: int | None
-    net_throughput_gbps: float | None
+# A host's row of latest values; its fields are the table's columns, in this order.
+_Latest = NamedTuple(  # type: ignore[misc]  # the metric columns come from the registry
+    "_Latest",
+    [
+        ("host_id", int),
+        ("last_seen", datetime),
+        ("sample_time", datetime),
+        *((f.name, Any) for f in METRIC_FIELDS),
+        ("prev_sample_time", datetime | None),
+        *((f"prev_{f.name}", int | None) for f in COUNTERS),
+        ("net_throughput_gbps", float | None),
+    ],
+)
+_COUNTER_NAMES = tuple(f.name for f in COUNTERS)
+_counter_values = _values_of(_COUNTER_NAMES)
+# Where the link's traffic counters sit among the counters.
+_TX, _RX = (_COUNTER_NAMES.index(name) for name in LINK_TRAFFIC)
 
 
 LATEST_COLUMNS = _Latest._fields
@@ -298,11 +294,8 @@ def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sample
     # concurrent batch's newer values be overwritten (caught by
     # tests/e2e/test_concurrency.py).
     stored = _latest_read(host_ids=[hosts[n].pk for n, batch in new_by_host.items() if batch])
-    racks = racks_ensure(
-        names={s.rack for n, batch in new_by_host.items() if not hosts[n].placement_locked for s in batch if s.rack}
-    )
     latest_rows: list[_Latest] = []
-    changed_hosts: list[Host] = []
+    facts: dict[Host, HostFacts] = {}
     for name, batch in new_by_host.items():
         if not batch:
             continue
@@ -314,13 +307,9 @@ def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sample
             latest_rows.append(current._replace(last_seen=max(current.last_seen, received_at)))
             continue
         latest_rows.append(_latest_from(current=current, batch=batch, received_at=received_at, host_id=host.pk))
-        if _host_facts_apply(host=host, sample=newest, racks=racks):
-            changed_hosts.append(host)
+        facts[host] = _host_facts(newest)
     _latest_write(latest_rows)
-    if changed_hosts:
-        Host.objects.bulk_update(
-            changed_hosts, ["agent_version", "platform", "rack", "position_x", "position_y", "position_z"]
-        )
+    hosts_facts_record(facts=facts)
 
 
 def _latest_read(*, host_ids: list[int]) -> dict[int, _Latest]:
@@ -351,33 +340,28 @@ def _latest_write(rows: list[_Latest]) -> None:
 def _latest_from(*, current: _Latest | None, batch: list[SampleIn], received_at: datetime, host_id: int) -> _Latest:
     """The latest values after ``batch`` (sorted, all newer than ``current``)."""
     newest = batch[-1]
-    # The two newest counter readings give the link throughput.
+    # The two newest counter readings give the rates (the link throughput).
     if len(batch) >= 2:
-        prev_time, prev_tx, prev_rx = batch[-2].timestamp, batch[-2].net_bytes_tx, batch[-2].net_bytes_rx
+        prev_time, prev_counters = batch[-2].timestamp, _counter_values(batch[-2])
     elif current is not None:
-        prev_time, prev_tx, prev_rx = current.sample_time, current.net_bytes_tx, current.net_bytes_rx
+        prev_time, prev_counters = current.sample_time, _counter_values(current)
     else:
-        prev_time, prev_tx, prev_rx = None, None, None
+        prev_time, prev_counters = None, (None,) * len(COUNTERS)
+    counters = _counter_values(newest)
     return _Latest(
-        host_id=host_id,
-        last_seen=max(current.last_seen, received_at) if current else received_at,
-        sample_time=newest.timestamp,
-        cpu_load=newest.cpu_load,
-        memory_used_percent=newest.memory_used_percent,
-        load_average=newest.load_average,
-        uptime_seconds=int(newest.uptime_seconds),
-        net_bytes_tx=newest.net_bytes_tx,
-        net_bytes_rx=newest.net_bytes_rx,
-        prev_sample_time=prev_time,
-        prev_net_bytes_tx=prev_tx,
-        prev_net_bytes_rx=prev_rx,
-        net_throughput_gbps=link_throughput_gbps(
+        host_id,
+        max(current.last_seen, received_at) if current else received_at,
+        newest.timestamp,
+        *_metric_values(newest),
+        prev_time,
+        *prev_counters,
+        link_throughput_gbps(
             sample_time=newest.timestamp,
-            tx=newest.net_bytes_tx,
-            rx=newest.net_bytes_rx,
+            tx=counters[_TX],
+            rx=counters[_RX],
             prev_time=prev_time,
-            prev_tx=prev_tx,
-            prev_rx=prev_rx,
+            prev_tx=prev_counters[_TX],
+            prev_rx=prev_counters[_RX],
         ),
     )
 
@@ -400,21 +384,12 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _host_facts_apply(*, host: Host, sample: SampleIn, racks: dict[str, Rack]) -> bool:
-    """Copy what the agent says about its host; placement only while no admin has set it."""
-    before = (host.agent_version, host.platform, host.rack_id, host.position_x, host.position_y, host.position_z)
-    if sample.agent_version is not None:
-        host.agent_version = sample.agent_version
-    if sample.platform is not None:
-        host.platform = sample.platform
-    if not host.placement_locked:
-        if sample.rack:
-            host.rack = racks[sample.rack]
-        if sample.position is not None:
-            host.position_x, host.position_y, host.position_z = (
-                sample.position.x,
-                sample.position.y,
-                sample.position.z,
-            )
-    after = (host.agent_version, host.platform, host.rack_id, host.position_x, host.position_y, host.position_z)
-    return before != after
+def _host_facts(sample: SampleIn) -> HostFacts:
+    """What a sample says about its host."""
+    position = sample.position
+    return HostFacts(
+        agent_version=sample.agent_version,
+        platform=sample.platform,
+        rack=sample.rack,
+        position=(position.x, position.y, position.z) if position is not None else None,
+    )

@@ -15,13 +15,13 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from common.formats import iso_utc
+from common.http import MalformedBody, PayloadTooLarge, json_decoded
 from hosts.authentication import AgentSignatureAuthentication
 from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from hosts.selectors import AgentIdentity
 from metrics.schema import BatchFormatError, batch_decode
 from metrics.services import BatchOrigin, IngestResult, samples_ingest
-from twin.formats import iso_utc
-from twinsite.api import MalformedBody, PayloadTooLarge, json_decoded
 
 
 class RejectedSample(TypedDict):

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from importlib import import_module
 
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.utils.crypto import constant_time_compare
+from django.contrib.auth import get_user
+from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Who opened a live connection: an active user allowed to read the twin."""
+
+    username: str
+    is_staff: bool
 
 
 def session_key_from_cookie_header(cookie_header: str) -> str | None:
@@ -20,22 +29,21 @@ def session_key_from_cookie_header(cookie_header: str) -> str | None:
     return morsel.value if morsel else None
 
 
-def reader_identify(*, token: str | None, session_key: str | None) -> str | None:
-    """The username of an active user behind an API token or a session, or None.
+def reader_identify(*, token: str | None, session_key: str | None) -> Reader | None:
+    """The active user behind an API token or a session, or None.
 
-    The session check follows ``django.contrib.auth.get_user``: a session whose
-    password hash no longer matches (the password changed) does not count.
+    A session is checked by Django's own ``get_user``, exactly as for a page
+    request: a session whose password hash no longer matches (the password
+    changed) or whose user is inactive does not count.
     """
     if token:
         found = Token.objects.select_related("user").filter(key=token).first()
         if found is not None and found.user.is_active:
-            return found.user.get_username()
+            return Reader(username=found.user.get_username(), is_staff=found.user.is_staff)
     if session_key:
-        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-        user_id = session.get(SESSION_KEY)
-        if user_id is None or session.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
-            return None
-        user = get_user_model()._default_manager.filter(pk=user_id, is_active=True).first()
-        if user is not None and constant_time_compare(session.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
-            return user.get_username()
+        request = HttpRequest()
+        request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+        user = get_user(request)
+        if user.is_authenticated:
+            return Reader(username=user.get_username(), is_staff=user.is_staff)
     return None

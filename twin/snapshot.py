@@ -1,23 +1,24 @@
 """The twin-state document: what ``GET /api/twin/state`` returns and Socket.IO pushes.
 
 Built from two queries whatever the size of the fleet (hosts with their rack
-and latest values; links), never from the history. Status and throughput are
-derived here from stored facts and the clock.
+and latest values; links), never from the history. Status is derived here from
+each host's last contact and the clock; link throughput was derived at ingest
+from the last two counter readings (``metrics.rates``) and is read as stored.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NotRequired, TypedDict
+from operator import itemgetter
+from typing import Any, NotRequired, TypedDict
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import CharField, Func, QuerySet, Value
 from django.utils import timezone
-from psycopg.types.datetime import TimestamptzLoader
 
-from hosts.models import Host, Link
-from twin.formats import iso_utc
+from common.formats import iso_utc
+from hosts.selectors import link_rows
+from metrics.fields import METRIC_FIELDS
+from metrics.selectors import HOST_ROW, host_rows
 from twin.status import HostStatus, status_clock, virtual_status
 
 
@@ -27,13 +28,15 @@ class Position(TypedDict):
     z: float
 
 
-class HostMetrics(TypedDict):
-    cpuLoad: float | None
-    memoryUsedPercent: float | None
-    loadAverage: float | None
-    uptimeSeconds: int | None
-    netBytesTx: NotRequired[int]
-    netBytesRx: NotRequired[int]
+# A host's "metrics": one key per metric of the registry (metrics/fields.py).
+# Required metrics are always there (null until reported); the others once known.
+HostMetrics = TypedDict(  # type: ignore[misc]
+    "HostMetrics",
+    {
+        f.key: ((int if f.integer else float) | None) if f.required else NotRequired[int if f.integer else float]
+        for f in METRIC_FIELDS
+    },
+)
 
 
 class HostDoc(TypedDict):
@@ -65,31 +68,6 @@ class TwinState(TypedDict):
     links: list[LinkDoc]
 
 
-# One row per host: inventory, rack name and latest values, read as tuples.
-# Model instances for 10,000 hosts cost more than the rest of the snapshot.
-HOST_COLUMNS = (
-    "id",
-    "hostname",
-    "display_name",
-    "ip",
-    "agent_version",
-    "platform",
-    "is_virtual",
-    "rack__name",
-    "position_x",
-    "position_y",
-    "position_z",
-    "latest__last_seen",
-    "latest__cpu_load",
-    "latest__memory_used_percent",
-    "latest__load_average",
-    "latest__uptime_seconds",
-    "latest__net_bytes_tx",
-    "latest__net_bytes_rx",
-    "latest__net_throughput_gbps",
-)
-
-
 def snapshot_build(*, now: datetime | None = None) -> TwinState:
     """Build the whole twin-state document as of ``now``.
 
@@ -101,8 +79,8 @@ def snapshot_build(*, now: datetime | None = None) -> TwinState:
        real host, not the virtual switch.
     """
     now = now or timezone.now()
-    rows = _rows(host_rows())
-    links = list(Link.objects.order_by("source_id", "target_id").values_list("source_id", "target_id", "capacity_gbps"))
+    rows = host_rows()
+    links = link_rows()
     by_id = {row[0]: row for row in rows}
     neighbours: dict[int, list[int]] = {}
     for source_id, target_id, _ in links:
@@ -135,57 +113,24 @@ def snapshot_build(*, now: datetime | None = None) -> TwinState:
     }
 
 
-_IS_VIRTUAL = HOST_COLUMNS.index("is_virtual")
-_LAST_SEEN = HOST_COLUMNS.index("latest__last_seen")
-_LAST_SEEN_ISO = len(HOST_COLUMNS)
-
-
-class IsoUtc(Func):
-    """A timestamp written by PostgreSQL exactly as ``iso_utc`` writes it (milliseconds, truncated).
-
-    Python's ``isoformat`` for each of 10,000 hosts was a quarter of a
-    snapshot's build (bench/analysis.md); ``to_char`` costs a few milliseconds.
-    """
-
-    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-    output_field = CharField()
-
-
-def host_rows() -> QuerySet:
-    """Each host's snapshot row: ``HOST_COLUMNS``, then its last contact as text if the database writes it."""
-    hosts = Host.objects.order_by("hostname")
-    if connection.vendor == "postgresql":
-        hosts = hosts.annotate(last_seen_iso=IsoUtc("latest__last_seen"))
-    else:
-        hosts = hosts.annotate(last_seen_iso=Value(None, output_field=CharField()))
-    return hosts.values_list(*HOST_COLUMNS, "last_seen_iso")
+_HOSTNAME = HOST_ROW.index("hostname")
+_IS_VIRTUAL = HOST_ROW.index("is_virtual")
+_LAST_SEEN = HOST_ROW.index("last_seen")
+_LAST_SEEN_ISO = HOST_ROW.index("last_seen_iso")
+_THROUGHPUT = HOST_ROW.index("net_throughput_gbps")
+_inventory = itemgetter(*(HOST_ROW.index(c) for c in ("hostname", "display_name", "ip", "agent_version", "platform")))
+_placement = itemgetter(*(HOST_ROW.index(c) for c in ("rack__name", "position_x", "position_y", "position_z")))
+# Each metric's key and where its value sits in a row: required ones always shown, the others when known.
+_REQUIRED_KEYS = tuple(f.key for f in METRIC_FIELDS if f.required)
+_required_values = itemgetter(*(HOST_ROW.index(f.name) for f in METRIC_FIELDS if f.required))
+_OPTIONAL = tuple((f.key, HOST_ROW.index(f.name)) for f in METRIC_FIELDS if not f.required)
 
 
 def _host_doc(row: tuple, status: HostStatus, last_seen: str | None) -> HostDoc:
-    (
-        _,
-        hostname,
-        display_name,
-        ip,
-        agent_version,
-        platform,
-        _,
-        rack,
-        x,
-        y,
-        z,
-        _,
-        cpu,
-        memory,
-        load,
-        uptime,
-        tx,
-        rx,
-        _,
-        _,
-    ) = row
-    # Keys in the seed's order; "rack" only for a host that has one, counters only when known.
-    doc: HostDoc = {
+    hostname, display_name, ip, agent_version, platform = _inventory(row)
+    rack, x, y, z = _placement(row)
+    # Keys in the seed's order; "rack" only for a host that has one, optional metrics only when known.
+    doc: dict[str, Any] = {
         "hostname": hostname,
         "displayName": display_name or hostname,
         "ip": ip,
@@ -193,37 +138,16 @@ def _host_doc(row: tuple, status: HostStatus, last_seen: str | None) -> HostDoc:
         "lastSeen": last_seen,
         "agentVersion": agent_version,
         "platform": platform,
-    }  # type: ignore[typeddict-item]
+    }
     if rack is not None:
         doc["rack"] = rack
-    metrics: HostMetrics = {"cpuLoad": cpu, "memoryUsedPercent": memory, "loadAverage": load, "uptimeSeconds": uptime}
-    if tx is not None:
-        metrics["netBytesTx"] = tx
-    if rx is not None:
-        metrics["netBytesRx"] = rx
+    metrics = dict(zip(_REQUIRED_KEYS, _required_values(row), strict=True))
+    for key, index in _OPTIONAL:
+        if row[index] is not None:
+            metrics[key] = row[index]
     doc["metrics"] = metrics
     doc["position"] = {"x": x or 0.0, "y": y or 0.0, "z": z or 0.0}
-    return doc
-
-
-_THROUGHPUT = HOST_COLUMNS.index("latest__net_throughput_gbps")
-
-
-def _rows(queryset: QuerySet) -> list[tuple]:
-    """The queryset's rows as tuples, with PostgreSQL timestamps read at C speed.
-
-    Django reads each ``timestamptz`` through a Python-level loader; at 10,000
-    hosts that was most of the snapshot's time (see bench/results.md). psycopg's
-    own loader gives the same aware UTC datetimes, since Django sets the
-    connection's time zone to UTC. No column here needs another converter.
-    """
-    if connection.vendor != "postgresql":
-        return list(queryset)
-    sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return doc  # type: ignore[return-value]
 
 
 def _link_doc(source: tuple, target: tuple, capacity: float) -> LinkDoc:
@@ -231,9 +155,9 @@ def _link_doc(source: tuple, target: tuple, capacity: float) -> LinkDoc:
     reporter = target if not target[_IS_VIRTUAL] or source[_IS_VIRTUAL] else source
     gbps = reporter[_THROUGHPUT] or 0.0
     return {
-        "id": f"{source[1]}::{target[1]}",
-        "source": source[1],
-        "target": target[1],
+        "id": f"{source[_HOSTNAME]}::{target[_HOSTNAME]}",
+        "source": source[_HOSTNAME],
+        "target": target[_HOSTNAME],
         "throughputGbps": gbps,
         "utilization": min(1.0, gbps / capacity),
     }

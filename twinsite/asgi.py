@@ -6,6 +6,7 @@ route, because its long-polling transport is plain HTTP.
 
 import gc
 import os
+from typing import Any
 
 import socketio
 from channels.routing import ProtocolTypeRouter
@@ -15,9 +16,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twinsite.settings")
 
 django_asgi_app = get_asgi_application()
 
-from twin.realtime import server_create  # noqa: E402  (needs the apps loaded)
+from twin.live import server_create  # noqa: E402  (needs the apps loaded)
 
-sio, broadcaster = server_create()
+sio, live = server_create()
 
 # Everything loaded so far lives as long as the process. Frozen, it is left out
 # of every garbage collection, which makes collections cheap enough to keep
@@ -29,8 +30,19 @@ sio, broadcaster = server_create()
 # piled up until a full collection.
 gc.freeze()
 
-application = socketio.ASGIApp(
+socketio_app = socketio.ASGIApp(
     sio,
     other_asgi_app=ProtocolTypeRouter({"http": django_asgi_app}),
     socketio_path="socket.io",
 )
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The twin's ASGI app; starts this process's live side on its first request.
+
+    daphne sends no lifespan events, so the first request of any kind starts the
+    listener: events for agents' long polls must arrive even in a process no
+    dashboard has connected to yet.
+    """
+    live.ensure_started()
+    await socketio_app(scope, receive, send)

@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
+    "common",
     "hosts",
     "metrics",
     "twin",
@@ -204,7 +205,7 @@ WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 REST_FRAMEWORK = {
-    "DEFAULT_RENDERER_CLASSES": ["twinsite.renderers.ORJSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["common.renderers.ORJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     # Readers: a logged-in user (session) or an API token. Agents authenticate
     # per view with their own signature scheme, never with these.
@@ -215,7 +216,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["twin.permissions.ReadAccess"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "twinsite.errors.json_exception_handler",
+    "EXCEPTION_HANDLER": "common.errors.json_exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {

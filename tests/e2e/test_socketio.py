@@ -273,7 +273,7 @@ def test_a_slow_client_holds_no_one_else_up(live_twin: LiveServer):
 
 
 def test_a_starting_state_is_followed_by_an_engineio_noop_that_clients_ignore(live_twin: LiveServer):
-    # The no-op lets the server free the starting state's encoding (twin.realtime._release_sent).
+    # The no-op lets the server free the starting state's encoding (twin.live.emitter.engineio_release_sent_frame).
     async def raw_frames() -> list[str]:
         ws_url = live_twin.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
         frames: list[str] = []

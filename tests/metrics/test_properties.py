@@ -10,8 +10,8 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from metrics.rates import link_throughput_gbps
 from metrics.schema import BatchFormatError, SampleIn, batch_decode, sample_validate, samples_validate
-from twin.status import link_throughput_gbps
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SKEW = timedelta(seconds=300)

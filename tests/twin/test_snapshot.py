@@ -9,10 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from common.formats import iso_utc
 from hosts.models import Host, Link, Rack
 from metrics.models import LatestMetrics
 from tests.conftest import sample_dict
-from twin.formats import iso_utc
 from twin.snapshot import snapshot_build
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("open_twin")]

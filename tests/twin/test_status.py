@@ -1,4 +1,4 @@
-"""Status and throughput, derived from stored facts and the clock."""
+"""Status, derived from stored facts and the clock."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from twin.status import HostStatus, host_status, link_throughput_gbps, virtual_status
+from twin.status import HostStatus, host_status, virtual_status
 
 NOW = datetime(2025, 11, 1, 2, 15, tzinfo=UTC)
 
@@ -47,36 +47,3 @@ def test_a_virtual_node_with_nothing_reporting_around_it_is_unknown():
 
 def test_a_polled_virtual_node_counts_its_own_reports():
     assert virtual_status(own=HostStatus.ONLINE, neighbours=[HostStatus.OFFLINE]) == HostStatus.ONLINE
-
-
-def readings(tx, rx, prev_tx, prev_rx, seconds: float = 10) -> dict:
-    return {
-        "sample_time": NOW,
-        "tx": tx,
-        "rx": rx,
-        "prev_time": NOW - timedelta(seconds=seconds),
-        "prev_tx": prev_tx,
-        "prev_rx": prev_rx,
-    }
-
-
-def test_throughput_is_both_directions_in_gigabits_per_second():
-    # 5 GB sent and received over 10 s = 4 Gbit/s.
-    assert link_throughput_gbps(**readings(3_000_000_000, 2_000_000_000, 0, 0)) == pytest.approx(4.0)
-
-
-def test_a_counter_that_went_down_gives_no_rate():
-    assert link_throughput_gbps(**readings(100, 5000, 200, 1000)) is None
-    assert link_throughput_gbps(**readings(5000, 100, 1000, 200)) is None
-
-
-def test_a_single_reading_gives_no_rate():
-    assert link_throughput_gbps(**{**readings(10, 10, None, None), "prev_time": None}) is None
-
-
-def test_readings_without_counters_give_no_rate():
-    assert link_throughput_gbps(**readings(None, None, None, None)) is None
-
-
-def test_readings_at_the_same_instant_give_no_rate():
-    assert link_throughput_gbps(**readings(2000, 2000, 1000, 1000, seconds=0)) is None

@@ -30,7 +30,9 @@ def json_body(request: Request) -> bytes:
     if request.content_type.split(";")[0].strip().lower() != "application/json":
         raise UnsupportedMediaType(request.content_type or "none")
     try:
-        return request._request.body
+        # DRF's Request hands attributes it lacks to Django's HttpRequest; the
+        # body was never read through DRF's parsers, so it is still available.
+        return request.body
     except RequestDataTooBig:
         raise PayloadTooLarge(
             f"The body is larger than {settings.TWIN_MAX_BODY_BYTES} bytes (TWIN_MAX_BODY_BYTES)."

@@ -1,0 +1,213 @@
+"""Typed events, and the one place where the sync side hands them to the live side.
+
+Domain code describes what changed as an ``Event`` (a type, an audience and a
+payload) and calls ``event_publish_on_commit`` inside its transaction. Events
+leave only once the transaction commits, so no listener reads rows that may
+still roll back (Zulip's ``send_event_on_commit``). The live side (``twin.live``)
+receives them from the Channels layer in every server process and routes them
+by type and audience.
+
+Delivery is at most once: the channel layer may drop a message. An event is
+therefore a hint that points at committed rows, never the only record of a fact;
+whoever receives one re-reads the database (the twin feed rebuilds, a long poll
+re-reads its invocations), and the periodic refresh heals a lost one.
+
+Inside a server process, events are handed to the event loop without waiting
+and sent at most once per ``PUBLISH_GAP_SECONDS``, all of them in one message:
+under load most batches commit while a send is already due, and a request thread
+that waited for each send spent a tenth of a small batch on it (bench/analysis.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any, NotRequired, TypedDict
+
+from asgiref.sync import SyncToAsync, async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+# The Channels group every server process's listener joins, and the message type carrying events.
+EVENTS_GROUP = "twin"
+EVENTS_MESSAGE = "twin.events"
+# Listeners push at most a few times a second, so a send every 50 ms per
+# process is all they can use.
+PUBLISH_GAP_SECONDS = 0.05
+# A hosts-changed event names at most this many hosts; beyond, it says "any
+# host" (hostnames None). Listeners rebuild from the database either way, and a
+# change touching the whole fleet must not become a megabyte message.
+HOSTNAMES_MAX = 1000
+
+
+class EventType(StrEnum):
+    """What happened. Each type has one payload shape, documented in docs/api.md."""
+
+    # Inventory or measurements of these hosts changed: {"hostnames": [...] | None (any host)}.
+    HOSTS_CHANGED = "hosts.changed"
+    # A host's status changed: {"hostname", "from", "to", "at", "cause"}.
+    HOST_STATUS = "host.status"
+    # A command invocation changed state: the command-update document.
+    COMMAND_UPDATED = "command.updated"
+    # Work is waiting for one host's agent: {"hostname"}.
+    INVOCATION_AVAILABLE = "invocation.available"
+
+
+class Audience(StrEnum):
+    """Who may receive an event."""
+
+    READERS = "readers"  # everyone allowed to read the twin
+    STAFF = "staff"  # staff users only
+    AGENT = "agent"  # one host's agent, named by the event's ``host``
+
+
+class Event(TypedDict):
+    """An event envelope: what happened, to whom it may be told, and the facts."""
+
+    type: str
+    audience: str
+    payload: dict[str, Any]
+    host: NotRequired[str]
+
+
+def hosts_changed(*, hostnames: Iterable[str] | None) -> Event:
+    """Inventory or latest values of these hosts changed (``None``: any host may have)."""
+    names = None if hostnames is None else sorted(set(hostnames))
+    if names is not None and len(names) > HOSTNAMES_MAX:
+        names = None
+    return {"type": EventType.HOSTS_CHANGED, "audience": Audience.READERS, "payload": {"hostnames": names}}
+
+
+def events_merge(events: list[Event]) -> list[Event]:
+    """Coalesce hosts-changed events into one (first), keep every other event in order."""
+    changed: set[str] | None = set()
+    seen_change = False
+    others: list[Event] = []
+    for event in events:
+        if event["type"] != EventType.HOSTS_CHANGED:
+            others.append(event)
+            continue
+        seen_change = True
+        names = event["payload"]["hostnames"]
+        if names is None or changed is None:
+            changed = None
+        else:
+            changed.update(names)
+    if not seen_change:
+        return others
+    return [hosts_changed(hostnames=changed), *others]
+
+
+async def _group_send(events: list[Event]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(EVENTS_GROUP, {"type": EVENTS_MESSAGE, "events": events})
+    except Exception:
+        # The change is committed; a lost event costs one refresh interval,
+        # so failing the request that made it would be worse.
+        logger.warning("could not publish twin events; listeners will pick them up on refresh", exc_info=True)
+
+
+class _LoopPublisher:
+    """Collects this process's events on its event loop: at most one send per gap, none lost.
+
+    ``add`` runs on the loop after a commit. If a send is already due, the event
+    joins it; otherwise one is scheduled. The queue is taken before sending, so
+    an event added during a send schedules another.
+    """
+
+    def __init__(self) -> None:
+        self._queue: list[Event] = []
+        self._last_sent = -PUBLISH_GAP_SECONDS
+        # The loop keeps only weak references to tasks: a send in flight must not be collected.
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def add(self, event: Event) -> None:
+        self._queue.append(event)
+        if len(self._queue) > 1:
+            return
+        delay = max(0.0, self._last_sent + PUBLISH_GAP_SECONDS - time.monotonic())
+        asyncio.get_running_loop().call_later(delay, self._send)
+
+    def _send(self) -> None:
+        events, self._queue = events_merge(self._queue), []
+        self._last_sent = time.monotonic()
+        task = asyncio.get_running_loop().create_task(_group_send(events))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+
+_publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPublisher] = weakref.WeakKeyDictionary()
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop awaiting this sync code, if it runs under one (a request under ASGI).
+
+    asgiref offers no public way to reach it: ``SyncToAsync.threadlocal`` is
+    where ``sync_to_async`` itself keeps the loop for ``async_to_sync`` calls
+    made inside. A public ``asgiref.sync.get_calling_loop()`` (or Django
+    handing sync views their loop) would replace this function.
+    """
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return None
+    return loop
+
+
+def event_publish(event: Event) -> None:
+    """Send an event to every server process now (at most once delivery); prefer ``event_publish_on_commit``."""
+    loop = _server_loop()
+    if loop is None:
+        # A management command, a job or a test without a server: send it now.
+        async_to_sync(_group_send)([event])
+        return
+    publisher = _publishers.get(loop)
+    if publisher is None:
+        publisher = _publishers.setdefault(loop, _LoopPublisher())
+    loop.call_soon_threadsafe(publisher.add, event)
+
+
+def event_publish_on_commit(event: Event) -> None:
+    """Publish an event once the current transaction commits (at once outside a transaction)."""
+    transaction.on_commit(lambda: event_publish(event))
+
+
+# --- Waiting for one host's agent events (a long poll) ---------------------------------
+# Futures of the requests of this process waiting for work for a host. The live
+# side's listener hands every agent-audience event to ``agent_events_deliver``.
+_agent_waiters: dict[str, set[asyncio.Future[None]]] = {}
+
+
+async def agent_event_wait(*, host: str, timeout: float) -> bool:
+    """Wait until an event for ``host``'s agent arrives in this process; False when ``timeout`` passes first.
+
+    A wake-up only says "look again": the caller re-reads the database, which
+    holds the truth (an event may be lost, or arrive before the reader looks).
+    """
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiters = _agent_waiters.setdefault(host, set())
+    waiters.add(future)
+    try:
+        await asyncio.wait_for(asyncio.shield(future), timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        waiters.discard(future)
+        if not waiters:
+            _agent_waiters.pop(host, None)
+
+
+def agent_events_deliver(event: Event) -> None:
+    """Wake every request of this process waiting for the event's host (run on the event loop)."""
+    for future in _agent_waiters.get(event.get("host", ""), ()):
+        if not future.done():
+            future.set_result(None)

@@ -1,0 +1,88 @@
+"""The registry of metric fields: one line per metric drives everything that names metrics.
+
+From ``METRIC_FIELDS`` come the input schema of a sample (``metrics.schema``),
+the columns of the history and of the latest values (``metrics.models``), the
+SQL column lists of ingest (``metrics.services``) and the keys of each host's
+``metrics`` in the twin-state document (``twin.snapshot``). Adding a metric is
+one line here and a migration (``python manage.py makemigrations metrics``);
+see docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+import msgspec
+from django.db import models
+
+INT64_MAX = 2**63 - 1
+
+
+class Kind(StrEnum):
+    """How a metric behaves over time."""
+
+    GAUGE = "gauge"  # a level: averaged over time in history
+    COUNTER = "counter"  # a running total: only its rate means something; it may reset
+
+
+@dataclass(frozen=True)
+class MetricField:
+    """One metric, as agents send it, as it is stored and as dashboards read it.
+
+    - ``name``: the sample's snake_case key and the column name.
+    - ``key``: the camelCase key in a host's ``metrics`` in twin-state.
+    - ``input``: the JSON type and bounds a sample's value must meet (msgspec).
+    - ``integer``: stored as a 64-bit integer (an input float is truncated).
+    - ``required``: every sample carries it; a host's document always shows it
+      (``null`` until reported). Optional metrics are shown once known, so older
+      agents that never send them give documents without the key, as in the seed.
+    """
+
+    name: str
+    key: str
+    kind: Kind
+    input: Any
+    help_text: str
+    integer: bool = False
+    required: bool = False
+
+    def model_field(self) -> models.Field:
+        """The column, in the history and in the latest values alike."""
+        # Required metrics are NOT NULL in the history; every metric is
+        # nullable where a host may not have reported it yet.
+        nullable = not self.required
+        if self.integer:
+            return models.BigIntegerField(null=nullable, blank=nullable, help_text=self.help_text)
+        return models.FloatField(null=nullable, blank=nullable, help_text=self.help_text)
+
+
+Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+Counter = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+# Agents read uptime as a float (``/proc/uptime``); the history keeps whole seconds.
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=2**53 - 1)]
+
+GAUGE, COUNTER = Kind.GAUGE, Kind.COUNTER
+
+# fmt: off
+METRIC_FIELDS: tuple[MetricField, ...] = (
+    MetricField("cpu_load", "cpuLoad", GAUGE, Percent, "CPU busy, percent.", required=True),
+    MetricField("memory_used_percent", "memoryUsedPercent", GAUGE, Percent, "Memory in use, percent.", required=True),
+    MetricField("load_average", "loadAverage", GAUGE, NonNegativeFloat, "1-minute load average.", required=True),
+    MetricField("uptime_seconds", "uptimeSeconds", GAUGE, Seconds, "Seconds since boot.", integer=True, required=True),
+    MetricField("net_bytes_tx", "netBytesTx", COUNTER, Counter, "Bytes sent since boot.", integer=True),
+    MetricField("net_bytes_rx", "netBytesRx", COUNTER, Counter, "Bytes received since boot.", integer=True),
+)
+# fmt: on
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in METRIC_FIELDS)
+COUNTERS: tuple[MetricField, ...] = tuple(f for f in METRIC_FIELDS if f.kind == Kind.COUNTER)
+# The counters whose sum is a host's traffic on its uplink (the link throughput).
+LINK_TRAFFIC = ("net_bytes_tx", "net_bytes_rx")
+
+
+def metric_columns() -> dict[str, models.Field]:
+    """A fresh model field per metric, for a model class body."""
+    return {f.name: f.model_field() for f in METRIC_FIELDS}

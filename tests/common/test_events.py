@@ -1,0 +1,122 @@
+"""common.events: committed changes reach every listener as typed events, coalesced but never lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+
+from common.events import (
+    EVENTS_GROUP,
+    EVENTS_MESSAGE,
+    HOSTNAMES_MAX,
+    Audience,
+    Event,
+    EventType,
+    agent_event_wait,
+    agent_events_deliver,
+    event_publish,
+    events_merge,
+    hosts_changed,
+)
+
+PUBLISH_GAP = 0.05
+
+
+async def _received_within(channel: str, seconds: float) -> list[list[Event]]:
+    layer = get_channel_layer()
+    messages: list[list[Event]] = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        try:
+            message = await asyncio.wait_for(layer.receive(channel), timeout=left)
+        except TimeoutError:
+            break
+        assert message["type"] == EVENTS_MESSAGE
+        messages.append(message["events"])
+    return messages
+
+
+async def _listening() -> str:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(EVENTS_GROUP, channel)
+    return channel
+
+
+def _status_event(hostname: str) -> Event:
+    payload = {"hostname": hostname, "from": "online", "to": "stale", "at": "2026-11-29T10:00:00.000Z"}
+    return {"type": EventType.HOST_STATUS, "audience": Audience.READERS, "payload": payload}
+
+
+def test_a_burst_of_commits_in_a_server_sends_one_message_now_and_one_after_the_gap():
+    async def main() -> tuple[list[list[Event]], list[list[Event]]]:
+        channel = await _listening()
+        # Request threads of a server, as Django runs sync views under ASGI.
+        names = [f"titan-{i:02}" for i in range(20)]
+        await asyncio.gather(*(sync_to_async(event_publish)(hosts_changed(hostnames=[n])) for n in names))
+        burst = await _received_within(channel, PUBLISH_GAP * 6)
+        await asyncio.sleep(PUBLISH_GAP * 2)
+        await sync_to_async(event_publish)(hosts_changed(hostnames=["later-01"]))
+        later = await _received_within(channel, PUBLISH_GAP * 6)
+        return burst, later
+
+    burst, later = asyncio.run(main())
+    assert 1 <= len(burst) <= 2
+    told = {name for events in burst for event in events for name in event["payload"]["hostnames"]}
+    assert told == {f"titan-{i:02}" for i in range(20)}
+    assert later == [[hosts_changed(hostnames=["later-01"])]]
+
+
+def test_an_event_published_while_a_send_is_due_is_carried_by_a_later_message():
+    async def main() -> list[list[Event]]:
+        channel = await _listening()
+        await sync_to_async(event_publish)(hosts_changed(hostnames=["a"]))  # sent at once
+        await sync_to_async(event_publish)(hosts_changed(hostnames=["b"]))  # within the gap: due after it
+        return await _received_within(channel, PUBLISH_GAP * 6)
+
+    assert asyncio.run(main()) == [[hosts_changed(hostnames=["a"])], [hosts_changed(hostnames=["b"])]]
+
+
+def test_outside_a_server_an_event_is_sent_at_once():
+    async def listen_then_publish() -> list[list[Event]]:
+        channel = await _listening()
+        # No event loop runs this thread's code: a management command, a shell.
+        await asyncio.get_running_loop().run_in_executor(None, event_publish, _status_event("titan-01"))
+        return await _received_within(channel, 0.5)
+
+    assert asyncio.run(listen_then_publish()) == [[_status_event("titan-01")]]
+
+
+def test_merging_keeps_one_hosts_changed_event_first_and_every_other_event_in_order():
+    merged = events_merge(
+        [
+            _status_event("a"),
+            hosts_changed(hostnames=["b", "c"]),
+            _status_event("d"),
+            hosts_changed(hostnames=["c", "e"]),
+        ]
+    )
+    assert merged == [hosts_changed(hostnames=["b", "c", "e"]), _status_event("a"), _status_event("d")]
+
+
+def test_any_host_wins_when_merged_with_named_hosts():
+    merged = events_merge([hosts_changed(hostnames=["a"]), hosts_changed(hostnames=None)])
+    assert merged == [hosts_changed(hostnames=None)]
+
+
+def test_a_change_naming_too_many_hosts_says_any_host():
+    assert hosts_changed(hostnames=[f"h{i}" for i in range(HOSTNAMES_MAX + 1)])["payload"]["hostnames"] is None
+
+
+def test_an_agent_event_wakes_only_the_requests_waiting_for_that_host():
+    async def main() -> tuple[bool, bool]:
+        waiting = asyncio.ensure_future(agent_event_wait(host="titan-01", timeout=2))
+        other = asyncio.ensure_future(agent_event_wait(host="titan-02", timeout=0.2))
+        await asyncio.sleep(0.01)
+        agent_events_deliver({"type": EventType.INVOCATION_AVAILABLE, "audience": Audience.AGENT, "host": "titan-01",
+                              "payload": {"hostname": "titan-01"}})  # fmt: skip
+        return await waiting, await other
+
+    assert asyncio.run(main()) == (True, False)

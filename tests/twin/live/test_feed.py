@@ -1,0 +1,210 @@
+"""twin.live.feed: coalescing, the last change, the quiet spell and versions, on a virtual clock.
+
+No server and no real time: the feed is driven by a clock whose time moves
+only when the feed sleeps or waits, with changes scheduled at virtual instants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from twin.delta import delta_apply
+from twin.live.feed import TwinFeed
+
+MIN_GAP = 0.5  # TWIN_PUSH_MAX_PER_SECOND = 2
+REFRESH = 5.0
+
+
+class VirtualClock:
+    """Time that jumps to the next scheduled change, or to the end of a wait."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+
+    def at(self, moment: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (moment, next(self._order), action))
+
+    def now(self) -> float:
+        return self.t
+
+    def _run_until(self, moment: float, event: asyncio.Event | None = None) -> None:
+        while self._timers and self._timers[0][0] <= moment and not (event and event.is_set()):
+            self.t, _, action = heapq.heappop(self._timers)
+            action()
+        if not (event and event.is_set()):
+            self.t = max(self.t, moment)
+
+    async def sleep(self, seconds: float) -> None:
+        self._run_until(self.t + seconds)
+        await asyncio.sleep(0)
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> bool:
+        self._run_until(self.t + timeout, event)
+        await asyncio.sleep(0)
+        return event.is_set()
+
+
+class Twin:
+    """The fleet the feed builds from: a counter per host, changed by the test."""
+
+    def __init__(self, clock: VirtualClock, build_seconds: float = 0.05) -> None:
+        self.clock = clock
+        self.build_seconds = build_seconds
+        self.values: dict[str, int] = {"titan-01": 0}
+        self.builds = 0
+
+    def change(self, hostname: str = "titan-01") -> None:
+        self.values[hostname] = self.values.get(hostname, 0) + 1
+
+    async def build(self) -> dict[str, Any]:
+        self.builds += 1
+        # Read before the build's own time passes: a change during it lands in the next build.
+        snapshot = dict(self.values)
+        await self.clock.sleep(self.build_seconds)
+        hosts = [{"hostname": name, "metrics": {"cpuLoad": value}} for name, value in sorted(snapshot.items())]
+        return {"type": "twin-state", "twinId": "t", "generatedAt": f"{self.clock.t:.3f}", "hosts": hosts, "links": []}
+
+
+class Screen:
+    """What listeners saw: every push with its time."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.listening = True
+        self.pushes: list[tuple[float, dict[str, Any], dict[str, Any]]] = []
+
+    def has_listeners(self) -> bool:
+        return self.listening
+
+    async def push(self, *, state: dict[str, Any], delta: dict[str, Any]) -> None:
+        self.pushes.append((self.clock.t, state, delta))
+
+
+class World:
+    """A feed, the twin it builds from, the screen it pushes to, on a virtual clock."""
+
+    def __init__(self) -> None:
+        self.clock = VirtualClock()
+        self.twin = Twin(self.clock)
+        self.screen = Screen(self.clock)
+        self.feed = TwinFeed(
+            build=self.twin.build, output=self.screen, min_gap=MIN_GAP, refresh_seconds=REFRESH, clock=self.clock
+        )
+
+    def changes_at(self, *moments: float, hostname: str = "titan-01") -> None:
+        for moment in moments:
+            self.clock.at(moment, lambda: (self.twin.change(hostname), self.feed.changed()))
+
+    async def join(self) -> dict[str, Any]:
+        """A delta listener connects: it gets the state deltas will build on."""
+        async with self.feed.push_lock:
+            return await self.feed.versioned()
+
+    async def run_until(self, moment: float) -> None:
+        while self.clock.t < moment:
+            await self.feed.cycle()
+
+    def play(self, until: float) -> None:
+        """A listener joins at time 0, then the feed runs until ``until``."""
+
+        async def scenario() -> None:
+            await self.join()
+            await self.run_until(until)
+
+        asyncio.run(scenario())
+
+    def pushed_values(self) -> list[int]:
+        return [state["hosts"][0]["metrics"]["cpuLoad"] for _, state, _ in self.screen.pushes]
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_a_flood_of_changes_is_coalesced_to_the_rate_limit(world):
+    world.changes_at(*(i * 0.01 for i in range(300)))  # 100 changes a second for 3 s
+    world.play(until=4.0)
+    times = [t for t, _, _ in world.screen.pushes]
+    assert len(times) >= 5
+    assert all(later - earlier >= MIN_GAP for earlier, later in itertools.pairwise(times))
+
+
+def test_the_last_change_of_a_flood_is_always_pushed(world):
+    world.changes_at(*(i * 0.01 for i in range(300)))
+    world.play(until=4.0)
+    assert world.pushed_values()[-1] == 300
+
+
+def test_a_change_during_a_rebuild_is_pushed_by_the_next_one(world):
+    world.twin.build_seconds = 0.2
+    world.changes_at(1.0, 1.1)  # the second lands while the first is being built
+    world.play(until=3.0)
+    assert world.pushed_values() == [1, 2]
+
+
+def test_without_changes_the_twin_is_rebuilt_each_refresh_and_pushed_only_if_it_differs(world):
+    # A status that changes with the clock alone looks, to the feed, like a build that differs.
+    world.clock.at(7.0, world.twin.change)
+    world.play(until=16.0)
+    assert world.twin.builds >= 3
+    assert [round(t) for t, _, _ in world.screen.pushes] == [10]
+
+
+def test_deltas_carry_consecutive_versions_from_the_state_a_listener_started_with(world):
+    async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        start = await world.join()
+        world.changes_at(1.0, 2.0, 3.0)
+        world.changes_at(2.5, hostname="titan-02")
+        await world.run_until(4.0)
+        return start, [delta for _, _, delta in world.screen.pushes]
+
+    start, deltas = asyncio.run(scenario())
+    assert [d["baseVersion"] for d in deltas] == [start["version"], *(d["version"] for d in deltas[:-1])]
+    held = start
+    for delta in deltas:
+        held = delta_apply(held, delta)
+    assert held["hosts"] == world.screen.pushes[-1][1]["hosts"]
+
+
+def test_after_a_quiet_spell_new_listeners_start_from_the_twin_of_their_time(world):
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        before = await world.join()
+        world.screen.listening = False
+        world.changes_at(1.0, 2.0)
+        await world.run_until(12.0)  # refreshes find nobody listening
+        world.screen.listening = True
+        return before, await world.join()
+
+    before, after = asyncio.run(scenario())
+    assert world.screen.pushes == []
+    assert after["version"] > before["version"]
+    assert after["hosts"][0]["metrics"]["cpuLoad"] == 2
+
+
+def test_nothing_is_built_while_nobody_listens(world):
+    world.screen.listening = False
+    world.changes_at(*(i * 0.1 for i in range(50)))
+    asyncio.run(world.run_until(20.0))
+    assert world.twin.builds == 0
+
+
+def test_a_resync_gets_the_last_pushed_state_with_its_version(world):
+    async def scenario() -> dict[str, Any]:
+        await world.join()
+        world.changes_at(1.0)
+        await world.run_until(2.0)
+        return await world.join()
+
+    resynced = asyncio.run(scenario())
+    _, pushed, delta = world.screen.pushes[-1]
+    assert resynced["version"] == delta["version"]
+    assert resynced["hosts"] == pushed["hosts"]

@@ -1,0 +1,79 @@
+"""The live side: Socket.IO on ``/digital-twin``, fed by events from every server process.
+
+Its parts, each in its own module:
+- ``listener``: events off the Channels layer (``common.events`` publishes them);
+- ``dispatch``: routes each event by type and audience;
+- ``feed``: rebuilds, versions and diffs the twin, and decides when to push;
+- ``emitter``: everything sent over Socket.IO;
+- ``namespace``: who may connect and what clients may ask;
+- ``calls``: how this async side runs whole sync functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import socketio
+from django.conf import settings
+
+from twin.live.calls import snapshot_call
+from twin.live.dispatch import EventDispatcher
+from twin.live.emitter import SocketEmitter
+from twin.live.feed import TwinFeed
+from twin.live.listener import events_listen
+from twin.live.namespace import TwinNamespace
+from twin.socketio_json import OrjsonForSocketIO
+
+
+class TwinLive:
+    """This process's live side: the Socket.IO server and the tasks that feed it."""
+
+    def __init__(self, server: socketio.AsyncServer) -> None:
+        self.server = server
+        self.emitter = SocketEmitter(server)
+        self.feed = self._feed_create()
+        self.dispatcher = EventDispatcher(feed=self.feed, emitter=self.emitter)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def ensure_started(self) -> None:
+        """Start the listener, the feed and the starting-state sender once per process and event loop.
+
+        daphne sends no lifespan events, so the ASGI app calls this on every
+        request and connection; after the first, it is one comparison.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and all(not t.done() for t in self._tasks):
+            return
+        self._loop = loop
+        self.emitter.reset_loop_state()
+        self.feed = self.dispatcher.feed = self._feed_create()
+        self._tasks = [
+            loop.create_task(events_listen(self.dispatcher.deliver)),
+            loop.create_task(self.feed.run()),
+            loop.create_task(self.emitter.sync_loop()),
+        ]
+
+    def _feed_create(self) -> TwinFeed:
+        feed = TwinFeed(
+            build=snapshot_call,
+            output=self.emitter,
+            min_gap=1.0 / settings.TWIN_PUSH_MAX_PER_SECOND,
+            refresh_seconds=settings.TWIN_REFRESH_SECONDS,
+        )
+        self.emitter.feed = feed
+        return feed
+
+
+def server_create() -> tuple[socketio.AsyncServer, TwinLive]:
+    """The Socket.IO server of this process, with its namespace and live side."""
+    origins = settings.TWIN_SOCKETIO_ORIGINS
+    server = socketio.AsyncServer(
+        # Explicit: with aiohttp installed python-socketio would pick its driver.
+        async_mode="asgi",
+        cors_allowed_origins="*" if origins == ["*"] else origins,
+        json=OrjsonForSocketIO,
+    )
+    live = TwinLive(server)
+    server.register_namespace(TwinNamespace(live))
+    return server, live
