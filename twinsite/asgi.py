@@ -16,9 +16,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twinsite.settings")
 
 django_asgi_app = get_asgi_application()
 
-from twin.live import server_create  # noqa: E402  (needs the apps loaded)
+from jobs.runner import runner_ensure_started  # noqa: E402  (needs the apps loaded)
+from twin.live import server_create  # noqa: E402
 
 sio, live = server_create()
+# The job runner is a thread: it starts now, before any request, so deadlines
+# pass and statuses change by the clock even in a process nobody talks to.
+runner_ensure_started()
 
 # Everything loaded so far lives as long as the process. Frozen, it is left out
 # of every garbage collection, which makes collections cheap enough to keep
@@ -42,7 +46,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
     daphne sends no lifespan events, so the first request of any kind starts the
     listener: events for agents' long polls must arrive even in a process no
-    dashboard has connected to yet.
+    dashboard has connected to yet. After the first, this is a comparison or two.
     """
     live.ensure_started()
     await socketio_app(scope, receive, send)

@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "common",
+    "jobs",
     "hosts",
     "metrics",
     "twin",
@@ -310,6 +311,13 @@ TWIN_HEARTBEAT_SECONDS = env_int("TWIN_HEARTBEAT_SECONDS", 10)
 # database holds no secret an attacker could sign with. Changing it revokes
 # every agent credential at once.
 TWIN_CREDENTIAL_KEY = env.str("TWIN_CREDENTIAL_KEY", default="") or SECRET_KEY
+
+# --- Background jobs ------------------------------------------------------------------
+# Each server process runs due jobs (pruning, timeouts, status by the clock) on a
+# thread of its own, every tick; claims in the database make each run happen once
+# across processes. False: run them apart with `manage.py run_jobs --loop`.
+TWIN_JOBS_ENABLED = env_bool("TWIN_JOBS_ENABLED", True)
+TWIN_JOBS_TICK_SECONDS = env_number("TWIN_JOBS_TICK_SECONDS", 1.0)
 
 if TWIN_OFFLINE_AFTER_SECONDS < TWIN_STALE_AFTER_SECONDS:
     raise ImproperlyConfigured("TWIN_OFFLINE_AFTER_SECONDS must not be below TWIN_STALE_AFTER_SECONDS.")

@@ -17,7 +17,9 @@ def fleet(post_batch):
     post_batch([sample_dict("titan-01"), sample_dict("titan-02", rack="R2")])
 
 
-@pytest.mark.parametrize("model", ["hosts_rack", "hosts_host", "hosts_link", "metrics_sample", "metrics_latestmetrics"])
+@pytest.mark.parametrize(
+    "model", ["hosts_rack", "hosts_host", "hosts_link", "metrics_sample", "metrics_latestmetrics", "jobs_job"]
+)
 def test_every_admin_list_opens_and_searches(admin_client, fleet, model):
     url = reverse(f"admin:{model}_changelist")
     assert admin_client.get(url).status_code == 200

@@ -1,0 +1,118 @@
+"""jobs.services: each due run happens exactly once, whichever runner claims it; failures are kept."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from jobs.models import Job
+from jobs.registry import JOBS, job
+from jobs.selectors import jobs_health
+from jobs.services import job_claim, jobs_ensure, jobs_run_due
+
+EVERY = 60.0
+
+
+@pytest.fixture
+def ledger():
+    """A registered job that counts its runs, and one that always fails; both removed afterwards."""
+    runs: Counter[datetime] = Counter()
+    lock = threading.Lock()
+
+    @job(name="tests.count", every_seconds=EVERY)
+    def count(now: datetime) -> str:
+        with lock:
+            runs[now] += 1
+        return "counted"
+
+    @job(name="tests.fail", every_seconds=EVERY)
+    def fail(now: datetime) -> str:
+        raise RuntimeError("the disk is full")
+
+    yield runs
+    JOBS.pop("tests.count")
+    JOBS.pop("tests.fail")
+
+
+@pytest.mark.django_db
+def test_a_due_job_runs_once_and_is_due_again_one_period_later(ledger):
+    now = timezone.now()
+    jobs_ensure(now=now)
+    assert {r.name for r in jobs_run_due(now=now)} >= {"tests.count"}
+    assert jobs_run_due(now=now + timedelta(seconds=EVERY - 1)) == []
+    assert [r.name for r in jobs_run_due(now=now + timedelta(seconds=EVERY)) if r.name == "tests.count"] == [
+        "tests.count"
+    ]
+    assert sum(ledger.values()) == 2
+    assert Job.objects.get(name="tests.count").runs == 2
+
+
+@pytest.mark.django_db
+def test_a_failing_job_is_recorded_and_does_not_stop_the_others(ledger):
+    now = timezone.now()
+    jobs_ensure(now=now)
+    runs = {r.name: r for r in jobs_run_due(now=now)}
+    assert runs["tests.count"].ok and not runs["tests.fail"].ok
+    failed = Job.objects.get(name="tests.fail")
+    assert failed.last_ok is False and "the disk is full" in failed.last_error and failed.failures == 1
+    assert failed.lease_until is None
+
+
+@pytest.mark.django_db
+def test_a_lease_left_by_a_dead_process_is_taken_over_once_it_expires(ledger):
+    now = timezone.now()
+    jobs_ensure(now=now)
+    spec = JOBS["tests.count"]
+    assert job_claim(spec=spec, now=now, owner="died-mid-run")
+    assert not job_claim(spec=spec, now=now + timedelta(seconds=spec.lease_seconds - 1), owner="other")
+    assert job_claim(spec=spec, now=now + timedelta(seconds=spec.lease_seconds + 1), owner="other")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runners_racing_in_several_threads_run_each_due_job_exactly_once(ledger):
+    start = timezone.now()
+    jobs_ensure(now=start)
+    ticks = [start + timedelta(seconds=EVERY * i) for i in range(5)]
+    barrier = threading.Barrier(4)
+
+    def runner(owner: str) -> None:
+        try:
+            for tick in ticks:
+                barrier.wait()
+                jobs_run_due(now=tick, owner=owner)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=runner, args=(f"runner-{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert dict(ledger) == dict.fromkeys(ticks, 1)
+
+
+@pytest.mark.django_db
+def test_a_job_overdue_by_several_periods_is_lagging(ledger):
+    now = timezone.now()
+    jobs_ensure(now=now)
+    health = {h.name: h for h in jobs_health(now=now + timedelta(seconds=10))}
+    assert not health["tests.count"].lagging
+    health = {h.name: h for h in jobs_health(now=now + timedelta(seconds=4 * EVERY))}
+    assert health["tests.count"].lagging and health["tests.count"].lag_seconds == pytest.approx(4 * EVERY, abs=1)
+
+
+@pytest.mark.django_db
+def test_an_operator_can_run_one_job_now_from_the_command_line(ledger, capsys):
+    now = timezone.now()
+    jobs_ensure(now=now)
+    jobs_run_due(now=now)  # now it is not due for a period
+    call_command("run_jobs", "--job", "tests.count")
+    assert sum(ledger.values()) == 2
+    assert "tests.count: ok" in capsys.readouterr().out
