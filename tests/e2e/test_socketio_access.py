@@ -148,3 +148,20 @@ def test_a_browser_from_a_foreign_origin_is_refused(private_twin: LiveServer, re
         await allowed.close()
 
     asyncio.run(scenario())
+
+
+def test_a_page_served_by_the_twin_on_any_port_may_connect(private_twin: LiveServer, reader_token):
+    # The server listens on a free port, not one of TWIN_SOCKETIO_ORIGINS: its own origin is still accepted.
+    async def scenario() -> None:
+        own = Dashboard()
+        await own.client.connect(
+            private_twin.url,
+            namespaces=["/digital-twin"],
+            transports=["polling"],
+            headers={"Origin": private_twin.url},
+            auth={"token": reader_token},
+        )
+        assert own.client.connected
+        await own.close()
+
+    asyncio.run(scenario())
