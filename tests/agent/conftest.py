@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 from django.test import Client
-
-from tests.e2e.conftest import LiveServer, server_start, server_stop
 from twin_agent.protocol import host_register
 from twin_agent.spool import Spool
 from twin_agent.state import Credential, credential_save
 from twin_agent.transport import Reply
+
+from tests.e2e.conftest import LiveServer, server_start, server_stop
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 from django.utils import timezone
-
-from metrics.schema import SampleIn, sample_validate
 from twin_agent import __version__
 from twin_agent.collect import Collector, platform_name, sample_bytes
+
+from metrics.schema import SampleIn, sample_validate
 
 
 def test_a_sample_holds_this_machines_real_values_within_their_ranges():

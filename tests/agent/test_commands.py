@@ -11,12 +11,12 @@ import os
 import time
 
 import pytest
-
-from tests.agent.conftest import credential_write
-from tests.agent.fake_twin import FakeTwin
 from twin_agent.agent import Agent
 from twin_agent.commands import DEFAULT_ALLOW, OUTPUT_MAX_BYTES
 from twin_agent.config import Config
+
+from tests.agent.conftest import credential_write
+from tests.agent.fake_twin import FakeTwin
 
 
 @pytest.fixture

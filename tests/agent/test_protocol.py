@@ -11,11 +11,6 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-
-from hosts.credentials import signature_compute as server_signature
-from metrics.models import BatchReceipt, Sample
-from tests.agent.conftest import agent_enroll_cli
-from tests.conftest import iso, sample_dict
 from twin_agent.backoff import Backoff
 from twin_agent.collect import Collector, sample_bytes
 from twin_agent.protocol import AgentStopped, SignedClient, Uplink
@@ -23,6 +18,11 @@ from twin_agent.signing import signature_compute
 from twin_agent.spool import Spool
 from twin_agent.state import credential_load
 from twin_agent.transport import Http, Reply
+
+from hosts.credentials import signature_compute as server_signature
+from metrics.models import BatchReceipt, Sample
+from tests.agent.conftest import agent_enroll_cli
+from tests.conftest import iso, sample_dict
 
 
 def uplink_for(credential, http, spool, **kw) -> Uplink:
