@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -62,6 +63,15 @@ class DjangoHttp:
 
     def close(self) -> None:
         pass
+
+
+@pytest.fixture(autouse=True)
+def _agent_logger_restored() -> Iterator[None]:
+    """``twin-agent run`` sets up its logger (own handler, no propagation); later tests need it as it was."""
+    logger = logging.getLogger("twin_agent")
+    saved = (logger.handlers[:], logger.propagate, logger.level)
+    yield
+    logger.handlers[:], logger.propagate, logger.level = saved
 
 
 @pytest.fixture

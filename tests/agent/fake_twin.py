@@ -116,6 +116,12 @@ class FakeTwin:
         twin = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as daphne: clients reuse their connections
+            # One write per answer, sent at once: headers and body written apart meet the client's
+            # delayed ACK (Nagle), 40 ms an answer on a kept-alive connection.
+            wbufsize = 64 * 1024
+            disable_nagle_algorithm = True
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -192,6 +198,9 @@ class FakeTwin:
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
+                if parts.path == "/api/health":
+                    self._answer(200, {"status": "ok"})
+                    return
                 if parts.path != "/api/commands/pending" or not twin.long_poll:
                     self._answer(404, {"error": "not_found", "detail": self.path})
                     return
