@@ -188,8 +188,14 @@ class Agent:
         return self.exit_code
 
     def _signalled(self, signum: int, frame: FrameType | None) -> None:
-        self.log.info("%s received: flushing and stopping", signal.Signals(signum).name)
-        self.stop()
+        name = signal.Signals(signum).name
+        if not self.stopping.is_set():
+            self.log.info("%s received: flushing and stopping", name)
+            self.stop()
+        elif signum == signal.SIGINT:
+            # A second Ctrl-C: leave now. The spool loses nothing; the next start sends what waits.
+            self.log.warning("%s again: exiting without waiting for the server", name)
+            os._exit(130)
 
     def _thread(self, name: str, target: Callable[[], None], *, daemon: bool = False) -> threading.Thread:
         def guarded() -> None:

@@ -271,6 +271,11 @@ class Fleet:
 
     # --- enrollment ------------------------------------------------------------------------
 
+    def spool_orphans_drop(self) -> int:
+        """Drop what an earlier run with other hosts left in the spool: no host here will send it."""
+        ours = {host.slot.hostname for host in self.hosts}
+        return sum(self.spool.stream_drop(stream) for stream in self.spool.streams() - ours)
+
     def enroll(self, *, enrollment_key: str) -> None:
         """Register every host through ``POST /api/hosts/register``, a few at a time."""
 
@@ -527,6 +532,9 @@ def simulate_run(
     try:
         if not server_wait(http=fleet.http, timeout=options["wait"]):
             raise TransportError(f"{options['server']} did not answer /api/health within {options['wait']:g} s")
+        orphans = fleet.spool_orphans_drop()
+        if orphans:
+            out(f"dropped {orphans} samples an earlier run left for hosts not in this fleet")
         started = time.monotonic()
         fleet.enroll(enrollment_key=enrollment_key)
         out(f"enrolled {fleet.stats.enrolled} hosts in {time.monotonic() - started:.1f} s; running")

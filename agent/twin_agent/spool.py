@@ -255,6 +255,20 @@ class Spool:
             self._batch_number(db, stream=batch.stream, session=session, ids=ids[:half])
             self._batch_number(db, stream=batch.stream, session=session, ids=ids[half:])
 
+    def streams(self) -> set[str]:
+        """Streams with samples waiting."""
+        with self._lock:
+            return {s for s in (*self._unbatched, *self._batched) if self.depth(s)}
+
+    def stream_drop(self, stream: str) -> int:
+        """Delete every waiting sample of ``stream`` (counted as dropped); return how many."""
+        with self.transaction() as db:
+            dropped = db.execute("DELETE FROM samples WHERE stream = ?", (stream,)).rowcount
+            db.execute("DELETE FROM batches WHERE stream = ?", (stream,))
+            self._count(db, stream, DROPPED, dropped)
+            self._unbatched[stream] = self._batched[stream] = 0
+        return dropped
+
     def depth(self, stream: str | None = None) -> int:
         """Samples waiting (unbatched and in numbered batches), for one stream or all."""
         with self._lock:

@@ -126,3 +126,14 @@ def test_a_batch_too_large_is_split_into_two_new_numbered_halves(spool):
     spool.batch_done(first)
     second = spool.batch_next(stream="h", session="s", max_samples=5)
     assert [(first.sequence, numbers(first)), (second.sequence, numbers(second))] == [(2, [0, 1]), (3, [2, 3, 4])]
+
+
+def test_a_stream_can_be_dropped_whole_and_is_counted(spool):
+    for n in range(3):
+        spool.add(stream="gone", sample=sample(n))
+    spool.batch_next(stream="gone", session="s", max_samples=2)
+    spool.add(stream="kept", sample=sample(9))
+    assert spool.streams() == {"gone", "kept"}
+    assert spool.stream_drop("gone") == 3
+    assert (spool.streams(), spool.depth(), spool.counters("gone")["dropped"]) == ({"kept"}, 1, 3)
+    assert spool.batch_next(stream="gone", session="s", max_samples=5) is None
