@@ -70,6 +70,7 @@ class Agent:
             backoff=Backoff(cap=config.backoff_max),
             log=self.log,
             on_invocations=self._invocations_received,
+            state_dir=str(config.state_dir),
         )
         self.collector = Collector(hostname=credential.hostname, rack=config.rack, position=config.position)
         self.runner = CommandRunner(

@@ -167,8 +167,10 @@ class Uplink:
         log: logging.Logger | None = None,
         on_invocations: Callable[[list[dict[str, Any]]], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        state_dir: str | None = None,
     ) -> None:
         self.client = client
+        self.state_dir = state_dir  # named in the "enroll again" hint
         self.spool = spool
         self.stream = client.credential.hostname
         self.session = session
@@ -225,7 +227,7 @@ class Uplink:
         if reply.status == 401 and code not in RETRYABLE_401:
             self.stopped = (
                 f"The server refused this host's credential ({code or reply.status}: {reply.detail}). "
-                + reenroll_hint(server=self.client.http.base_url)
+                + reenroll_hint(server=self.client.http.base_url, state_dir=self.state_dir)
             )
             self.log.error(self.stopped)
             raise AgentStopped(self.stopped)

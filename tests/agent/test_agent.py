@@ -142,4 +142,4 @@ def test_an_agent_whose_credential_is_revoked_stops_and_says_how_to_enroll_again
     assert agent.process.wait(timeout=15) == EXIT_CREDENTIAL_REFUSED
     refusal = agent.wait_log(lambda e: e.get("level") == "error")
     assert "revoked" in refusal["msg"]
-    assert f"twin-agent enroll --server {server.url} --enrollment-key KEY" in refusal["msg"]
+    assert f"twin-agent enroll --server {server.url} --enrollment-key KEY --state-dir {state_dir}" in refusal["msg"]
