@@ -257,6 +257,7 @@ class Agent:
 
     def _poll_loop(self) -> None:
         backoff = Backoff(cap=self.config.backoff_max)
+        told = False
         while not self.stopping.is_set():
             outcome = self.runner.poll(wait=LONG_POLL_WAIT_SECONDS)
             if self.stopping.is_set():
@@ -266,7 +267,9 @@ class Agent:
                 if self.runner.has_work():
                     self._commands_waiting.set()
             elif outcome == "unsupported":
-                self.log.info("the server has no command long poll; commands arrive with batch answers only")
+                if not told:
+                    self.log.info("the server has no command long poll; commands arrive with batch answers only")
+                    told = True
                 self.stopping.wait(UNSUPPORTED_POLL_PAUSE_SECONDS)
             else:
                 self.stopping.wait(backoff.next_delay())
