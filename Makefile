@@ -11,9 +11,9 @@ PORT ?= 8000
 RUN_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=$${TWIN_AGENT_AUTH:-open} TWIN_PUBLIC_READ=$${TWIN_PUBLIC_READ:-true}
 TEST_ENV := SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key}
 
-.PHONY: install run migrate superuser manage test lint format clean bench soak
+.PHONY: install run demo migrate superuser manage test lint format clean bench soak
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt agent/pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -28,6 +28,22 @@ migrate: $(STAMP)
 
 run: migrate
 	$(RUN_ENV) $(BIN)/python -m twinsite.serve -b $(HOST) -p $(PORT)
+
+# A living twin at once: the server (signed agents, public reads, its own SQLite file) and a
+# simulated fleet beside it, enrolled through the real endpoint. Ctrl-C stops both.
+DEMO_HOSTS ?= 300
+DEMO_RACKS ?= 8
+DEMO_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=signed TWIN_PUBLIC_READ=true \
+	DATABASE_URL=$${DATABASE_URL:-sqlite:///$(CURDIR)/var/demo.sqlite3}
+
+demo: $(STAMP)
+	mkdir -p var
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+	@echo "The twin: http://$(HOST):$(PORT)/api/twin/state (server log: var/demo-server.log). Ctrl-C stops it."
+	$(DEMO_ENV) $(BIN)/python -m twinsite.serve -b $(HOST) -p $(PORT) >var/demo-server.log 2>&1 & server=$$!; \
+	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
+	$(DEMO_ENV) $(BIN)/python manage.py simulate_fleet --server http://$(HOST):$(PORT) \
+		--hosts $(DEMO_HOSTS) --racks $(DEMO_RACKS) --interval 10 --state-dir var/demo-simulator
 
 superuser: migrate
 	$(RUN_ENV) $(BIN)/python manage.py createsuperuser

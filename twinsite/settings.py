@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "hosts",
     "metrics",
     "twin",
+    "fleet",
 ]
 
 MIDDLEWARE = [
