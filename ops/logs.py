@@ -57,8 +57,9 @@ _SECRET_NAMES = (
     r"api_?key|api_?token|token|password|passwd|secret|secret_key|credential_key"
 )
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # "Authorization: Bearer abc", "Token abc", "Basic abc"
-    (re.compile(r"\b(Bearer|Token|Basic)(\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE), rf"\1\2{_REDACTED}"),
+    # "Authorization: Bearer abc…", "Token abc…", "Basic abc…": credentials are long, prose
+    # ("the token bucket") is not.
+    (re.compile(r"\b(Bearer|Token|Basic)(\s+)[A-Za-z0-9._~+/=-]{16,}", re.IGNORECASE), rf"\1\2{_REDACTED}"),
     # name=value, name: value, 'name': 'value', "name": "value" (headers, dicts, cookies, forms)
     (
         re.compile(

@@ -271,7 +271,13 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        # python-socketio and python-engineio add a plain handler of their own to a logger
+        # whose level is unset; set here, their lines go through ours (JSON, redacted) only.
+        "engineio.server": {"level": "ERROR"},
+        "socketio.server": {"level": "ERROR"},
+    },
 }
 
 # --- The twin itself -----------------------------------------------------------
