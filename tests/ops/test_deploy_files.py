@@ -135,6 +135,11 @@ def test_nginx_gets_every_variable_of_its_template_and_the_apps_body_limit():
     assert changed["web-2"]["environment"]["TWIN_MAX_BODY_BYTES"] == 1048576
 
 
+def test_nginx_runs_the_template_the_tests_render():
+    mounts = compose()["services"]["nginx"]["volumes"]
+    assert "./deploy/nginx/default.conf.template:/etc/nginx/templates/default.conf.template:ro" in mounts
+
+
 def test_every_image_is_pinned():
     for name, service in compose()["services"].items():
         image = service["image"]
