@@ -56,12 +56,20 @@ _SECRET_NAMES = (
     r"sessionid|csrftoken|csrfmiddlewaretoken|signing_?secret|signingsecret|enrollment_?key|"
     r"api_?key|api_?token|token|password|passwd|secret|secret_key|credential_key"
 )
-_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
+# Each pattern with the lower-case words a line must contain for it to apply: most lines
+# contain none, and a substring test costs far less than a regex pass over the line
+# (an access line went from about 100 µs of redaction to about 10).
+_REDACTIONS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
     # "Authorization: Bearer abc…", "Token abc…", "Basic abc…": credentials are long, prose
     # ("the token bucket") is not.
-    (re.compile(r"\b(Bearer|Token|Basic)(\s+)[A-Za-z0-9._~+/=-]{16,}", re.IGNORECASE), rf"\1\2{_REDACTED}"),
+    (
+        ("bearer", "token", "basic"),
+        re.compile(r"\b(Bearer|Token|Basic)(\s+)[A-Za-z0-9._~+/=-]{16,}", re.IGNORECASE),
+        rf"\1\2{_REDACTED}",
+    ),
     # name=value, name: value, 'name': 'value', "name": "value" (headers, dicts, cookies, forms)
     (
+        ("auth", "cookie", "signature", "session", "csrf", "secret", "key", "token", "passw"),
         re.compile(
             rf"\b({_SECRET_NAMES})"  # the name
             r"(\\?[\"']?\s*[:=]\s*\\?[\"']?)"  # its separator, quoted or not (JSON escapes quotes)
@@ -71,16 +79,18 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
         rf"\1\2{_REDACTED}",
     ),
     # The twin's own secret shapes: enrollment keys and HMAC signatures or secrets.
-    (re.compile(r"\btek_[A-Za-z0-9_-]{16,}"), f"tek_{_REDACTED}"),
-    (re.compile(r"\bsha256=[0-9a-fA-F]{64}\b"), f"sha256={_REDACTED}"),
-    (re.compile(r"\b[0-9a-fA-F]{64}\b"), _REDACTED),
+    (("tek_",), re.compile(r"\btek_[A-Za-z0-9_-]{16,}"), f"tek_{_REDACTED}"),
+    (("sha256=",), re.compile(r"\bsha256=[0-9a-fA-F]{64}\b"), f"sha256={_REDACTED}"),
+    ((), re.compile(r"\b[0-9a-fA-F]{64}\b"), _REDACTED),
 )
 
 
 def redact(text: str) -> str:
     """``text`` with every credential it seems to carry replaced by ``[redacted]``."""
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
+    lowered = text.lower()
+    for hints, pattern, replacement in _REDACTIONS:
+        if not hints or any(hint in lowered for hint in hints):
+            text = pattern.sub(replacement, text)
     return text
 
 
