@@ -19,8 +19,11 @@ RUN pip install --no-cache-dir -r requirements.txt
 
 # The code belongs to root and is read-only to the server; it writes only under var/
 # (collected static files, which compose shares with nginx through a volume).
+# WITH_AGENT=true adds the reference agent (agent/), for the simulator's image only.
+ARG WITH_AGENT=false
 COPY . .
-RUN groupadd --system --gid 10001 twin \
+RUN if [ "$WITH_AGENT" = "true" ]; then pip install --no-cache-dir ./agent; fi \
+    && groupadd --system --gid 10001 twin \
     && useradd --system --uid 10001 --gid twin --home-dir /app --no-create-home --shell /usr/sbin/nologin twin \
     && SECRET_KEY=collectstatic-at-build-time-only python manage.py collectstatic --noinput \
     && chown -R twin:twin var

@@ -118,10 +118,18 @@ def test_migrations_run_once_before_two_replicas_that_report_ready_on_readyz():
     assert any(volume.endswith(":/var/lib/postgresql/data") for volume in services["postgres"]["volumes"])
 
 
-def test_the_simulator_starts_only_with_its_profile():
+def test_the_simulator_starts_only_with_its_profile_and_posts_through_nginx():
     simulator = compose()["services"]["simulator"]
     assert simulator["profiles"] == ["simulator"]
-    assert "simulate_fleet" in " ".join(simulator["command"])
+    assert "simulate_fleet --server http://nginx " in " ".join(simulator["command"])
+    assert simulator["build"]["args"] == {"WITH_AGENT": "true"}  # the agent, in its image only
+    assert simulator["image"] != compose()["services"]["web-1"]["image"]
+
+
+def test_every_name_the_services_reach_a_replica_by_is_an_allowed_host():
+    allowed = compose()["services"]["web-1"]["environment"]["ALLOWED_HOSTS"].split(",")
+    # health checks (127.0.0.1), the simulator (nginx passes its Host on), a Prometheus per replica
+    assert {"127.0.0.1", "nginx", "web-1", "web-2"} <= set(allowed)
 
 
 def test_nginx_gets_every_variable_of_its_template_and_the_apps_body_limit():
