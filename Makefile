@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two stamps: `make run` needs the runtime requirements only, `make test` the test tools too.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -13,16 +15,26 @@ TEST_ENV := SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key}
 
 .PHONY: install run demo migrate superuser manage test lint format clean bench soak
 
-$(STAMP): requirements.txt requirements-dev.txt agent/pyproject.toml
+$(RUN_STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): $(RUN_STAMP) requirements-dev.txt agent/pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	touch $(STAMP)
+	touch $(TEST_STAMP)
 
-install: $(STAMP)
+# The reference agent (agent/), for `make demo`'s simulated fleet; `make test` has it too.
+AGENT_STAMP := $(VENV)/.installed-agent
+$(AGENT_STAMP): $(RUN_STAMP) agent/pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ./agent
+	touch $(AGENT_STAMP)
 
-migrate: $(STAMP)
+install: $(TEST_STAMP)
+
+migrate: $(RUN_STAMP)
 	mkdir -p var
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
 
@@ -36,7 +48,7 @@ DEMO_RACKS ?= 8
 DEMO_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=signed TWIN_PUBLIC_READ=true \
 	DATABASE_URL=$${DATABASE_URL:-sqlite:///$(CURDIR)/var/demo.sqlite3}
 
-demo: $(STAMP)
+demo: $(AGENT_STAMP)
 	mkdir -p var
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
 	@echo "The twin: http://$(HOST):$(PORT)/api/twin/state (server log: var/demo-server.log). Ctrl-C stops it."
@@ -51,16 +63,16 @@ superuser: migrate
 manage: migrate
 	$(RUN_ENV) $(BIN)/python manage.py $(ARGS)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	mkdir -p var
 	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-format: $(STAMP)
+format: $(TEST_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
@@ -68,11 +80,11 @@ clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
 
 # The benchmark needs PostgreSQL (BENCH_DATABASE_URL); it writes bench/results.md.
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	mkdir -p var
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # A bounded soak test (180 s, loopback only): memory and queues under sustained load.
-soak: $(STAMP)
+soak: $(TEST_STAMP)
 	mkdir -p var
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
