@@ -18,10 +18,13 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 from health_check.base import HealthCheck
 from health_check.checks import Database
 from health_check.exceptions import ServiceUnavailable
 from psycopg_pool import PoolTimeout
+
+from jobs.selectors import jobs_health
 
 # A probe answers well within a load balancer's patience (compose waits 5 s).
 PROBE_TIMEOUT = datetime.timedelta(seconds=3)
@@ -94,7 +97,32 @@ class ChannelLayerReachable(HealthCheck):
             raise ServiceUnavailable("The channel layer returned another message than the one sent.")
 
 
-# What /readyz runs. Phase B hook: when the `jobs` app lands, append its
-# "background jobs not lagging" check here (a HealthCheck whose run() raises
-# ServiceUnavailable when a job's last run is older than its period allows).
-READINESS_CHECKS: tuple[type[HealthCheck], ...] = (DatabaseReachable, MigrationsApplied, ChannelLayerReachable)
+@dataclasses.dataclass
+class JobsNotLagging(HealthCheck):
+    """Every background job ran on time: none overdue by more than its allowance (jobs.selectors)."""
+
+    name: ClassVar[str] = "jobs"
+    timeout = PROBE_TIMEOUT
+
+    def lagging(self) -> list[str]:
+        # A worker thread's connection goes back to the pool when the probe is done.
+        with connections["default"].temporary_connection():
+            health = jobs_health(now=timezone.now())
+        return [f"{job.name} {job.lag_seconds:.0f} s late" for job in health if job.lagging]
+
+    async def run(self) -> None:
+        try:
+            late = await sync_to_async(self.lagging, thread_sensitive=False)()
+        except Exception as exc:
+            raise ServiceUnavailable(f"Could not read the jobs' last runs ({type(exc).__name__}).") from exc
+        if late:
+            raise ServiceUnavailable("Background jobs are lagging: " + ", ".join(late) + ".")
+
+
+# What /readyz runs.
+READINESS_CHECKS: tuple[type[HealthCheck], ...] = (
+    DatabaseReachable,
+    MigrationsApplied,
+    ChannelLayerReachable,
+    JobsNotLagging,
+)

@@ -318,7 +318,6 @@ TWIN_ALLOWED_ORIGINS = env.list(
     "TWIN_ALLOWED_ORIGINS",
     default=env.list("TWIN_SOCKETIO_ORIGINS", default=["http://localhost:8000", "http://127.0.0.1:8000"]),
 )
-TWIN_SOCKETIO_ORIGINS = TWIN_ALLOWED_ORIGINS  # read by twin/realtime.py until it reads TWIN_ALLOWED_ORIGINS
 # django-cors-headers, for the HTTP API only. Readers on another origin send an API
 # token (Authorization), so no cookies cross origins.
 CORS_URLS_REGEX = r"^/api/.*$"

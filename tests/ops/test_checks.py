@@ -13,7 +13,7 @@ from django.db import connection
 from tests.e2e.conftest import child_database_url, server_start, server_stop
 from tests.e2e.tcp_proxy import TcpProxy
 
-CHECKS = {"database", "migrations", "channel_layer"}
+CHECKS = {"database", "migrations", "channel_layer", "jobs"}
 
 
 @pytest.mark.django_db
@@ -108,3 +108,35 @@ def test_readiness_fails_while_the_database_is_cut_and_recovers_when_it_returns(
     finally:
         server_stop(server)
         proxy.stop()
+
+
+@pytest.fixture
+def a_registered_job():
+    from jobs.registry import JOBS, job
+
+    @job(name="tests.readyz", every_seconds=10.0)
+    def readyz_job(now) -> str:
+        return "ran"
+
+    yield "tests.readyz"
+    JOBS.pop("tests.readyz")
+
+
+# Committed rows: the check reads them from a worker thread with a connection of its own.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_lagging_background_job_makes_the_twin_not_ready_and_a_punctual_one_does_not(client, a_registered_job):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs.models import Job
+
+    Job.objects.create(name=a_registered_job, every_seconds=10.0, next_run_at=timezone.now() - timedelta(seconds=5))
+    assert client.get("/readyz").status_code == 200
+
+    Job.objects.filter(name=a_registered_job).update(next_run_at=timezone.now() - timedelta(seconds=120))
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["jobs"]["ok"] is False
+    assert "Background jobs are lagging: tests.readyz 120 s late" in body["checks"]["jobs"]["detail"]

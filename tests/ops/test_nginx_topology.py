@@ -291,3 +291,28 @@ def test_nginx_answers_for_itself_in_the_apis_json_style_and_each_replica_for_bo
         with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
             samples = samples_of(response.read().decode())
         assert value(samples, "twin_http_requests_total", view="healthz", method="GET", status="200") == 6
+
+
+def test_a_page_served_through_nginx_connects_with_its_own_origin(proxy: Proxy):
+    async def scenario() -> None:
+        for transport in ("polling", "websocket"):
+            client = socketio.AsyncClient(reconnection=False)
+            await client.connect(
+                proxy.url, namespaces=[NAMESPACE], transports=[transport], headers={"Origin": proxy.url}
+            )
+            assert client.connected
+            await client.eio.disconnect(abort=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_foreign_origin_is_refused_through_nginx_too(proxy: Proxy):
+    async def scenario() -> None:
+        client = socketio.AsyncClient(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(
+                proxy.url, namespaces=[NAMESPACE], transports=["polling"], headers={"Origin": "http://evil.example"}
+            )
+        await client.eio.disconnect(abort=True)
+
+    asyncio.run(scenario())

@@ -19,7 +19,7 @@ def settings_in_a_fresh_process(**env: str) -> dict:
     code = (
         "import json, django; django.setup(); from django.conf import settings as s; "
         "print(json.dumps({k: getattr(s, k) for k in "
-        "('TWIN_ALLOWED_ORIGINS', 'TWIN_SOCKETIO_ORIGINS', 'CORS_ALLOWED_ORIGINS', 'CORS_ALLOW_ALL_ORIGINS')}))"
+        "('TWIN_ALLOWED_ORIGINS', 'CORS_ALLOWED_ORIGINS', 'CORS_ALLOW_ALL_ORIGINS')}))"
     )
     base = {k: v for k, v in os.environ.items() if k not in {"TWIN_ALLOWED_ORIGINS", "TWIN_SOCKETIO_ORIGINS"}}
     result = subprocess.run(
@@ -37,7 +37,6 @@ def settings_in_a_fresh_process(**env: str) -> dict:
 def test_the_allowed_origins_drive_socketio_and_the_http_api_alike():
     read = settings_in_a_fresh_process(TWIN_ALLOWED_ORIGINS=f"{DASHBOARD},https://ops.example")
     assert read["TWIN_ALLOWED_ORIGINS"] == [DASHBOARD, "https://ops.example"]
-    assert read["TWIN_SOCKETIO_ORIGINS"] == read["TWIN_ALLOWED_ORIGINS"]
     assert read["CORS_ALLOWED_ORIGINS"] == read["TWIN_ALLOWED_ORIGINS"]
     assert read["CORS_ALLOW_ALL_ORIGINS"] is False
 
