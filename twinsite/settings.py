@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "hosts",
     "metrics",
     "twin",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

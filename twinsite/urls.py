@@ -1,7 +1,7 @@
 """URL routes. Socket.IO is mounted outside Django, in ``twinsite.asgi``."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from hosts.views import HostRegisterView
@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/health", HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("dashboard.urls")),
 ]
 
 handler400 = "twinsite.errors.bad_request"
