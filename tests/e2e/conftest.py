@@ -48,9 +48,12 @@ class LiveServer:
         return self.log.read_text(errors="replace")
 
 
-def server_start(tmp_path: Path, **env_overrides: str) -> LiveServer:
-    """Start the twin as ``make run`` does (``python -m twinsite.serve``) and wait until it answers."""
-    port = free_port()
+def server_start(tmp_path: Path, *, port: int | None = None, **env_overrides: str) -> LiveServer:
+    """Start the twin as ``make run`` does (``python -m twinsite.serve``) and wait until it answers.
+
+    ``port``: a port chosen beforehand (a browser test names the server's origin in its settings).
+    """
+    port = port or free_port()
     env = {
         **os.environ,
         "DATABASE_URL": child_database_url(),

@@ -77,7 +77,7 @@ export class Floor {
     this.controls.addEventListener("change", () => this.requestRender());
 
     this.hostMaterial = new THREE.MeshLambertMaterial({ color: 0xffffff });
-    this.linkMaterial = new THREE.MeshBasicMaterial({ color: 0xffffff, transparent: true, opacity: 0.6, depthWrite: false });
+    this.linkMaterial = new THREE.MeshBasicMaterial({ color: 0xffffff, transparent: true, opacity: 0.45, depthWrite: false });
     this.groups = new THREE.Group();
     this.scene.add(this.groups);
 
@@ -224,7 +224,7 @@ export class Floor {
     }
     quaternion.setFromUnitVectors(UP, b.divideScalar(length));
     // Width by utilization: a hair when idle, a third of a host when saturated.
-    const width = this.layout.width * (0.03 + 0.3 * Math.min(1, link.utilization || 0));
+    const width = this.layout.width * (0.015 + 0.3 * Math.min(1, link.utilization || 0));
     matrix.compose(a, quaternion, scale.set(width, length, width));
     this.linkMesh.setMatrixAt(i, matrix);
     writeColor(this.linkMesh.instanceColor.array, i, utilizationRgb(0.12 + 0.88 * Math.min(1, link.utilization || 0), rgb));

@@ -91,7 +91,7 @@ function firstStateArrived() {
   $("#loading").hidden = true;
   const wanted = new URLSearchParams(location.hash.slice(1)).get("host");
   if (wanted && live.index.has(wanted)) hostSelect(wanted, { fly: true });
-  if (live.links.length > 300) {
+  if (live.links.length > 200) {
     // Hundreds of uplinks hide the racks: start with the busy ones only.
     linkSelect.value = "busy";
     floor.setLinkMode("busy");
@@ -150,7 +150,7 @@ function selectedRefresh({ appendPoint }) {
     charts.show(chartSeries, "Last hour, from the history API; live points added as they arrive.");
   } else if (!chartSeries) {
     const series = deltaHistory.series(host.hostname);
-    charts.show(series, series.times.length ? `${series.times.length} samples seen since this page opened.` : "No new sample since this page opened: points appear as the host reports.");
+    charts.show(series, series.times.length ? `${series.times.length} sample${series.times.length === 1 ? "" : "s"} seen since this page opened.` : "No new sample since this page opened: points appear as the host reports.");
   }
 }
 
@@ -409,7 +409,7 @@ function liveReturn() {
 legendShow();
 viewSet("floor");
 connectionShow("connecting");
-twinConnect({
+window.twinDashboard.socket = twinConnect({
   namespace: config.namespace,
   onState,
   onDelta,
