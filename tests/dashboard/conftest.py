@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LiveServer, channel_prefix, free_port, server_start, server_stop  # noqa: F401 (a fixture)
+from tests.e2e.conftest import LiveServer, free_port, server_start, server_stop
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -49,9 +50,11 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def start_dashboard(transactional_db, django_db_serialized_rollback, tmp_path, channel_prefix) -> Iterator[Callable]:
+def start_dashboard(transactional_db, django_db_serialized_rollback, tmp_path) -> Iterator[Callable]:
     """Start a twin whose Socket.IO accepts its own origin; stopped after the test."""
     started: list[LiveServer] = []
+    # A Redis key prefix of this test's own, so runs sharing a Redis never hear each other.
+    channel_prefix = f"twin-test-{uuid.uuid4().hex[:8]}"
 
     from hosts.services import core_switch_ensure
 

@@ -246,7 +246,11 @@ def test_the_browser_store_applies_deltas_exactly_as_the_servers_reference(brows
     base = {"type": "twin-state", "twinId": "t", "generatedAt": "2026-01-01T00:00:00.000Z", "version": 1}
     v1 = {**base, "hosts": [host("a", 1), host("b", 2), host("c", 3)], "links": [link("a", 0.1), link("b", 0.2)]}
     v2 = {**base, "hosts": [host("a", 1), host("b", 9, "stale"), host("d", 4)], "links": [link("a", 0.5), link("d", 0)]}
-    v3 = {**base, "hosts": [host("a", 7), host("b", 9, "offline"), host("d", 4)], "links": [link("a", 0.5), link("d", 1)]}
+    v3 = {
+        **base,
+        "hosts": [host("a", 7), host("b", 9, "offline"), host("d", 4)],
+        "links": [link("a", 0.5), link("d", 1)],
+    }
     d2 = state_diff(before=v1, after=v2, version=2)
     d3 = state_diff(before=v2, after=v3, version=3)
     expected = delta_apply(delta_apply(v1, d2), d3)
