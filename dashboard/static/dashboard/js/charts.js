@@ -104,8 +104,8 @@ function chart(container, title, series, { yRange, format }) {
     height: 110,
     cursor: { drag: { x: false, y: false } },
     legend: { show: true, live: true },
-    // At least five minutes wide: one or two points would otherwise stretch over years.
-    scales: { x: { time: true, range: (u, min, max) => (min === null ? [Date.now() / 1000 - 300, Date.now() / 1000] : [Math.min(min, max - 300), max]) }, y: yRange ? { range: yRange } : { auto: true } },
+    // At least a minute wide: one or two points would otherwise stretch over years.
+    scales: { x: { time: true, range: (u, min, max) => (min === null ? [Date.now() / 1000 - 60, Date.now() / 1000] : [Math.min(min, max - 60), max]) }, y: yRange ? { range: yRange } : { auto: true } },
     axes: [
       { ...AXIS, size: 28 },
       { ...AXIS, size: 52, values: (u, ticks) => ticks.map(format) },

@@ -59,18 +59,28 @@ function onDelta(delta) {
     return "resync";
   }
   for (const host of delta.hosts) deltaHistory.record(host);
+  const t1 = performance.now();
+  let t2 = t1;
+  let t3 = t1;
   if (view === live) {
     if (result.structural || !floor.updateHosts(result.hosts, result.previous)) showAll();
     else {
       floor.updateLinks(result.links);
+      t2 = performance.now();
       summaryShow();
       table.markDirty();
+      t3 = performance.now();
       if (selected && delta.hosts.some((h) => h.hostname === selected)) selectedRefresh({ appendPoint: true });
     }
   }
+  const t4 = performance.now();
+  // Where the time went: store and history, scene, summary and table, side panel.
+  stats.deltaParts = { store: t1 - t0, scene: t2 - t1, summary: t3 - t2, panel: t4 - t3 };
   stats.deltasApplied += 1;
   stats.lastUpdate = Date.now();
   stats.deltaApplyMs.push(performance.now() - t0);
+  stats.lastDeltaHosts = delta.hosts.length;
+  stats.lastDelta = delta; // for bench/dashboard.py's floor
   if (stats.deltaApplyMs.length > 500) stats.deltaApplyMs.splice(0, 250);
   return null;
 }
