@@ -388,7 +388,7 @@ export class Floor {
     this.camera.far = radius * 40;
     this.camera.updateProjectionMatrix();
     this.controls.target.copy(center);
-    this.camera.position.copy(center).add(new THREE.Vector3(0.45, 0.75, 1).normalize().multiplyScalar(radius * 1.6));
+    this.camera.position.copy(center).add(new THREE.Vector3(0.45, 0.75, 1).normalize().multiplyScalar(radius * 1.85));
     this.controls.maxDistance = radius * 10;
     this.controls.update();
     this.requestRender();
