@@ -97,9 +97,9 @@ class PageWatch:
         return [*self.console_errors, *self.page_errors, *self.failed_requests, *self.outside_requests]
 
 
-def page_open(browser: Any, server: LiveServer, path: str = "/", *, width: int = 1600, height: int = 900) -> tuple:
-    """A new page at ``path`` with every error, failed request and outside request recorded."""
-    context = browser.new_context(viewport={"width": width, "height": height})
+def page_open(browser: Any, server: LiveServer, path: str = "/", *, context: Any = None) -> tuple:
+    """A new page at ``path`` (in ``context``, or a new one) with every error, failed and outside request recorded."""
+    context = context or browser.new_context(viewport={"width": 1600, "height": 900})
     page = context.new_page()
     watch = PageWatch(origin=server.url)
 
