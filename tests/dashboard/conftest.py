@@ -31,16 +31,22 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless chromium per test module (Debian's package; Playwright's own download is never used)."""
+@pytest.fixture
+def browser(start_dashboard) -> Iterator[Any]:
+    """A headless chromium for one test (Debian's package; Playwright's own download is never used).
+
+    Started after the test database is set up and closed before it is flushed:
+    Playwright's sync API keeps an event loop running in this thread, and while
+    it runs Django takes the thread for an async context, where it refuses ORM
+    calls and hands out other connection objects (pytest-django's flush would
+    then miss the serialized-rollback mark and re-create content types, which
+    the next test's restore collides with). Test data is made before the
+    browser starts; ORM calls while it runs are allowed for that reason alone.
+    """
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop in this thread, which Django
-    # takes for an async context and refuses ORM calls in (the test's own
-    # setup and pytest-django's flush). No Django code runs on that loop.
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         with sync_playwright() as playwright:

@@ -72,8 +72,12 @@ document.addEventListener("readystatechange", () => {
     return script.replace("NAMES", json.dumps(list(names)))
 
 
-def test_the_command_panel_lists_sends_and_follows_commands(browser, start_dashboard, django_user_model):
-    django_user_model.objects.create_superuser(username="root", password="pw-for-tests-only")
+@pytest.fixture
+def root(transactional_db, django_user_model):
+    return django_user_model.objects.create_superuser(username="root", password="pw-for-tests-only")
+
+
+def test_the_command_panel_lists_sends_and_follows_commands(root, browser, start_dashboard):
     server = start_dashboard()
     samples_posted = sample_dict("titan-01")
     from dashboard.demo import samples_post
