@@ -13,7 +13,7 @@ PORT ?= 8000
 RUN_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=$${TWIN_AGENT_AUTH:-open} TWIN_PUBLIC_READ=$${TWIN_PUBLIC_READ:-true}
 TEST_ENV := SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key}
 
-.PHONY: install run demo migrate superuser manage test lint format clean bench soak
+.PHONY: install run demo migrate superuser manage test lint format clean bench soak vendor
 
 $(RUN_STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -88,3 +88,9 @@ bench: $(TEST_STAMP)
 soak: $(TEST_STAMP)
 	mkdir -p var
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+# Re-create the dashboard's committed browser libraries from the npm registry at the
+# versions package-lock.json pins (needs npm; run and test never do).
+vendor: $(STAMP)
+	npm ci --ignore-scripts --no-audit --no-fund
+	$(BIN)/python -m dashboard.vendoring

@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "twin",
     "fleet",
     "ops",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # /healthz, /readyz, /metrics, /api/docs/, /api/redoc/
     path("", include("ops.urls")),
+    path("", include("dashboard.urls")),
 ]
 
 handler400 = "common.errors.bad_request"

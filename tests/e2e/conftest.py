@@ -51,7 +51,8 @@ class LiveServer:
 def server_start(tmp_path: Path, *, port: int | None = None, **env_overrides: str) -> LiveServer:
     """Start the twin as ``make run`` does (``python -m twinsite.serve``) and wait until it answers.
 
-    ``port`` starts it again where a stopped one listened (agents keep their server's URL).
+    ``port`` starts it on a port chosen beforehand: where a stopped one listened (agents keep their
+    server's URL), or one a browser test names in the server's settings.
     """
     port = port or free_port()
     env = {
