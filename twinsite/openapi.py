@@ -12,8 +12,9 @@ import msgspec
 
 from hosts.schema import HostRegistrationRequest, HostRegistrationResponse
 from metrics.schema import BatchEnvelope, SampleIn
-from metrics.views import BatchAccepted
+from metrics.views import BatchAccepted, HostSeries
 from twin.snapshot import TwinState
+from twin.views import HostEvents
 
 REF = "#/components/schemas/{name}"
 
@@ -28,7 +29,17 @@ class Error(TypedDict):
 def components_append(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular post-processing hook: add the Structs' and TypedDicts' schemas."""
     _, components = msgspec.json.schema_components(
-        [BatchEnvelope, SampleIn, BatchAccepted, TwinState, HostRegistrationRequest, HostRegistrationResponse, Error],
+        [
+            BatchEnvelope,
+            SampleIn,
+            BatchAccepted,
+            TwinState,
+            HostRegistrationRequest,
+            HostRegistrationResponse,
+            HostSeries,
+            HostEvents,
+            Error,
+        ],
         ref_template=REF,
     )
     # Each sample is judged on its own: one that breaks SampleIn is refused in

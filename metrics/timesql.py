@@ -1,0 +1,58 @@
+"""Time arithmetic in SQL, the same on PostgreSQL and SQLite.
+
+History queries bucket times by whole seconds since the epoch and measure the
+seconds between two readings in the database. PostgreSQL stores ``timestamptz``;
+Django stores SQLite datetimes as naive UTC text (``YYYY-MM-DD HH:MM:SS[.ffffff]``),
+which sorts as time does. Statements using these run with parameters, so a
+literal ``%`` is written ``%%``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.db import connection
+
+
+def epoch(column: str) -> str:
+    """Seconds since the epoch, with the fraction, as a float."""
+    if connection.vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM {column})::float8"
+    # strftime('%s') drops the fraction; the text after the seconds is it ('.123456' or '').
+    return f"(CAST(strftime('%%s', {column}) AS REAL) + CAST(substr({column}, 20) AS REAL))"
+
+
+def epoch_seconds(column: str) -> str:
+    """Whole seconds since the epoch (floor), as an integer: exact, so buckets never slip."""
+    if connection.vendor == "postgresql":
+        return f"FLOOR(EXTRACT(EPOCH FROM {column}))::bigint"
+    return f"CAST(strftime('%%s', {column}) AS INTEGER)"
+
+
+def from_epoch(expression: str) -> str:
+    """The datetime ``expression`` (whole seconds since the epoch) stands for, as the column stores it."""
+    if connection.vendor == "postgresql":
+        return f"to_timestamp({expression})"
+    return f"datetime({expression}, 'unixepoch')"
+
+
+def float_type() -> str:
+    return "double precision" if connection.vendor == "postgresql" else "REAL"
+
+
+def db_datetime(moment: datetime) -> object:
+    """A parameter as the ORM would send it (SQLite: naive UTC text)."""
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def aware(value: datetime | str | None) -> datetime | None:
+    """A datetime read by plain SQL: aware on PostgreSQL, naive UTC (or text) on SQLite."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def epoch_to_datetime(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
