@@ -95,9 +95,18 @@ def _ceil(moment: datetime, step: int) -> datetime:
 
 
 def series_read(
-    *, host_id: int, start: datetime, end: datetime, step: int | None, keys: tuple[str, ...], now: datetime
+    *,
+    host_id: int,
+    start: datetime,
+    end: datetime,
+    step: int | None,
+    keys: tuple[str, ...],
+    now: datetime,
+    level: Level | None = None,
 ) -> Series:
     """One host's series (see ``Series``); ``step`` None for about ``DEFAULT_POINTS`` points.
+
+    ``level`` forces a level (tests and the benchmark compare them).
 
     1. Choose the level (``series_level``) and round the step up to a whole
        number of its buckets; widen the range to whole steps (epoch-aligned).
@@ -106,7 +115,7 @@ def series_read(
     3. Compose them per step in one query (``metrics.rollups.units_compose``).
     """
     step = step or series_default_step(start=start, end=end)
-    level = series_level(start=start, step=step, now=now)
+    level = level or series_level(start=start, step=step, now=now)
     step = math.ceil(step / level.seconds) * level.seconds
     first, last = _floor(start, step), _ceil(end, step)
     if last <= first:
