@@ -182,8 +182,9 @@ class PruneReport:
         return text
 
 
-def _delete_chunked(*, table: str, where: str, params: list, chunk: int = DELETE_CHUNK) -> int:
-    """Delete the rows matching ``where`` in chunks of ``chunk``, each in a transaction of its own."""
+def _delete_chunked(*, table: str, where: str, params: list) -> int:
+    """Delete the rows matching ``where`` in chunks of ``DELETE_CHUNK``, each in a transaction of its own."""
+    chunk = DELETE_CHUNK
     deleted = 0
     if connection.vendor == "postgresql":
         statement = f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {where} LIMIT {chunk}))"
@@ -209,8 +210,8 @@ def _partitions_drop(*, cutoff: datetime, report: PruneReport) -> None:
                 rows = max(0, cursor.fetchone()[0])
                 cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
                 cursor.execute(f"DROP TABLE {name}")
-        except OperationalError:
-            logger.warning("could not drop %s now (locked); the next pruning retries", name)
+        except OperationalError as exc:
+            logger.warning("could not drop %s now (%s); the next pruning retries", name, exc)
             report.skipped.append(name)
             continue
         report.partitions_dropped.append(name)
