@@ -37,7 +37,7 @@ class InvalidParameter(APIException):
 def param_datetime(query: Mapping[str, str], name: str, *, default: datetime) -> datetime:
     """An ISO-8601 time with its offset (``2026-11-29T10:00:00Z``, ``…+01:00``), in UTC."""
     raw = query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         moment = datetime.fromisoformat(raw)
@@ -59,7 +59,7 @@ def param_datetime(query: Mapping[str, str], name: str, *, default: datetime) ->
 def param_int(query: Mapping[str, str], name: str, *, default: int | None, minimum: int, maximum: int) -> int | None:
     """A whole number within [minimum, maximum]."""
     raw = query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not _WHOLE.fullmatch(raw):
         raise InvalidParameter(name, f"{name}={raw[:40]!r} is not a whole number.")
