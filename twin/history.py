@@ -24,7 +24,7 @@ Each change is published after commit as a ``host-status`` event to every reader
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -145,16 +145,16 @@ def status_transitions_record(*, now: datetime) -> list[Transition]:
     hosts = _hosts_read()
     by_id = {h.id: h for h in hosts}
     derive = status_clock(now=now)
+    # Hosts whose first sample after a silence (or ever) arrived since the last look.
     coming_back = [
         h
         for h in hosts
         if not h.is_virtual
-        and h.recorded not in (None, HostStatus.ONLINE)
+        and h.recorded != HostStatus.ONLINE
         and h.last_seen is not None
         and (h.recorded_seen is None or h.last_seen > h.recorded_seen)
     ]
-    since = (checked_at - COMMIT_MARGIN) if checked_at else now - timedelta(days=1)
-    arrivals = _first_arrivals(hosts=coming_back, since=since)
+    arrivals = _first_arrivals(hosts=coming_back, since=checked_at - COMMIT_MARGIN) if checked_at else {}
 
     transitions: list[Transition] = []
     status_now: dict[int, str] = {}
@@ -167,8 +167,13 @@ def status_transitions_record(*, now: datetime) -> list[Transition]:
         status_now[h.id] = derived
         before[h.id] = h.recorded or HostStatus.UNKNOWN
         if h.recorded is None:
-            transitions.append(_first(h, derived, checked_at=checked_at, now=now))
-            continue
+            if checked_at is None:
+                # Recording begins: what each host is now is all there is to say.
+                transitions.append(Transition(h.id, now, None, derived, StatusCause.INVENTORY))
+                continue
+            first = _joined(h, first_arrival=arrivals.get(h.id))
+            transitions.append(first)
+            h = replace(h, recorded=first.to_status, recorded_seen=arrivals.get(h.id))
         changes = _real_host_changes(h, first_arrival=arrivals.get(h.id), now=now)
         current = h.recorded
         for at, to, cause in changes:
@@ -197,10 +202,11 @@ def status_transitions_record(*, now: datetime) -> list[Transition]:
     return transitions
 
 
-def _first(h: _Host, status: str, *, checked_at: datetime | None, now: datetime) -> Transition:
-    """A host's first recorded status: when it was created, or now if recording began after."""
-    at = max(h.created_at, checked_at) if checked_at else now
-    return Transition(h.id, min(at, now), None, status, StatusCause.INVENTORY)
+def _joined(h: _Host, *, first_arrival: datetime | None) -> Transition:
+    """A new host's first status: online from its first sample if that created it (ingest), else unknown."""
+    if first_arrival is not None and first_arrival <= h.created_at:
+        return Transition(h.id, first_arrival, None, HostStatus.ONLINE, StatusCause.INVENTORY)
+    return Transition(h.id, h.created_at, None, HostStatus.UNKNOWN, StatusCause.INVENTORY)
 
 
 def _virtual_changes(
@@ -217,7 +223,8 @@ def _virtual_changes(
     own = status_clock(now=now)(h.last_seen) if h.last_seen else None
     derived = virtual_status(own=own, neighbours=[status_now[n] for n in neighbours if n in status_now])
     if h.recorded is None:
-        return [_first(h, derived, checked_at=checked_at, now=now)]
+        at = min(max(h.created_at, checked_at), now) if checked_at else now
+        return [Transition(h.id, at, None, derived, StatusCause.INVENTORY)]
     if h.recorded == derived:
         return []
     states = {n: before[n] for n in neighbours if n in before}

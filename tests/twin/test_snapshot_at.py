@@ -51,7 +51,7 @@ def fleet_reports(now, *, offset_seconds=0):
 
 
 def test_the_twin_at_a_time_equals_the_live_snapshot_taken_then(client):
-    fleet_reports(timezone.now())
+    fleet_reports(timezone.now() - timedelta(seconds=1))  # every sample received before the moment
     time.sleep(0.005)
     moment = at_millisecond(timezone.now())
     live = snapshot_build(now=moment)
@@ -67,7 +67,7 @@ def test_the_twin_at_a_time_equals_the_live_snapshot_taken_then(client):
 
 
 def test_a_host_or_link_created_after_the_time_is_not_in_the_twin_of_then(client):
-    fleet_reports(timezone.now())
+    fleet_reports(timezone.now() - timedelta(seconds=1))
     moment = at_millisecond(timezone.now())
     time.sleep(0.01)
     Host.objects.create(hostname="spare-99")

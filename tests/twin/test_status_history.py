@@ -96,6 +96,22 @@ def test_a_host_that_never_reported_is_unknown_until_its_first_sample():
     assert changes("spare-01")[-1][3] == arrived
 
 
+def test_a_host_created_by_its_first_sample_joins_online_from_that_sample(r0):
+    arrived = r0 + timedelta(seconds=5)
+    ingest_at([sample_dict("fresh-01", at=arrived)], received_at=arrived)
+    status_transitions_record(now=r0 + timedelta(seconds=50))
+    assert changes("fresh-01") == [
+        (None, "online", "inventory", arrived),
+        ("online", "stale", "silence", arrived + timedelta(seconds=30)),
+    ]
+
+
+def test_a_host_an_admin_adds_joins_unknown_when_created(r0):
+    spare = Host.objects.create(hostname="spare-02")
+    status_transitions_record(now=r0 + timedelta(seconds=2))
+    assert changes("spare-02") == [(None, "unknown", "inventory", spare.created_at)]
+
+
 def test_changed_thresholds_are_recorded_as_an_inventory_change(r0, settings):
     status_transitions_record(now=r0 + timedelta(seconds=40))
     settings.TWIN_STALE_AFTER_SECONDS = 60
