@@ -41,7 +41,7 @@ from django.db.models import Min
 
 from metrics.fields import GAUGES, METRIC_FIELDS, rollup_column_names
 from metrics.models import Rollup, Rollup1h, Rollup5m, RollupProgress, Sample
-from metrics.timesql import db_datetime, epoch, epoch_seconds, float_type, from_epoch
+from metrics.timesql import db_datetime, epoch, epoch_seconds, float_type, floor_integer, from_epoch
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,10 @@ ROLLUP_LEVELS = (FIVE_MINUTES, HOUR)
 
 # Every metric's rollup columns, in registry order: the columns of a unit.
 METRIC_COLUMNS: tuple[str, ...] = tuple(c for f in METRIC_FIELDS for c in rollup_column_names(f))
-# A unit's columns: who, when (whole and exact seconds since the epoch), its first
-# and last sample's times (as stored and in seconds), how many samples, the metrics.
-UNIT_COLUMNS = ("host_id", "es", "e", "first_at", "last_at", "first_e", "last_e", "samples", *METRIC_COLUMNS)
+# A unit's columns: who, when (as stored, to order units), its first and last
+# sample's times (as stored, and in seconds since the epoch: ``last_e`` is NULL
+# for a raw sample, whose last is its first), how many samples, the metrics.
+UNIT_COLUMNS = ("host_id", "t", "first_at", "last_at", "first_e", "last_e", "samples", *METRIC_COLUMNS)
 # What ``units_compose`` returns, per host and group.
 COMPOSED_COLUMNS = ("host_id", "grp", "samples", "first_at", "last_at", *METRIC_COLUMNS)
 
@@ -86,12 +87,11 @@ def units_from_samples(*, where: str, join: str = "") -> str:
     real = float_type()
     columns = [
         "s.host_id",
-        f"{epoch_seconds('s.timestamp')} AS es",
-        f"{epoch('s.timestamp')} AS e",
+        "s.timestamp AS t",
         "s.timestamp AS first_at",
         "s.timestamp AS last_at",
         f"{epoch('s.timestamp')} AS first_e",
-        f"{epoch('s.timestamp')} AS last_e",
+        f"CAST(NULL AS {real}) AS last_e",
         "1 AS samples",
     ]
     for f in METRIC_FIELDS:
@@ -120,8 +120,7 @@ def units_from_rollups(*, level: Level, where: str, join: str = "") -> str:
     assert level.model is not None
     columns = [
         "r.host_id",
-        f"{epoch_seconds('r.bucket')} AS es",
-        f"{epoch('r.bucket')} AS e",
+        "r.bucket AS t",
         "r.first_at",
         "r.last_at",
         f"{epoch('r.first_at')} AS first_e",
@@ -135,7 +134,9 @@ def units_from_rollups(*, level: Level, where: str, join: str = "") -> str:
 def units_compose(*, units: str, group_seconds: int, pairs_within_groups: bool, keep_ends: bool = True) -> str:
     """A SELECT that composes ``units`` into groups of ``group_seconds`` (``COMPOSED_COLUMNS``).
 
-    1. Group each unit by its time: whole seconds since the epoch over the width.
+    1. Group each unit by its first sample's time: whole seconds since the
+       epoch over the width (a rollup bucket lies in one group of any whole
+       number of its widths).
     2. Pair each unit with the one before it, per host (within its group only
        when ``pairs_within_groups``: a rollup bucket keeps the pair across its
        start boundary out, as its first readings stand for it; a series counts
@@ -147,7 +148,7 @@ def units_compose(*, units: str, group_seconds: int, pairs_within_groups: bool, 
     """
     real = float_type()
     window_partition = "v.host_id, v.grp" if pairs_within_groups else "v.host_id"
-    lags = ["LAG(v.last_e) OVER w AS prev_last_e"]
+    lags = ["LAG(COALESCE(v.last_e, v.first_e)) OVER w AS prev_last_e"]
     ends = []
     pair_columns = []
     aggregates = [
@@ -186,11 +187,11 @@ def units_compose(*, units: str, group_seconds: int, pairs_within_groups: bool, 
             f"MAX(CASE WHEN b_{n}_rise IS NULL THEN {n}_rate_max "
             f"WHEN {n}_rate_max IS NULL OR {rate} > {n}_rate_max THEN {rate} ELSE {n}_rate_max END) AS {n}_rate_max",
         ]
-    windows = f"w AS (PARTITION BY {window_partition} ORDER BY v.e)"
+    windows = f"w AS (PARTITION BY {window_partition} ORDER BY v.t)"
     if ends:
         whole_group = "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"
-        windows += f", g AS (PARTITION BY v.host_id, v.grp ORDER BY v.e {whole_group})"
-    grouped = f"SELECT u.*, u.es / {int(group_seconds)} AS grp FROM ({units}) u"
+        windows += f", g AS (PARTITION BY v.host_id, v.grp ORDER BY v.t {whole_group})"
+    grouped = f"SELECT u.*, {floor_integer('u.first_e')} / {int(group_seconds)} AS grp FROM ({units}) u"
     windowed = f"SELECT v.*, {', '.join(lags + ends)} FROM ({grouped}) v WINDOW {windows}"
     paired = f"SELECT x.*{''.join(', ' + c for c in pair_columns)} FROM ({windowed}) x"
     return f"SELECT {', '.join(aggregates)} FROM ({paired}) y GROUP BY host_id, grp"

@@ -29,6 +29,13 @@ def epoch_seconds(column: str) -> str:
     return f"CAST(strftime('%%s', {column}) AS INTEGER)"
 
 
+def floor_integer(expression: str) -> str:
+    """A non-negative float expression rounded down to an integer."""
+    if connection.vendor == "postgresql":
+        return f"FLOOR({expression})::bigint"
+    return f"CAST({expression} AS INTEGER)"
+
+
 def from_epoch(expression: str) -> str:
     """The datetime ``expression`` (whole seconds since the epoch) stands for, as the column stores it."""
     if connection.vendor == "postgresql":
