@@ -11,7 +11,7 @@ PORT ?= 8000
 RUN_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=$${TWIN_AGENT_AUTH:-open} TWIN_PUBLIC_READ=$${TWIN_PUBLIC_READ:-true}
 TEST_ENV := SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key}
 
-.PHONY: install run migrate superuser manage test lint format clean bench soak
+.PHONY: install run migrate superuser manage test lint format clean bench bench-history soak
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -55,6 +55,11 @@ clean:
 bench: $(STAMP)
 	mkdir -p var
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The history's figures (series, the twin at a past time, pruning); writes bench/history-results.md.
+bench-history: $(STAMP)
+	mkdir -p var
+	$(BIN)/python -m bench.history $(BENCH_ARGS)
 
 # A bounded soak test (180 s, loopback only): memory and queues under sustained load.
 soak: $(STAMP)
