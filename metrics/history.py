@@ -22,7 +22,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from psycopg.types.datetime import TimestamptzLoader
 
 from hosts.models import Host
 from metrics.fields import COUNTERS, FIELD_NAMES, FIELDS_BY_KEY, LINK_TRAFFIC, METRIC_FIELDS, Kind
@@ -42,7 +41,7 @@ from metrics.rollups import (
     units_from_samples,
 )
 from metrics.selectors import INVENTORY_COLUMNS
-from metrics.timesql import aware, db_datetime, epoch_to_datetime
+from metrics.timesql import aware, db_datetime, epoch_to_datetime, rows_fetch
 
 # A series answers about this many points unless asked for a step...
 DEFAULT_POINTS = 1_000
@@ -224,15 +223,6 @@ def host_rows_at(*, at: datetime, now: datetime) -> list[tuple]:
     return rows
 
 
-def _fetch(sql: str, params: list[Any]) -> list[tuple]:
-    """Rows of plain SQL; on PostgreSQL with psycopg's C loader for timestamps (as ``host_rows``)."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
 def _values_at_raw(*, at: datetime) -> dict[int, ValuesAt]:
     """Each host's two newest samples received by ``at``, as the latest values then."""
     table = Sample._meta.db_table
@@ -240,7 +230,7 @@ def _values_at_raw(*, at: datetime) -> dict[int, ValuesAt]:
     # A sample received by ``at`` is stamped at most the allowed skew after it.
     newest = at + timedelta(seconds=settings.TWIN_MAX_FUTURE_SKEW_SECONDS)
     window = timedelta(seconds=WINDOW_HEARTBEATS * settings.TWIN_HEARTBEAT_SECONDS)
-    rows = _fetch(
+    rows = rows_fetch(
         f"SELECT {columns} FROM (SELECT {columns}, "
         "ROW_NUMBER() OVER (PARTITION BY host_id ORDER BY timestamp DESC) AS n "
         f"FROM {table} WHERE timestamp > %s AND timestamp <= %s AND received_at <= %s) w WHERE n <= 2",
@@ -271,14 +261,14 @@ def _newest_samples(*, host_ids: list[int], newest: datetime, at: datetime) -> l
     where = "s.host_id = {host} AND s.timestamp <= %s AND s.received_at <= %s ORDER BY s.timestamp DESC LIMIT 2"
     table = Sample._meta.db_table
     if connection.vendor == "postgresql":
-        return _fetch(
+        return rows_fetch(
             f"SELECT {columns} FROM unnest(%s::bigint[]) AS h(id) CROSS JOIN LATERAL "
             f"(SELECT {columns} FROM {table} s WHERE {where.format(host='h.id')}) s",
             [host_ids, db_datetime(newest), db_datetime(at)],
         )
     rows = []
     for host_id in host_ids:
-        rows += _fetch(
+        rows += rows_fetch(
             f"SELECT {columns} FROM {table} s WHERE {where.format(host='%s')}",
             [host_id, db_datetime(newest), db_datetime(at)],
         )
@@ -315,7 +305,7 @@ def _values_at_rollups(*, at: datetime, level: Level) -> dict[int, ValuesAt]:
     for f in COUNTERS:
         columns += [f"{f.name}_increase", f"{f.name}_seconds"]
     listed = ", ".join(columns)
-    rows = _fetch(
+    rows = rows_fetch(
         f"SELECT {listed} FROM (SELECT {listed}, ROW_NUMBER() OVER (PARTITION BY host_id ORDER BY bucket DESC) AS n "
         f"FROM {table} WHERE bucket > %s AND bucket <= %s AND first_at <= %s) w WHERE n = 1",
         [db_datetime(at - ROLLUP_WINDOW[level.name]), db_datetime(at), db_datetime(at)],
@@ -324,7 +314,7 @@ def _values_at_rollups(*, at: datetime, level: Level) -> dict[int, ValuesAt]:
     for host_id in LatestMetrics.objects.values_list("host_id", flat=True):
         if host_id in found:
             continue
-        older = _fetch(
+        older = rows_fetch(
             f"SELECT {listed} FROM {table} WHERE host_id = %s AND bucket <= %s AND first_at <= %s "
             "ORDER BY bucket DESC LIMIT 1",
             [host_id, db_datetime(at), db_datetime(at)],

@@ -35,7 +35,7 @@ from common.formats import iso_utc
 from hosts.models import Host
 from hosts.selectors import link_rows
 from metrics.models import LatestMetrics, Sample
-from metrics.timesql import aware, db_datetime
+from metrics.timesql import aware, db_datetime, rows_fetch
 from twin.models import HostStatusEvent, HostStatusRecord, StatusCause, StatusCheck
 from twin.status import HostStatus, status_clock, virtual_status
 
@@ -70,12 +70,10 @@ class _Host:
 def _hosts_read() -> list[_Host]:
     """Every host with its last contact and its recorded status (one query)."""
     host, latest, record = Host._meta.db_table, LatestMetrics._meta.db_table, HostStatusRecord._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT h.id, h.hostname, h.is_virtual, h.created_at, l.last_seen, r.status, r.seen FROM {host} h "
-            f"LEFT JOIN {latest} l ON l.host_id = h.id LEFT JOIN {record} r ON r.host_id = h.id ORDER BY h.id"
-        )
-        rows = cursor.fetchall()
+    rows = rows_fetch(
+        f"SELECT h.id, h.hostname, h.is_virtual, h.created_at, l.last_seen, r.status, r.seen FROM {host} h "
+        f"LEFT JOIN {latest} l ON l.host_id = h.id LEFT JOIN {record} r ON r.host_id = h.id ORDER BY h.id"
+    )
     return [
         _Host(row[0], row[1], bool(row[2]), aware(row[3]), aware(row[4]), row[5], aware(row[6]))  # type: ignore[arg-type]
         for row in rows
