@@ -224,33 +224,46 @@ def host_rows_at(*, at: datetime, now: datetime) -> list[tuple]:
 
 
 def _values_at_raw(*, at: datetime) -> dict[int, ValuesAt]:
-    """Each host's two newest samples received by ``at``, as the latest values then."""
+    """Each host's two newest samples received by ``at``, and its last contact then, as the latest values then.
+
+    1. One scan of the samples received in the few heartbeats before ``at``
+       (the ``received_at`` index; the partitions are by stamp, so a range of
+       stamps without a host would read whole days): for each host, its two
+       newest by stamp and its last arrival.
+    2. Hosts that had reported by then but have fewer than two samples in that
+       window: their two newest received by ``at``, wherever they are.
+    """
     table = Sample._meta.db_table
     columns = ", ".join(_SAMPLE_COLUMNS)
-    # A sample received by ``at`` is stamped at most the allowed skew after it.
-    newest = at + timedelta(seconds=settings.TWIN_MAX_FUTURE_SKEW_SECONDS)
     window = timedelta(seconds=WINDOW_HEARTBEATS * settings.TWIN_HEARTBEAT_SECONDS)
     rows = rows_fetch(
-        f"SELECT {columns} FROM (SELECT {columns}, "
-        "ROW_NUMBER() OVER (PARTITION BY host_id ORDER BY timestamp DESC) AS n "
-        f"FROM {table} WHERE timestamp > %s AND timestamp <= %s AND received_at <= %s) w WHERE n <= 2",
-        [db_datetime(at - window), db_datetime(newest), db_datetime(at)],
+        f"SELECT {columns}, seen FROM (SELECT {columns}, "
+        "ROW_NUMBER() OVER (PARTITION BY host_id ORDER BY timestamp DESC) AS n, "
+        "MAX(received_at) OVER (PARTITION BY host_id) AS seen "
+        f"FROM {table} WHERE received_at > %s AND received_at <= %s) w WHERE n <= 2",
+        [db_datetime(at - window), db_datetime(at)],
     )
     by_host: dict[int, list[tuple]] = {}
+    seen: dict[int, datetime] = {}
     for row in rows:
-        by_host.setdefault(row[0], []).append(row)
-    # Hosts with fewer than two samples in the window (silent, or a clock far
-    # behind) that ever reported: their two newest, wherever they are.
+        by_host.setdefault(row[0], []).append(row[:-1])
+        seen[row[0]] = aware(row[-1])  # type: ignore[assignment]
     missing = [
         host_id
         for host_id in LatestMetrics.objects.values_list("host_id", flat=True)
         if len(by_host.get(host_id, ())) < 2
     ]
+    # A sample received by ``at`` is stamped at most the allowed skew after it.
+    newest = at + timedelta(seconds=settings.TWIN_MAX_FUTURE_SKEW_SECONDS)
     for row in _newest_samples(host_ids=missing, newest=newest, at=at):
         by_host.setdefault(row[0], [])
         if row not in by_host[row[0]]:
             by_host[row[0]].append(row)
-    return {host_id: _values_from_samples(host_rows) for host_id, host_rows in by_host.items() if host_rows}
+    return {
+        host_id: _values_from_samples(host_rows, seen=seen.get(host_id))
+        for host_id, host_rows in by_host.items()
+        if host_rows
+    }
 
 
 def _newest_samples(*, host_ids: list[int], newest: datetime, at: datetime) -> list[tuple]:
@@ -275,7 +288,7 @@ def _newest_samples(*, host_ids: list[int], newest: datetime, at: datetime) -> l
     return rows
 
 
-def _values_from_samples(rows: list[tuple]) -> ValuesAt:
+def _values_from_samples(rows: list[tuple], *, seen: datetime | None) -> ValuesAt:
     """The latest values from a host's newest samples (as ``LatestMetrics`` would have held them)."""
     rows = sorted(rows, key=lambda r: aware(r[1]), reverse=True)[:2]
     newest = rows[0]
@@ -291,7 +304,10 @@ def _values_from_samples(rows: list[tuple]) -> ValuesAt:
             prev_tx=previous[_TX],
             prev_rx=previous[_RX],
         )
-    last_seen = max(aware(row[2]) for row in rows)
+    arrivals = [aware(row[2]) for row in rows]
+    if seen is not None:
+        arrivals.append(seen)
+    last_seen = max(arrivals)  # type: ignore[type-var]
     return ValuesAt(last_seen=last_seen, values=tuple(values), throughput_gbps=throughput)
 
 
