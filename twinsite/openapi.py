@@ -6,7 +6,7 @@ writes them; this hook turns them into JSON Schema for drf-spectacular.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import msgspec
 
@@ -20,10 +20,11 @@ REF = "#/components/schemas/{name}"
 
 
 class Error(TypedDict):
-    """Every error: a machine-readable code and a sentence for people."""
+    """Every error: a machine-readable code and a sentence for people (and the query parameter at fault)."""
 
     error: str
     detail: Any
+    parameter: NotRequired[str]
 
 
 def components_append(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
