@@ -222,15 +222,22 @@ async def figure_state_at(server: Server, rounds: int, hosts: int) -> None:
         "<= 2x the live snapshot",
         p50 <= 2 * floor_p50,
     )
+
     # What the background jobs cost at this size (no floor: informative).
-    t0 = time.perf_counter()
-    status_transitions_record(now=datetime.now(UTC) - timedelta(seconds=2))
-    first = time.perf_counter() - t0
-    runs = []
-    for _ in range(5):
+    # On a thread of its own, as the job runner does: it publishes its events from outside the event loop.
+    def recorder_runs() -> tuple[float, list[float]]:
         t0 = time.perf_counter()
-        status_transitions_record(now=datetime.now(UTC))
-        runs.append(time.perf_counter() - t0)
+        status_transitions_record(now=datetime.now(UTC) - timedelta(seconds=2))
+        first = time.perf_counter() - t0
+        runs = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            status_transitions_record(now=datetime.now(UTC))
+            runs.append(time.perf_counter() - t0)
+        connection.close()
+        return first, runs
+
+    first, runs = await asyncio.to_thread(recorder_runs)
     note(
         f"Status recorder at {len(past_doc['hosts']):,} hosts: {ms(statistics.median(runs))} a run "
         f"(once a second; the first run, which records every host, {ms(first)})."
@@ -359,21 +366,20 @@ async def figure_prune(server: Server, key: str, hosts: int, baseline_seconds: f
     base_from = time.perf_counter()
     await asyncio.sleep(baseline_seconds)
     base_to = time.perf_counter()
-    stop_after = 15.0
     deleted = {"rows": 0}
 
     def chunked() -> int:
-        deadline = time.perf_counter() + stop_after
         table, cutoff = partition_name(day), start + timedelta(days=1)
         statement = (
             f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} "
             f"WHERE timestamp < %s LIMIT {retention.DELETE_CHUNK}))"
         )
-        while time.perf_counter() < deadline:
+        while True:
             with connection.cursor() as cursor:
                 cursor.execute(statement, [cutoff])
                 deleted["rows"] += cursor.rowcount
-        return deleted["rows"]
+                if cursor.rowcount < retention.DELETE_CHUNK:
+                    return deleted["rows"]
 
     thread, box = _in_thread(chunked)
     while thread.is_alive():
@@ -384,10 +390,10 @@ async def figure_prune(server: Server, key: str, hosts: int, baseline_seconds: f
     during = posting.window(box["started"], box["ended"])
     rate = deleted["rows"] / (box["ended"] - box["started"])
     note(
-        f"Contrast, the same day deleted in chunks of {retention.DELETE_CHUNK:,} rows (SQLite's way) instead of "
-        f"dropped: {rate:,.0f} rows/s, so about {rows / rate / 60:.0f} minutes for the day; ingest p99 during its "
-        f"first {stop_after:.0f} s {ms(pct(during, 0.99))} against {ms(pct(baseline, 0.99))} before "
-        f"({pct(during, 0.99) / pct(baseline, 0.99):.1f}x)."
+        f"Contrast: the same day deleted in chunks of {retention.DELETE_CHUNK:,} rows (SQLite's way) instead of "
+        f"dropped took {box['ended'] - box['started']:.1f} s ({rate:,.0f} rows/s) and leaves the table's space to "
+        f"vacuum; ingest p99 meanwhile {ms(pct(during, 0.99))} ({len(during)} requests) against "
+        f"{ms(pct(baseline, 0.99))} before ({pct(during, 0.99) / pct(baseline, 0.99):.1f}x)."
     )
     history_prune(now=datetime.now(UTC))
 

@@ -41,7 +41,7 @@ from metrics.rollups import (
     units_from_samples,
 )
 from metrics.selectors import INVENTORY_COLUMNS
-from metrics.timesql import aware, db_datetime, epoch_to_datetime, rows_fetch
+from metrics.timesql import aware, db_datetime, epoch_to_datetime, iso_text, rows_fetch
 
 # A series answers about this many points unless asked for a step...
 DEFAULT_POINTS = 1_000
@@ -173,17 +173,7 @@ def _series_values(key: str, rows: list[tuple]) -> dict[str, list[Any]]:
 
 # --------------------------------------------------------------------------- the twin at a time
 
-
-@dataclass(frozen=True)
-class ValuesAt:
-    """A host's measurements as of a time: its last contact, metric values (registry order), link throughput."""
-
-    last_seen: datetime
-    values: tuple[Any, ...]
-    throughput_gbps: float | None
-
-
-# The newest samples of a fleet reporting every TWIN_HEARTBEAT_SECONDS lie
+# The newest samples of a fleet reporting every TWIN_HEARTBEAT_SECONDS arrived
 # within a few heartbeats of any moment: one scan of that window finds the two
 # newest of nearly every host, and hosts it misses are looked up one by one.
 WINDOW_HEARTBEATS = 3
@@ -191,6 +181,11 @@ WINDOW_HEARTBEATS = 3
 ROLLUP_WINDOW = {FIVE_MINUTES.name: timedelta(hours=2), HOUR.name: timedelta(days=1)}
 _SAMPLE_COLUMNS = ("host_id", "timestamp", "received_at", *FIELD_NAMES)
 _TX, _RX = (FIELD_NAMES.index(name) for name in LINK_TRAFFIC)
+_FIELDS = len(FIELD_NAMES)
+# A host's measurements as of a time, in ``HOST_ROW``'s order after the inventory:
+# last contact, the metrics, the link throughput, the last contact as text (or None).
+Measured = tuple
+_BLANK: Measured = (None,) * (_FIELDS + 3)
 
 
 def history_level_at(*, at: datetime, now: datetime) -> Level:
@@ -207,63 +202,78 @@ def host_rows_at(*, at: datetime, now: datetime) -> list[tuple]:
 
     The inventory (names, racks, positions) is today's: it keeps no history.
     Hosts created after ``at`` are left out unless samples of theirs had
-    arrived by then; ``last_seen_iso`` is None (the snapshot writes it).
+    arrived by then.
     """
     level = history_level_at(at=at, now=now)
-    found = _values_at_raw(at=at) if level is RAW else _values_at_rollups(at=at, level=level)
-    blank = (None,) * (len(FIELD_NAMES) + 2)
+    found = _measured_at_raw(at=at) if level is RAW else _measured_at_rollups(at=at, level=level)
+    sql, params = (
+        Host.objects.order_by("hostname").values_list(*INVENTORY_COLUMNS, "created_at").query.sql_with_params()
+    )
     rows = []
-    for *inventory, created_at in Host.objects.order_by("hostname").values_list(*INVENTORY_COLUMNS, "created_at"):
-        values = found.get(inventory[0])
-        if values is None:
-            if created_at <= at:
-                rows.append((*inventory, *blank, None))
-            continue
-        rows.append((*inventory, values.last_seen, *values.values, values.throughput_gbps, None))
+    for *inventory, created_at in rows_fetch(sql, list(params)):
+        measured = found.get(inventory[0])
+        if measured is not None:
+            rows.append((*inventory, *measured))
+        elif aware(created_at) <= at:  # type: ignore[operator]
+            rows.append((*inventory, *_BLANK))
     return rows
 
 
-def _values_at_raw(*, at: datetime) -> dict[int, ValuesAt]:
-    """Each host's two newest samples received by ``at``, and its last contact then, as the latest values then.
+def _measured_at_raw(*, at: datetime) -> dict[int, Measured]:
+    """Each host's newest sample received by ``at`` (with the one before it, for the throughput) and last contact.
 
     1. One scan of the samples received in the few heartbeats before ``at``
        (the ``received_at`` index; the partitions are by stamp, so a range of
-       stamps without a host would read whole days): for each host, its two
-       newest by stamp and its last arrival.
-    2. Hosts that had reported by then but have fewer than two samples in that
+       stamps without a host would read whole days): for each host its newest
+       sample by stamp, the stamp and counters of the one before, and its last
+       arrival, in one row.
+    2. Hosts that had reported by then with fewer than two samples in that
        window: their two newest received by ``at``, wherever they are.
     """
-    table = Sample._meta.db_table
-    columns = ", ".join(_SAMPLE_COLUMNS)
     window = timedelta(seconds=WINDOW_HEARTBEATS * settings.TWIN_HEARTBEAT_SECONDS)
+    columns = ", ".join(_SAMPLE_COLUMNS)
+    before = ", ".join(f"LEAD({name}) OVER w AS prev_{name}" for name in ("timestamp", *LINK_TRAFFIC))
     rows = rows_fetch(
-        f"SELECT {columns}, seen FROM (SELECT {columns}, "
-        "ROW_NUMBER() OVER (PARTITION BY host_id ORDER BY timestamp DESC) AS n, "
+        f"SELECT {columns}, prev_timestamp, {', '.join(f'prev_{n}' for n in LINK_TRAFFIC)}, seen, {iso_text('seen')} "
+        f"FROM (SELECT {columns}, ROW_NUMBER() OVER w AS n, {before}, "
         "MAX(received_at) OVER (PARTITION BY host_id) AS seen "
-        f"FROM {table} WHERE received_at > %s AND received_at <= %s) w WHERE n <= 2",
+        f"FROM {Sample._meta.db_table} WHERE received_at > %s AND received_at <= %s "
+        "WINDOW w AS (PARTITION BY host_id ORDER BY timestamp DESC)) x WHERE n = 1",
         [db_datetime(at - window), db_datetime(at)],
     )
-    by_host: dict[int, list[tuple]] = {}
-    seen: dict[int, datetime] = {}
+    found: dict[int, Measured] = {}
+    partial: dict[int, tuple] = {}
+    convert = aware if connection.vendor != "postgresql" else _same
     for row in rows:
-        by_host.setdefault(row[0], []).append(row[:-1])
-        seen[row[0]] = aware(row[-1])  # type: ignore[assignment]
-    missing = [
-        host_id
-        for host_id in LatestMetrics.objects.values_list("host_id", flat=True)
-        if len(by_host.get(host_id, ())) < 2
-    ]
+        host_id, stamp = row[0], row[1]
+        values = row[3 : 3 + _FIELDS]
+        prev_stamp, prev_tx, prev_rx, seen, seen_iso = row[3 + _FIELDS :]
+        if prev_stamp is None:
+            partial[host_id] = row[: 3 + _FIELDS]
+            continue
+        throughput = link_throughput_gbps(
+            sample_time=convert(stamp),
+            tx=values[_TX],
+            rx=values[_RX],
+            prev_time=convert(prev_stamp),
+            prev_tx=prev_tx,
+            prev_rx=prev_rx,
+        )
+        found[host_id] = (convert(seen), *values, throughput, seen_iso)
+    missing = [host_id for host_id in LatestMetrics.objects.values_list("host_id", flat=True) if host_id not in found]
     # A sample received by ``at`` is stamped at most the allowed skew after it.
     newest = at + timedelta(seconds=settings.TWIN_MAX_FUTURE_SKEW_SECONDS)
+    by_host: dict[int, list[tuple]] = {host_id: [row] for host_id, row in partial.items()}
     for row in _newest_samples(host_ids=missing, newest=newest, at=at):
-        by_host.setdefault(row[0], [])
-        if row not in by_host[row[0]]:
+        if row not in by_host.setdefault(row[0], []):
             by_host[row[0]].append(row)
-    return {
-        host_id: _values_from_samples(host_rows, seen=seen.get(host_id))
-        for host_id, host_rows in by_host.items()
-        if host_rows
-    }
+    for host_id, samples in by_host.items():
+        found[host_id] = _measured_from_samples(samples)
+    return found
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _newest_samples(*, host_ids: list[int], newest: datetime, at: datetime) -> list[tuple]:
@@ -288,9 +298,9 @@ def _newest_samples(*, host_ids: list[int], newest: datetime, at: datetime) -> l
     return rows
 
 
-def _values_from_samples(rows: list[tuple], *, seen: datetime | None) -> ValuesAt:
-    """The latest values from a host's newest samples (as ``LatestMetrics`` would have held them)."""
-    rows = sorted(rows, key=lambda r: aware(r[1]), reverse=True)[:2]
+def _measured_from_samples(rows: list[tuple]) -> Measured:
+    """A host's measurements from its newest samples (as ``LatestMetrics`` would have held them)."""
+    rows = sorted(rows, key=lambda r: aware(r[1]), reverse=True)[:2]  # type: ignore[arg-type, return-value]
     newest = rows[0]
     values = newest[3:]
     throughput = None
@@ -304,14 +314,11 @@ def _values_from_samples(rows: list[tuple], *, seen: datetime | None) -> ValuesA
             prev_tx=previous[_TX],
             prev_rx=previous[_RX],
         )
-    arrivals = [aware(row[2]) for row in rows]
-    if seen is not None:
-        arrivals.append(seen)
-    last_seen = max(arrivals)  # type: ignore[type-var]
-    return ValuesAt(last_seen=last_seen, values=tuple(values), throughput_gbps=throughput)
+    last_seen = max(aware(row[2]) for row in rows)  # type: ignore[type-var]
+    return (last_seen, *values, throughput, None)
 
 
-def _values_at_rollups(*, at: datetime, level: Level) -> dict[int, ValuesAt]:
+def _measured_at_rollups(*, at: datetime, level: Level) -> dict[int, Measured]:
     """Each host's newest bucket begun by ``at``: gauges averaged over it, counters at its end."""
     assert level.model is not None
     table = level.model._meta.db_table
@@ -326,9 +333,9 @@ def _values_at_rollups(*, at: datetime, level: Level) -> dict[int, ValuesAt]:
         f"FROM {table} WHERE bucket > %s AND bucket <= %s AND first_at <= %s) w WHERE n = 1",
         [db_datetime(at - ROLLUP_WINDOW[level.name]), db_datetime(at), db_datetime(at)],
     )
-    found = {row[0]: row for row in rows}
+    by_host = {row[0]: row for row in rows}
     for host_id in LatestMetrics.objects.values_list("host_id", flat=True):
-        if host_id in found:
+        if host_id in by_host:
             continue
         older = rows_fetch(
             f"SELECT {listed} FROM {table} WHERE host_id = %s AND bucket <= %s AND first_at <= %s "
@@ -336,19 +343,19 @@ def _values_at_rollups(*, at: datetime, level: Level) -> dict[int, ValuesAt]:
             [host_id, db_datetime(at), db_datetime(at)],
         )
         if older:
-            found[host_id] = older[0]
-    return {host_id: _values_from_rollup(row, at=at) for host_id, row in found.items()}
+            by_host[host_id] = older[0]
+    return {host_id: _measured_from_rollup(row, at=at) for host_id, row in by_host.items()}
 
 
-def _values_from_rollup(row: tuple, *, at: datetime) -> ValuesAt:
+def _measured_from_rollup(row: tuple, *, at: datetime) -> Measured:
     values = []
-    for f, value in zip(METRIC_FIELDS, row[4 : 4 + len(METRIC_FIELDS)], strict=True):
+    for f, value in zip(METRIC_FIELDS, row[4 : 4 + _FIELDS], strict=True):
         values.append(round(value) if f.integer and f.kind == Kind.GAUGE and value is not None else value)
     rates = {}
-    rest = row[4 + len(METRIC_FIELDS) :]
+    rest = row[4 + _FIELDS :]
     for i, f in enumerate(COUNTERS):
         rise, seconds = rest[2 * i], rest[2 * i + 1]
         rates[f.name] = rise / seconds if seconds else None
     traffic = [rates.get(name) for name in LINK_TRAFFIC]
     throughput = None if None in traffic else sum(traffic) * 8 / 1e9  # type: ignore[arg-type]
-    return ValuesAt(last_seen=min(aware(row[3]), at), values=tuple(values), throughput_gbps=throughput)
+    return (min(aware(row[3]), at), *values, throughput, None)  # type: ignore[type-var]

@@ -111,7 +111,7 @@ def _bound(day: date) -> str:
 
 
 def partition_create(*, day: date) -> str:
-    """Create the partition of ``day`` (in the caller's transaction), moving in its rows from the default partition.
+    """Create the partition of ``day``, moving in its rows from the default partition, in one transaction.
 
     Creating a partition checks that the default partition holds none of its
     rows; if the default caught some meanwhile, they move into a new table,
@@ -119,7 +119,7 @@ def partition_create(*, day: date) -> str:
     """
     name = partition_name(day)
     bounds = f"FROM ({_bound(day)}) TO ({_bound(day + timedelta(days=1))})"
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"SELECT 1 FROM {DEFAULT_PARTITION} WHERE timestamp >= {_bound(day)} "
             f"AND timestamp < {_bound(day + timedelta(days=1))} LIMIT 1"
@@ -147,8 +147,7 @@ def partitions_ensure(*, now: datetime, ahead_days: int = PARTITIONS_AHEAD_DAYS)
     for offset in range(ahead_days + 1):
         day = today + timedelta(days=offset)
         if day not in existing:
-            with transaction.atomic():
-                created.append(partition_create(day=day))
+            created.append(partition_create(day=day))
     return created
 
 

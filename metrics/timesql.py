@@ -44,6 +44,13 @@ def from_epoch(expression: str) -> str:
     return f"datetime({expression}, 'unixepoch')"
 
 
+def iso_text(column: str) -> str:
+    """The time as ``common.formats.iso_utc`` writes it, by PostgreSQL (``metrics.selectors.IsoUtc``); else NULL."""
+    if connection.vendor == "postgresql":
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    return "NULL"
+
+
 def float_type() -> str:
     return "double precision" if connection.vendor == "postgresql" else "REAL"
 

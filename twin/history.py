@@ -32,8 +32,7 @@ from django.db import connection, transaction
 
 from common.events import events_publish_on_commit, host_status_changed
 from common.formats import iso_utc
-from hosts.models import Host
-from hosts.selectors import link_rows
+from hosts.models import Host, Link
 from metrics.models import LatestMetrics, Sample
 from metrics.timesql import aware, db_datetime, rows_fetch
 from twin.models import HostStatusEvent, HostStatusRecord, StatusCause, StatusCheck
@@ -67,17 +66,16 @@ class _Host:
     recorded_seen: datetime | None
 
 
-def _hosts_read() -> list[_Host]:
-    """Every host with its last contact and its recorded status (one query)."""
+def _hosts_read() -> list[tuple]:
+    """Every host as (id, hostname, is virtual, created, last contact, recorded status, its last contact then)."""
     host, latest, record = Host._meta.db_table, LatestMetrics._meta.db_table, HostStatusRecord._meta.db_table
     rows = rows_fetch(
         f"SELECT h.id, h.hostname, h.is_virtual, h.created_at, l.last_seen, r.status, r.seen FROM {host} h "
         f"LEFT JOIN {latest} l ON l.host_id = h.id LEFT JOIN {record} r ON r.host_id = h.id ORDER BY h.id"
     )
-    return [
-        _Host(row[0], row[1], bool(row[2]), aware(row[3]), aware(row[4]), row[5], aware(row[6]))  # type: ignore[arg-type]
-        for row in rows
-    ]
+    if connection.vendor == "postgresql":
+        return rows  # aware datetimes already
+    return [(r[0], r[1], bool(r[2]), aware(r[3]), aware(r[4]), r[5], aware(r[6])) for r in rows]
 
 
 def _first_arrivals(*, hosts: list[_Host], since: datetime) -> dict[int, datetime]:
@@ -140,30 +138,37 @@ def status_transitions_record(*, now: datetime) -> list[Transition]:
     """
     check = StatusCheck.objects.first()
     checked_at = check.checked_at if check else None
-    hosts = _hosts_read()
-    by_id = {h.id: h for h in hosts}
     derive = status_clock(now=now)
+    status_now: dict[int, str] = {}
+    before: dict[int, str] = {}
+    changed: list[_Host] = []
+    virtual: list[_Host] = []
+    for row in _hosts_read():
+        host_id, _, is_virtual, _, last_seen, recorded, recorded_seen = row
+        if is_virtual:
+            virtual.append(_Host(*row))
+            continue
+        derived = derive(last_seen)
+        status_now[host_id] = derived
+        before[host_id] = recorded or HostStatus.UNKNOWN
+        # Most hosts: still online, or still as silent as recorded with no sample since.
+        if recorded == derived and (derived == HostStatus.ONLINE or last_seen == recorded_seen):
+            continue
+        changed.append(_Host(*row))
     # Hosts whose first sample after a silence (or ever) arrived since the last look.
     coming_back = [
         h
-        for h in hosts
-        if not h.is_virtual
-        and h.recorded != HostStatus.ONLINE
+        for h in changed
+        if h.recorded != HostStatus.ONLINE
         and h.last_seen is not None
         and (h.recorded_seen is None or h.last_seen > h.recorded_seen)
     ]
     arrivals = _first_arrivals(hosts=coming_back, since=checked_at - COMMIT_MARGIN) if checked_at else {}
 
     transitions: list[Transition] = []
-    status_now: dict[int, str] = {}
-    before: dict[int, str] = {}
     changes_of: dict[int, list[tuple[datetime, str, str]]] = {}
-    for h in hosts:
-        if h.is_virtual:
-            continue
-        derived = derive(h.last_seen)
-        status_now[h.id] = derived
-        before[h.id] = h.recorded or HostStatus.UNKNOWN
+    for h in changed:
+        derived = status_now[h.id]
         if h.recorded is None:
             if checked_at is None:
                 # Recording begins: what each host is now is all there is to say.
@@ -181,12 +186,12 @@ def status_transitions_record(*, now: datetime) -> list[Transition]:
             transitions.append(Transition(h.id, now, current, derived, StatusCause.INVENTORY))
         changes_of[h.id] = changes
 
-    neighbours: dict[int, list[int]] = defaultdict(list)
-    for source, target, _ in link_rows():
-        neighbours[source].append(target)
-        neighbours[target].append(source)
-    for h in hosts:
-        if h.is_virtual:
+    if virtual:
+        neighbours: dict[int, list[int]] = defaultdict(list)
+        for source, target in rows_fetch(f"SELECT source_id, target_id FROM {Link._meta.db_table}"):
+            neighbours[source].append(target)
+            neighbours[target].append(source)
+        for h in virtual:
             transitions += _virtual_changes(
                 h,
                 neighbours=neighbours[h.id],
@@ -196,7 +201,7 @@ def status_transitions_record(*, now: datetime) -> list[Transition]:
                 checked_at=checked_at,
                 now=now,
             )
-    _transitions_write(transitions, hosts=by_id, now=now)
+    _transitions_write(transitions, hosts={h.id: h for h in (*changed, *virtual)}, now=now)
     return transitions
 
 
