@@ -135,9 +135,7 @@ def series_read(
     composed = units_compose(
         units=" UNION ALL ".join(parts), group_seconds=step, pairs_within_groups=False, keep_ends=False
     )
-    with connection.cursor() as cursor:
-        cursor.execute(f"{composed} ORDER BY grp", params)
-        rows = cursor.fetchall()
+    rows = rows_fetch(f"{composed} ORDER BY grp", params)
     return Series(
         start=first,
         end=last,
