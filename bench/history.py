@@ -411,7 +411,7 @@ async def figure_prune(server: Server, key: str, hosts: int, baseline_seconds: f
 # --------------------------------------------------------------------------- main
 
 
-def results_write(started: datetime, quick: bool) -> None:
+def results_write(started: datetime, quick: bool, load: tuple[float, ...]) -> None:
     lines = [
         "# History benchmark results",
         "",
@@ -419,8 +419,9 @@ def results_write(started: datetime, quick: bool) -> None:
         f"{platform.node()}: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
         f"{platform.python_version()}, PostgreSQL {connection.cursor().connection.info.server_version // 10000}, "
         "one daphne process (background jobs off: the benchmark runs each job when it measures it), "
-        "clients on the same machine. Load average when it started: "
-        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}.",
+        "clients on the same machine (and other people's work: load averages "
+        f"{', '.join(f'{x:.1f}' for x in load)} when it started, "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} when it ended).",
         "",
         "| figure | measured | floor (same run) | ratio | target | met |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -436,7 +437,7 @@ def results_write(started: datetime, quick: bool) -> None:
 
 
 async def main(quick: bool, contrast: bool) -> None:
-    started = datetime.now(UTC)
+    started, load = datetime.now(UTC), os.getloadavg()
     (ROOT / "var").mkdir(exist_ok=True)
     call_command("migrate", verbosity=0)
     _, key = enrollment_key_create(name="bench")
@@ -453,7 +454,7 @@ async def main(quick: bool, contrast: bool) -> None:
         await figure_series(server, rounds=11 if quick else 31)
         await figure_state_at(server, rounds=5 if quick else 11, hosts=1000 if quick else 10_000)
         await figure_prune(server, key, hosts=100 if quick else 1000, baseline_seconds=5.0, contrast=contrast)
-    results_write(started, quick)
+    results_write(started, quick, load)
     print(f"\nwrote {ROOT / 'bench' / 'history-results.md'}")
 
 
