@@ -14,14 +14,13 @@ import sys
 
 sys.path.insert(0, os.getcwd())
 
-import bench.django_setup  # noqa: E402, F401  (first: a fresh database, Django set up)
+import aiohttp
+from django.core.management import call_command
 
-import aiohttp  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-
-from bench.harness import ROOT, daphne, register  # noqa: E402
-from bench.run import figure_ingest, figure_small_batches, results  # noqa: E402
-from hosts.services import enrollment_key_create  # noqa: E402
+import bench.django_setup  # noqa: F401  (first: a fresh database, Django set up)
+from bench.harness import ROOT, daphne, register
+from bench.run import figure_ingest, figure_small_batches, results
+from hosts.services import enrollment_key_create
 
 
 async def main() -> None:
