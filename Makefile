@@ -13,7 +13,7 @@ PORT ?= 8000
 RUN_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=$${TWIN_AGENT_AUTH:-open} TWIN_PUBLIC_READ=$${TWIN_PUBLIC_READ:-true}
 TEST_ENV := SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key}
 
-.PHONY: install run demo migrate superuser manage test lint format clean bench soak vendor
+.PHONY: install run demo migrate superuser manage test lint format clean bench bench-history soak vendor
 
 $(RUN_STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -83,6 +83,11 @@ clean:
 bench: $(TEST_STAMP)
 	mkdir -p var
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The history's figures (series, the twin at a past time, pruning); writes bench/history-results.md.
+bench-history: $(STAMP)
+	mkdir -p var
+	$(BIN)/python -m bench.history $(BENCH_ARGS)
 
 # A bounded soak test (180 s, loopback only): memory and queues under sustained load.
 soak: $(TEST_STAMP)

@@ -40,7 +40,7 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
     if isinstance(detail, list) and len(detail) == 1:
         detail = detail[0]
     code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
-    response.data = {"error": str(code), "detail": detail}
+    response.data = {"error": str(code), "detail": detail, **getattr(exc, "error_fields", {})}
     return response
 
 

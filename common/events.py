@@ -84,6 +84,12 @@ def hosts_changed(*, hostnames: Iterable[str] | None) -> Event:
     return {"type": EventType.HOSTS_CHANGED, "audience": Audience.READERS, "payload": {"hostnames": names}}
 
 
+def host_status_changed(*, hostname: str, from_status: str | None, to_status: str, at: str, cause: str) -> Event:
+    """A host's status changed (``from`` is None for a host's first status), told to every reader."""
+    payload = {"hostname": hostname, "from": from_status, "to": to_status, "at": at, "cause": cause}
+    return {"type": EventType.HOST_STATUS, "audience": Audience.READERS, "payload": payload}
+
+
 def events_merge(events: list[Event]) -> list[Event]:
     """Coalesce hosts-changed events into one (first), keep every other event in order."""
     changed: set[str] | None = set()
@@ -178,6 +184,25 @@ def event_publish(event: Event) -> None:
 def event_publish_on_commit(event: Event) -> None:
     """Publish an event once the current transaction commits (at once outside a transaction)."""
     transaction.on_commit(lambda: event_publish(event))
+
+
+def events_publish_on_commit(events: list[Event]) -> None:
+    """Publish several events once the transaction commits: in one message from a job or a command.
+
+    A job records thousands of status changes when a rack loses power; one
+    channel-layer send per event would hold the job for seconds.
+    """
+    if not events:
+        return
+
+    def publish() -> None:
+        if _server_loop() is None:
+            async_to_sync(_group_send)(list(events))
+            return
+        for event in events:
+            event_publish(event)
+
+    transaction.on_commit(publish)
 
 
 # --- Waiting for one host's agent events (a long poll) ---------------------------------

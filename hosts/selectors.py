@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection
 
@@ -54,6 +55,12 @@ def hosts_reported_for(*, host_id: int) -> set[str]:
     )
 
 
-def link_rows() -> list[tuple[int, int, float]]:
-    """Every link as (source id, target id, capacity in Gbit/s), in a stable order."""
-    return list(Link.objects.order_by("source_id", "target_id").values_list("source_id", "target_id", "capacity_gbps"))
+def link_rows(*, created_by: datetime | None = None) -> list[tuple[int, int, float]]:
+    """Every link as (source id, target id, capacity in Gbit/s), in a stable order.
+
+    ``created_by``: only the links that existed then (the twin at a past time).
+    """
+    links = Link.objects.order_by("source_id", "target_id")
+    if created_by is not None:
+        links = links.filter(created_at__lte=created_by)
+    return list(links.values_list("source_id", "target_id", "capacity_gbps"))

@@ -1,4 +1,9 @@
-"""Read-only admin for the metric history: it is written by agents only."""
+"""Read-only admin for the latest values: they are written by agents only.
+
+Raw samples and rollups have composite primary keys, which Django's admin
+cannot list (Django 5.2); a host's history is shown on its own admin page
+instead, as a chart, its recent samples and its status changes (twin/admin.py).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from metrics.models import LatestMetrics, Sample
+from metrics.models import LatestMetrics
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -21,17 +26,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-@admin.register(Sample)
-class SampleAdmin(ReadOnlyAdmin):
-    list_display = ["host", *(f.name for f in Sample._meta.concrete_fields if f.name not in ("id", "host"))]
-    list_filter = ["timestamp", "host__rack", "host__is_virtual"]
-    search_fields = ["host__hostname"]
-    list_select_related = ["host"]
-    date_hierarchy = "timestamp"
-    # Counting millions of history rows on every page view is the slow part.
-    show_full_result_count = False
 
 
 @admin.register(LatestMetrics)

@@ -78,6 +78,8 @@ METRIC_FIELDS: tuple[MetricField, ...] = (
 # fmt: on
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in METRIC_FIELDS)
+FIELDS_BY_KEY: dict[str, MetricField] = {f.key: f for f in METRIC_FIELDS}
+GAUGES: tuple[MetricField, ...] = tuple(f for f in METRIC_FIELDS if f.kind == Kind.GAUGE)
 COUNTERS: tuple[MetricField, ...] = tuple(f for f in METRIC_FIELDS if f.kind == Kind.COUNTER)
 # The counters whose sum is a host's traffic on its uplink (the link throughput).
 LINK_TRAFFIC = ("net_bytes_tx", "net_bytes_rx")
@@ -86,3 +88,39 @@ LINK_TRAFFIC = ("net_bytes_tx", "net_bytes_rx")
 def metric_columns() -> dict[str, models.Field]:
     """A fresh model field per metric, for a model class body."""
     return {f.name: f.model_field() for f in METRIC_FIELDS}
+
+
+# What a rollup bucket keeps of each metric (metrics/rollups.py explains why):
+# a gauge's average, count, least and greatest value; a counter's first and last
+# reading, the increase and the seconds between the readings that count for its
+# rate (none across a reset), and its least and greatest rate between two readings.
+GAUGE_ROLLUP = ("avg", "count", "min", "max")
+COUNTER_ROLLUP = ("first", "last", "increase", "seconds", "rate_min", "rate_max")
+
+
+def rollup_column_names(f: MetricField) -> tuple[str, ...]:
+    """The rollup columns of one metric, in a fixed order: ``cpu_load_avg``, ``net_bytes_tx_first``, ..."""
+    return tuple(f"{f.name}_{part}" for part in (GAUGE_ROLLUP if f.kind == Kind.GAUGE else COUNTER_ROLLUP))
+
+
+def rollup_columns() -> dict[str, models.Field]:
+    """Fresh model fields for every metric's rollup columns (all nullable: a bucket may lack a metric)."""
+    columns: dict[str, models.Field] = {}
+    for f in METRIC_FIELDS:
+        name = f.name
+        if f.kind == Kind.GAUGE:
+            whole = models.BigIntegerField if f.integer else models.FloatField
+            columns[f"{name}_avg"] = models.FloatField(null=True, blank=True, help_text=f"Average. {f.help_text}")
+            columns[f"{name}_count"] = models.PositiveIntegerField(default=0, help_text="Readings averaged.")
+            columns[f"{name}_min"] = whole(null=True, blank=True)
+            columns[f"{name}_max"] = whole(null=True, blank=True)
+        else:
+            columns[f"{name}_first"] = models.BigIntegerField(null=True, blank=True, help_text="First reading.")
+            columns[f"{name}_last"] = models.BigIntegerField(null=True, blank=True, help_text="Last reading.")
+            columns[f"{name}_increase"] = models.FloatField(
+                default=0.0, help_text="Sum of the rises between consecutive readings (none across a reset)."
+            )
+            columns[f"{name}_seconds"] = models.FloatField(default=0.0, help_text="Seconds those rises took.")
+            columns[f"{name}_rate_min"] = models.FloatField(null=True, blank=True, help_text="Per second.")
+            columns[f"{name}_rate_max"] = models.FloatField(null=True, blank=True, help_text="Per second.")
+    return columns

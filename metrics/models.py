@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from hosts.models import Host
-from metrics.fields import COUNTERS, metric_columns
+from metrics.fields import COUNTERS, metric_columns, rollup_columns
 
 
 def _abstract_model(name: str, fields: dict[str, models.Field]) -> type[models.Model]:
@@ -25,22 +25,25 @@ PreviousCounters = _abstract_model(
 
 
 class Sample(MetricValues):
-    """One accepted metric sample: the persistent history of a host.
+    """One accepted metric sample: the raw history of a host.
 
     ``timestamp`` is the agent's clock, ``received_at`` the server's. A host
-    has at most one sample per timestamp, which is what makes a retried batch
-    store nothing twice.
+    has at most one sample per timestamp (the primary key), which is what
+    makes a retried batch store nothing twice. On PostgreSQL the table is
+    partitioned by day of ``timestamp`` (``metrics.retention``): old days are
+    dropped whole. The key is (host, timestamp) rather than a surrogate id:
+    a partitioned table's unique keys must hold the partition key, and one
+    index fewer makes every insert cheaper.
     """
 
-    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="samples")
+    pk = models.CompositePrimaryKey("host_id", "timestamp")
+    # The primary key's first column serves the host's lookups: no index of its own.
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="samples", db_index=False)
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField()
 
     class Meta:
         ordering = ["-timestamp"]
-        constraints = [
-            models.UniqueConstraint(fields=["host", "timestamp"], name="sample_one_per_host_and_time"),
-        ]
         indexes = [models.Index(fields=["received_at"], name="sample_received_at")]
 
     def __str__(self) -> str:
@@ -74,6 +77,68 @@ class LatestMetrics(MetricValues, PreviousCounters):
 
     def __str__(self) -> str:
         return f"latest of {self.host_id}"
+
+
+# The rollup columns of every metric (metrics/fields.py), in both levels alike.
+RollupValues = _abstract_model("RollupValues", rollup_columns())
+
+
+class Rollup(RollupValues):
+    """A host's samples in one bucket of time, summarised (metrics/rollups.py).
+
+    ``first_at`` and ``last_at`` are the times of the bucket's first and last
+    samples: with the first and last counter readings they give the rate
+    across the boundary between two buckets, so rates stay reset-safe at any
+    resolution.
+    """
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="+", db_index=False)
+    bucket = models.DateTimeField(help_text="The bucket's start.")
+    samples = models.PositiveIntegerField(help_text="Samples summarised.")
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.host_id}@{self.bucket.isoformat()}"
+
+
+class Rollup5m(Rollup):
+    """Five-minute rollups, kept ``TWIN_ROLLUP_RETENTION_DAYS``."""
+
+    pk = models.CompositePrimaryKey("host_id", "bucket")
+
+    class Meta:
+        indexes = [models.Index(fields=["bucket"], name="rollup5m_bucket")]
+
+
+class Rollup1h(Rollup):
+    """Hourly rollups, kept ``TWIN_HOURLY_RETENTION_DAYS``."""
+
+    pk = models.CompositePrimaryKey("host_id", "bucket")
+
+    class Meta:
+        indexes = [models.Index(fields=["bucket"], name="rollup1h_bucket")]
+
+
+class RollupProgress(models.Model):
+    """How far the rollups have read the raw samples, by the time the server received them.
+
+    One row. The rollup job reads the samples received since (with an overlap
+    for batches that committed late), and the series API serves rollups up to
+    about this time and raw samples after it.
+    """
+
+    name = models.CharField(max_length=40, primary_key=True)
+    received_until = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "rollup progress"
+
+    def __str__(self) -> str:
+        return f"{self.name} until {self.received_until.isoformat()}"
 
 
 class BatchReceipt(models.Model):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import NotRequired, TypedDict
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework.exceptions import NotAuthenticated, NotFound
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,9 +19,13 @@ from rest_framework.views import APIView
 
 from common.formats import iso_utc
 from common.http import MalformedBody, PayloadTooLarge, json_decoded
+from common.params import InvalidParameter, param_choices, param_datetime, param_int
 from hosts.authentication import AgentSignatureAuthentication
 from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
+from hosts.models import Host
 from hosts.selectors import AgentIdentity
+from metrics.fields import METRIC_FIELDS
+from metrics.history import MAX_POINTS, series_read
 from metrics.schema import BatchFormatError, batch_decode
 from metrics.services import BatchOrigin, IngestResult, samples_ingest
 
@@ -151,3 +157,92 @@ def _batch_response(result: IngestResult) -> Response:
         error = {"error": "no_valid_samples", "detail": "No sample in the batch was valid.", **body}
         return Response(error, status=status.HTTP_400_BAD_REQUEST)
     return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+# --------------------------------------------------------------------------- history
+
+
+class SeriesStats(TypedDict):
+    avg: list[float | None]
+    min: list[float | None]
+    max: list[float | None]
+
+
+# "from" is a Python keyword: the functional form keeps the JSON names.
+HostSeries = TypedDict(
+    "HostSeries",
+    {
+        "hostname": str,
+        "from": str,
+        "to": str,
+        "stepSeconds": int,
+        "resolution": str,
+        "times": list[str],
+        "series": dict[str, SeriesStats],
+    },
+)
+# A series spans at most this many days of buckets (step included).
+MAX_STEP_SECONDS = 3650 * 86400
+SERIES_KEYS = tuple(f.key for f in METRIC_FIELDS)
+
+SERIES_PARAMETERS = [
+    OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start, ISO-8601 with offset (default: `to` - 1 h)."),
+    OpenApiParameter("to", OpenApiTypes.DATETIME, description="End, ISO-8601 with offset (default: now)."),
+    OpenApiParameter(
+        "step",
+        int,
+        description="Seconds per point (default: about 1,000 points). Rounded up to whole rollup buckets when "
+        "served from rollups; the answer's stepSeconds says which.",
+    ),
+    OpenApiParameter(
+        "fields", str, description=f"Comma-separated metric keys (default: all): {','.join(SERIES_KEYS)}."
+    ),
+]
+
+
+class HostSeriesView(APIView):
+    """``GET /api/hosts/{hostname}/metrics``: one host's metrics over time (readers only).
+
+    Averages, least and greatest values per bucket, aggregated in the database
+    from the coarsest history level that fills the step (``metrics.history``);
+    counters come back as reset-safe rates in bytes per second.
+    """
+
+    @extend_schema(
+        operation_id="host_metrics",
+        parameters=SERIES_PARAMETERS,
+        responses={
+            200: {"$ref": "#/components/schemas/HostSeries"},
+            400: {"$ref": "#/components/schemas/Error"},
+            401: {"$ref": "#/components/schemas/Error"},
+            403: {"$ref": "#/components/schemas/Error"},
+            404: {"$ref": "#/components/schemas/Error"},
+        },
+    )
+    def get(self, request: Request, hostname: str) -> Response:
+        query = request.query_params
+        now = timezone.now()
+        end = param_datetime(query, "to", default=now)
+        start = param_datetime(query, "from", default=end - timedelta(hours=1))
+        if start >= end:
+            raise InvalidParameter("from", "from must be before to.")
+        step = param_int(query, "step", default=None, minimum=1, maximum=MAX_STEP_SECONDS)
+        if step is not None and (end - start).total_seconds() / step > MAX_POINTS:
+            raise InvalidParameter(
+                "step", f"step={step} gives more than {MAX_POINTS} points over this range; use a larger step."
+            )
+        keys = param_choices(query, "fields", allowed=SERIES_KEYS) or SERIES_KEYS
+        host_id = Host.objects.filter(hostname=hostname).values_list("pk", flat=True).first()
+        if host_id is None:
+            raise NotFound(f"No host named {hostname}.")
+        series = series_read(host_id=host_id, start=start, end=end, step=step, keys=keys, now=now)
+        body: HostSeries = {
+            "hostname": hostname,
+            "from": iso_utc(series.start),
+            "to": iso_utc(series.end),
+            "stepSeconds": series.step,
+            "resolution": series.resolution,
+            "times": [iso_utc(t) for t in series.times],
+            "series": series.values,  # type: ignore[typeddict-item]
+        }
+        return Response(body)

@@ -150,3 +150,15 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+def ingest_at(samples: list[dict[str, Any]], *, received_at: datetime | None = None):
+    """Store samples through the real ingest service, as received at ``received_at`` (default now)."""
+    import msgspec
+
+    from metrics.services import samples_ingest
+
+    raw = [msgspec.Raw(orjson.dumps(s)) for s in samples]
+    result = samples_ingest(raw_samples=raw, received_at=received_at or timezone.now())
+    assert not result.rejected, result.rejected
+    return result

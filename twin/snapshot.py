@@ -18,6 +18,7 @@ from django.utils import timezone
 from common.formats import iso_utc
 from hosts.selectors import link_rows
 from metrics.fields import METRIC_FIELDS
+from metrics.history import host_rows_at
 from metrics.selectors import HOST_ROW, host_rows
 from twin.status import HostStatus, status_clock, virtual_status
 
@@ -68,20 +69,27 @@ class TwinState(TypedDict):
     links: list[LinkDoc]
 
 
-def snapshot_build(*, now: datetime | None = None) -> TwinState:
-    """Build the whole twin-state document as of ``now``.
+def snapshot_build(*, now: datetime | None = None, at: datetime | None = None) -> TwinState:
+    """Build the whole twin-state document as of ``now``, or as it was at ``at`` (``generatedAt`` = ``at``).
 
-    1. Read every host with its rack and latest values (one query).
-    2. Read every link (one query).
+    1. Read every host with its rack and latest values (one query); for a
+       past time, with its values as of then (``metrics.history.host_rows_at``).
+    2. Read every link (one query); for a past time, those that existed then.
     3. Derive each real host's status from its last contact, then each virtual
        node's from its neighbours (and its own reports, if a poller sends them).
     4. Take each link's throughput from the end that reports counters: the
        real host, not the virtual switch.
     """
-    now = now or timezone.now()
-    rows = host_rows()
-    links = link_rows()
+    if at is None:
+        now = now or timezone.now()
+        rows, links = host_rows(), link_rows()
+    else:
+        rows = host_rows_at(at=at, now=now or timezone.now())
+        now = at
+        links = link_rows(created_by=at)
     by_id = {row[0]: row for row in rows}
+    if at is not None:
+        links = [link for link in links if link[0] in by_id and link[1] in by_id]
     neighbours: dict[int, list[int]] = {}
     for source_id, target_id, _ in links:
         neighbours.setdefault(source_id, []).append(target_id)

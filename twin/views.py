@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import orjson
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.formats import iso_utc
+from common.params import InvalidParameter, param_datetime, param_int
+from hosts.models import Host
+from twin.history import host_status_events
 from twin.snapshot import snapshot_build
 
 
@@ -17,17 +26,86 @@ class TwinStateView(APIView):
 
     @extend_schema(
         operation_id="twin_state",
+        parameters=[
+            OpenApiParameter(
+                "at",
+                OpenApiTypes.DATETIME,
+                description="The twin as it was at this time (ISO-8601 with offset); generatedAt is this time.",
+            )
+        ],
         responses={
             200: {"$ref": "#/components/schemas/TwinState"},
+            400: {"$ref": "#/components/schemas/Error"},
             401: {"$ref": "#/components/schemas/Error"},
             403: {"$ref": "#/components/schemas/Error"},
         },
     )
     def get(self, request: Request) -> HttpResponse:
+        at = None
+        if "at" in request.query_params:
+            now = timezone.now()
+            at = param_datetime(request.query_params, "at", default=now)
+            if at > now:
+                raise InvalidParameter("at", "at is in the future: the twin cannot tell yet.")
         # Encoded here, so the document's objects (some 20 MB at 10,000 hosts)
         # are freed as soon as it is encoded rather than with the response,
         # which Django's ASGI handler leaves in a reference cycle.
-        return HttpResponse(orjson.dumps(snapshot_build()), content_type="application/json")
+        return HttpResponse(orjson.dumps(snapshot_build(at=at)), content_type="application/json")
+
+
+# "from" is a Python keyword: the functional form keeps the JSON name.
+HostStatusEventDoc = TypedDict("HostStatusEventDoc", {"at": str, "from": str | None, "to": str, "cause": str})
+
+
+class HostEvents(TypedDict):
+    """A host's status changes, oldest first."""
+
+    hostname: str
+    events: list[HostStatusEventDoc]
+
+
+class HostEventsView(APIView):
+    """``GET /api/hosts/{hostname}/events``: a host's status changes (readers only).
+
+    The newest ``limit`` changes in [from, to), oldest first; each with its
+    time, the status before (null for a host's first) and after, and its cause
+    (``data``, ``silence`` or ``inventory``).
+    """
+
+    @extend_schema(
+        operation_id="host_events",
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start, ISO-8601 with offset (default: none)."),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="End, ISO-8601 with offset (default: now)."),
+            OpenApiParameter("limit", int, description="At most this many, the newest (1-1000, default 100)."),
+        ],
+        responses={
+            200: {"$ref": "#/components/schemas/HostEvents"},
+            400: {"$ref": "#/components/schemas/Error"},
+            401: {"$ref": "#/components/schemas/Error"},
+            403: {"$ref": "#/components/schemas/Error"},
+            404: {"$ref": "#/components/schemas/Error"},
+        },
+    )
+    def get(self, request: Request, hostname: str) -> Response:
+        query = request.query_params
+        end = param_datetime(query, "to", default=timezone.now())
+        start = param_datetime(query, "from", default=end) if "from" in query else None
+        if start is not None and start >= end:
+            raise InvalidParameter("from", "from must be before to.")
+        limit = param_int(query, "limit", default=100, minimum=1, maximum=1000)
+        host_id = Host.objects.filter(hostname=hostname).values_list("pk", flat=True).first()
+        if host_id is None:
+            raise NotFound(f"No host named {hostname}.")
+        events = host_status_events(host_id=host_id, start=start, end=end, limit=limit or 100)
+        body: HostEvents = {
+            "hostname": hostname,
+            "events": [
+                {"at": iso_utc(e.at), "from": e.from_status or None, "to": e.to_status, "cause": e.cause}
+                for e in events
+            ],
+        }
+        return Response(body)
 
 
 class HealthView(APIView):

@@ -6,29 +6,41 @@ writes them; this hook turns them into JSON Schema for drf-spectacular.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import msgspec
 
 from hosts.schema import HostRegistrationRequest, HostRegistrationResponse
 from metrics.schema import BatchEnvelope, SampleIn
-from metrics.views import BatchAccepted
+from metrics.views import BatchAccepted, HostSeries
 from twin.snapshot import TwinState
+from twin.views import HostEvents
 
 REF = "#/components/schemas/{name}"
 
 
 class Error(TypedDict):
-    """Every error: a machine-readable code and a sentence for people."""
+    """Every error: a machine-readable code and a sentence for people (and the query parameter at fault)."""
 
     error: str
     detail: Any
+    parameter: NotRequired[str]
 
 
 def components_append(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular post-processing hook: add the Structs' and TypedDicts' schemas."""
     _, components = msgspec.json.schema_components(
-        [BatchEnvelope, SampleIn, BatchAccepted, TwinState, HostRegistrationRequest, HostRegistrationResponse, Error],
+        [
+            BatchEnvelope,
+            SampleIn,
+            BatchAccepted,
+            TwinState,
+            HostRegistrationRequest,
+            HostRegistrationResponse,
+            HostSeries,
+            HostEvents,
+            Error,
+        ],
         ref_template=REF,
     )
     # Each sample is judged on its own: one that breaks SampleIn is refused in

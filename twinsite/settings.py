@@ -383,6 +383,18 @@ TWIN_CREDENTIAL_KEY = env.str("TWIN_CREDENTIAL_KEY", default="") or SECRET_KEY
 TWIN_JOBS_ENABLED = env_bool("TWIN_JOBS_ENABLED", True)
 TWIN_JOBS_TICK_SECONDS = env_number("TWIN_JOBS_TICK_SECONDS", 1.0)
 
+# --- History ------------------------------------------------------------------------
+# Raw samples are kept this many whole UTC days, then their day is dropped;
+# 5-minute and hourly rollups outlive them (metrics/retention.py).
+TWIN_RAW_RETENTION_DAYS = env_int("TWIN_RAW_RETENTION_DAYS", 14)
+TWIN_ROLLUP_RETENTION_DAYS = env_int("TWIN_ROLLUP_RETENTION_DAYS", 90)
+TWIN_HOURLY_RETENTION_DAYS = env_int("TWIN_HOURLY_RETENTION_DAYS", 400)
+if not 1 <= TWIN_RAW_RETENTION_DAYS <= TWIN_ROLLUP_RETENTION_DAYS <= TWIN_HOURLY_RETENTION_DAYS:
+    raise ImproperlyConfigured(
+        "History retention must satisfy 1 <= TWIN_RAW_RETENTION_DAYS <= TWIN_ROLLUP_RETENTION_DAYS "
+        "<= TWIN_HOURLY_RETENTION_DAYS."
+    )
+
 if TWIN_OFFLINE_AFTER_SECONDS < TWIN_STALE_AFTER_SECONDS:
     raise ImproperlyConfigured("TWIN_OFFLINE_AFTER_SECONDS must not be below TWIN_STALE_AFTER_SECONDS.")
 if TWIN_PUSH_MAX_PER_SECOND <= 0:

@@ -5,13 +5,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from hosts.views import HostRegisterView
-from metrics.views import MetricsBatchView
-from twin.views import HealthView, TwinStateView
+from metrics.views import HostSeriesView, MetricsBatchView
+from twin.views import HealthView, HostEventsView, TwinStateView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/hosts/register", HostRegisterView.as_view(), name="hosts-register"),
     path("api/metrics/batch", MetricsBatchView.as_view(), name="metrics-batch"),
+    path("api/hosts/<str:hostname>/metrics", HostSeriesView.as_view(), name="host-metrics"),
+    path("api/hosts/<str:hostname>/events", HostEventsView.as_view(), name="host-events"),
     path("api/twin/state", TwinStateView.as_view(), name="twin-state"),
     path("api/health", HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from hosts.models import Host, Link, Rack
-from metrics.models import Sample
+from metrics.models import LatestMetrics
 from tests.conftest import sample_dict
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("open_twin")]
@@ -17,9 +17,7 @@ def fleet(post_batch):
     post_batch([sample_dict("titan-01"), sample_dict("titan-02", rack="R2")])
 
 
-@pytest.mark.parametrize(
-    "model", ["hosts_rack", "hosts_host", "hosts_link", "metrics_sample", "metrics_latestmetrics", "jobs_job"]
-)
+@pytest.mark.parametrize("model", ["hosts_rack", "hosts_host", "hosts_link", "metrics_latestmetrics", "jobs_job"])
 def test_every_admin_list_opens_and_searches(admin_client, fleet, model):
     url = reverse(f"admin:{model}_changelist")
     assert admin_client.get(url).status_code == 200
@@ -84,10 +82,10 @@ def test_a_link_capacity_can_be_edited_but_not_made_zero(admin_client, fleet):
     assert link.capacity_gbps == 25
 
 
-def test_metric_history_is_read_only_in_the_admin(admin_client, fleet):
-    sample = Sample.objects.first()
-    assert sample is not None
-    assert admin_client.get(reverse("admin:metrics_sample_add")).status_code == 403
-    response = admin_client.post(reverse("admin:metrics_sample_delete", args=[sample.pk]), {"post": "yes"})
+def test_latest_values_are_read_only_in_the_admin(admin_client, fleet):
+    latest = LatestMetrics.objects.first()
+    assert latest is not None
+    assert admin_client.get(reverse("admin:metrics_latestmetrics_add")).status_code == 403
+    response = admin_client.post(reverse("admin:metrics_latestmetrics_delete", args=[latest.pk]), {"post": "yes"})
     assert response.status_code == 403
-    assert Sample.objects.filter(pk=sample.pk).exists()
+    assert LatestMetrics.objects.filter(pk=latest.pk).exists()
