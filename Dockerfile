@@ -5,6 +5,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
+# A throwaway key under DEBUG, so no key is baked into the image (var/ is not copied either).
+RUN DEBUG=true SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
 EXPOSE 8000
 CMD ["sh", "-c", "python manage.py migrate --noinput && python -m twinsite.serve -b 0.0.0.0 -p 8000"]
