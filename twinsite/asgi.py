@@ -17,6 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twinsite.settings")
 django_asgi_app = get_asgi_application()
 
 from twin.live import server_create  # noqa: E402  (needs the apps loaded)
+from twin.live.transport import PollingPacketLimit  # noqa: E402
 
 sio, live = server_create()
 
@@ -30,10 +31,14 @@ sio, live = server_create()
 # piled up until a full collection.
 gc.freeze()
 
-socketio_app = socketio.ASGIApp(
-    sio,
-    other_asgi_app=ProtocolTypeRouter({"http": django_asgi_app}),
-    socketio_path="socket.io",
+socketio_app = PollingPacketLimit(
+    socketio.ASGIApp(
+        sio,
+        other_asgi_app=ProtocolTypeRouter({"http": django_asgi_app}),
+        socketio_path="socket.io",
+    ),
+    path="/socket.io/",
+    max_bytes=sio.eio.max_http_buffer_size,
 )
 
 
