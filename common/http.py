@@ -35,6 +35,11 @@ class ServerBusy(APIException):
     default_detail = "The server is inflating as many bodies as it holds at once; retry later."
     default_code = "server_busy"
 
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail)
+        # DRF's handler turns ``wait`` into Retry-After.
+        self.wait = settings.TWIN_RETRY_AFTER_SECONDS
+
 
 def json_body(request: Request, *, limit: int | None = None) -> bytes:
     """The raw bytes of a JSON request body, as sent (a signature covers exactly these).
