@@ -17,7 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twinsite.settings")
 django_asgi_app = get_asgi_application()
 
 from twin.live import server_create  # noqa: E402  (needs the apps loaded)
-from twin.live.transport import PollingPacketLimit  # noqa: E402
+from twin.live.transport import EngineIOGuard  # noqa: E402
 
 sio, live = server_create()
 
@@ -31,7 +31,7 @@ sio, live = server_create()
 # piled up until a full collection.
 gc.freeze()
 
-socketio_app = PollingPacketLimit(
+socketio_app = EngineIOGuard(
     socketio.ASGIApp(
         sio,
         other_asgi_app=ProtocolTypeRouter({"http": django_asgi_app}),

@@ -244,3 +244,30 @@ def test_a_polling_post_over_the_packet_limit_is_refused_with_a_json_400(public_
             assert body["error"] == "too_many_packets"
 
     asyncio.run(scenario())
+
+
+def test_a_client_cannot_escape_the_guard_by_emitting_disconnect(private_twin: LiveServer, django_user_model):
+    # An event named "disconnect" used to reach the namespace's own on_disconnect:
+    # the server forgot the reader while its connection stayed open.
+    token = Token.objects.create(user=_user(django_user_model))
+
+    async def scenario() -> None:
+        base = f"{private_twin.url}/socket.io/?EIO=4&transport=polling"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            async with http.get(base) as response:
+                sid = orjson.loads((await response.text())[1:])["sid"]
+            url = f"{base}&sid={sid}"
+            connect = "40/digital-twin," + orjson.dumps({"token": token.key}).decode()
+            async with http.post(url, data=connect) as response:
+                assert response.status == 200
+            async with http.post(url, data='42/digital-twin,["disconnect"]') as response:
+                assert response.status == 200
+            await asyncio.to_thread(token.delete)
+            deadline = time.monotonic() + RECHECK_SECONDS + 5
+            seen = ""
+            while "41/digital-twin" not in seen and time.monotonic() < deadline:
+                async with http.get(url) as response:
+                    seen += await response.text()
+            assert "41/digital-twin" in seen, "the server never disconnected the revoked reader"
+
+    asyncio.run(scenario())

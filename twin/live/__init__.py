@@ -7,7 +7,7 @@ Its parts, each in its own module:
 - ``emitter``: everything sent over Socket.IO;
 - ``namespace``: who may connect and what clients may ask;
 - ``guard``: disconnects readers whose credentials were revoked;
-- ``transport``: the limits of Engine.IO's polling transport;
+- ``transport``: what clients may send on the transport (packet limits and shapes);
 - ``calls``: how this async side runs whole sync functions.
 """
 
@@ -25,7 +25,7 @@ from twin.live.feed import TwinFeed
 from twin.live.guard import ReaderGuard
 from twin.live.listener import events_listen
 from twin.live.namespace import TwinNamespace
-from twin.live.transport import engineio_limits_apply
+from twin.live.transport import TwinPacket, engineio_limits_apply
 from twin.socketio_json import OrjsonForSocketIO
 
 
@@ -80,6 +80,7 @@ def server_create() -> tuple[socketio.AsyncServer, TwinLive]:
         async_mode="asgi",
         cors_allowed_origins="*" if origins == ["*"] else origins,
         json=OrjsonForSocketIO,
+        serializer=TwinPacket,
     )
     live = TwinLive(server)
     server.register_namespace(TwinNamespace(live))

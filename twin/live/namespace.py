@@ -11,6 +11,7 @@ from django.conf import settings
 from common.errors import DATABASE_DOWN
 from twin.live.calls import db_call
 from twin.live.emitter import FULL_ROOM, NAMESPACE, STAFF_ROOM
+from twin.live.transport import MALFORMED_EVENT
 from twin.selectors import Reader, reader_identify, session_key_from_cookie_header
 
 if TYPE_CHECKING:
@@ -31,11 +32,37 @@ class TwinNamespace(socketio.AsyncNamespace):
     ``twin-state`` carrying a ``version``, then ``twin-delta`` events; on a gap
     in versions it emits ``resync`` for a fresh full state. Staff readers also
     get the events only staff may see.
+
+    Every client event is handled by an ``on_<event>(sid, data=None)`` method,
+    given the first argument the client sent (or None) whatever else it sent;
+    events without such a method are ignored (``trigger_event``).
     """
+
+    # python-socketio's own events, called with the arguments it chooses.
+    LIFECYCLE_EVENTS = frozenset({"connect", "disconnect"})
 
     def __init__(self, live: TwinLive) -> None:
         super().__init__(NAMESPACE)
         self.live = live
+
+    async def trigger_event(self, event: Any, *args: Any) -> Any:
+        """Route an event to its handler with ``(sid, data)``, whatever a client sent.
+
+        python-socketio's routing calls ``on_<event>(sid, *arguments)``: a client
+        sending two arguments made a handler raise ``TypeError`` and log a
+        traceback. Client events with reserved names never get here
+        (``twin.live.transport.TwinPacket`` decodes them as malformed).
+        """
+        if event in self.LIFECYCLE_EVENTS:
+            return await super().trigger_event(event, *args)
+        sid, *arguments = args
+        if event == MALFORMED_EVENT:
+            logger.info("ignored a malformed packet from %s: %s", sid, arguments[0] if arguments else "")
+            return None
+        handler = getattr(self, f"on_{event}", None) if isinstance(event, str) else None
+        if handler is None:
+            return None
+        return await handler(sid, arguments[0] if arguments else None)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Admit readers only (unless ``TWIN_PUBLIC_READ``): an API token in the auth payload, or a session cookie.
