@@ -13,8 +13,6 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, UnsupportedMediaType
 from rest_framework.request import Request
 
-# Inflation proceeds in steps of this many bytes, each reserved from the budget first.
-INFLATE_STEP = 2**20
 # How long a request waits for room in the budget before it is told to come back (503).
 INFLATE_WAIT_SECONDS = 10.0
 
@@ -88,41 +86,41 @@ def json_decoded(request: Request, *, limit: int | None = None) -> bytes:
 
 
 def _gzip_inflate(raw: bytes, *, limit: int, request: HttpRequest) -> bytes:
-    """Inflate step by step, each step's bytes reserved in the process's budget for the rest of the request."""
+    """Inflate a gzip body, its size reserved first in the process's budget for the rest of the request.
+
+    A gzip stream ends with the size it inflates to (ISIZE), which zlib checks
+    when it reaches the end. The reservation is that size (at most ``limit``)
+    and made once, before inflating: a request waiting for room holds none, so
+    requests cannot hold parts of the budget while each waits for the rest. A
+    stream that inflates beyond its declared size is refused when it passes it.
+    """
+    declared = int.from_bytes(raw[-4:], "little") if len(raw) >= 18 else 0
+    expected = min(declared, limit)
+    inflation_budget.reserve(request, expected + 1)
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    pieces: list[bytes] = []
-    size = 0
-    pending = raw
-    while True:
-        step = min(INFLATE_STEP, limit + 1 - size)
-        inflation_budget.reserve(request, step)
-        try:
-            piece = inflater.decompress(pending, step)
-        except zlib.error as exc:
-            raise MalformedBody(f"The gzip body is corrupt: {exc}", code="malformed_gzip") from None
-        pending = inflater.unconsumed_tail
-        pieces.append(piece)
-        size += len(piece)
-        if size > limit:
+    try:
+        body = inflater.decompress(raw, expected + 1)
+    except zlib.error as exc:
+        raise MalformedBody(f"The gzip body is corrupt: {exc}", code="malformed_gzip") from None
+    if len(body) > expected:
+        if expected == limit:
             raise PayloadTooLarge(f"The inflated body is larger than {limit} bytes.")
-        if inflater.eof or not (pending or piece):
-            break
+        raise MalformedBody("The gzip body inflates beyond the size its trailer declares.", code="malformed_gzip")
     if not inflater.eof:
         raise MalformedBody("The gzip body is truncated.", code="malformed_gzip")
-    # One piece (a body under INFLATE_STEP, the usual case) needs no copy; more
-    # are joined, a copy that lives as long as this call.
-    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    return body
 
 
 class InflationBudget:
     """The bytes of inflated bodies all requests of this process hold at once: at most ``TWIN_INFLATE_BUDGET_BYTES``.
 
-    A request reserves each step of its inflation before taking it and keeps the
-    reservation until it ends (``common.middleware.ClientFaultMiddleware``
-    releases it): the body lives that long. When the budget is spent, a request
-    waits up to ``INFLATE_WAIT_SECONDS`` for others to finish, then gets a 503
-    with ``Retry-After``. So 32 agents sending 10 MB gzip bodies at once cost
-    at most the budget, not 320 MB (docs/reliability.md).
+    A request reserves the size its body will inflate to before inflating it
+    and keeps the reservation until it is answered
+    (``common.middleware.ClientFaultMiddleware`` releases it): the body lives
+    that long. When the budget is spent, a request waits up to
+    ``INFLATE_WAIT_SECONDS`` for others to finish, holding nothing, then gets a
+    503 with ``Retry-After``. So 32 clients sending bodies that inflate to
+    10 MB at once cost at most the budget, not 320 MB (docs/reliability.md).
     """
 
     ATTRIBUTE = "_twin_inflation_reserved"

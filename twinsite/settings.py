@@ -306,6 +306,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["twin.permissions.ReadAccess"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # OPTIONS is not part of this API (no cross-origin clients): DRF's metadata
+    # answer was rendered by each view's renderer, and the docs view's HTML
+    # template failed on it (a 500 the header fuzzer found). Now a JSON 405.
+    "DEFAULT_METADATA_CLASS": None,
     "EXCEPTION_HANDLER": "common.errors.json_exception_handler",
 }
 

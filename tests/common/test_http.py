@@ -11,33 +11,35 @@ import pytest
 from django.http import HttpRequest
 
 from common import http
-from common.http import INFLATE_STEP, InflationBudget, ServerBusy, inflation_budget
+from common.http import InflationBudget, ServerBusy, inflation_budget
 from tests.conftest import sample_dict
+
+MB = 2**20
 
 
 def test_a_budget_lets_requests_reserve_until_it_is_spent_then_they_wait(settings, monkeypatch):
-    settings.TWIN_INFLATE_BUDGET_BYTES = 3 * INFLATE_STEP
+    settings.TWIN_INFLATE_BUDGET_BYTES = 3 * MB
     monkeypatch.setattr(http, "INFLATE_WAIT_SECONDS", 0.2)
     budget = InflationBudget()
     first, second = HttpRequest(), HttpRequest()
-    budget.reserve(first, 2 * INFLATE_STEP)
-    budget.reserve(second, INFLATE_STEP)
+    budget.reserve(first, 2 * MB)
+    budget.reserve(second, MB)
     started = time.monotonic()
     with pytest.raises(ServerBusy):
-        budget.reserve(second, INFLATE_STEP)
+        budget.reserve(second, MB)
     assert time.monotonic() - started >= 0.2
-    assert budget.in_use == 3 * INFLATE_STEP
+    assert budget.in_use == 3 * MB
 
 
 def test_a_waiting_request_proceeds_as_soon_as_another_is_answered(settings, monkeypatch):
-    settings.TWIN_INFLATE_BUDGET_BYTES = 2 * INFLATE_STEP
+    settings.TWIN_INFLATE_BUDGET_BYTES = 2 * MB
     monkeypatch.setattr(http, "INFLATE_WAIT_SECONDS", 5)
     budget = InflationBudget()
     holder, waiter = HttpRequest(), HttpRequest()
-    budget.reserve(holder, 2 * INFLATE_STEP)
+    budget.reserve(holder, 2 * MB)
     threading.Timer(0.1, budget.release, args=[holder]).start()
     started = time.monotonic()
-    budget.reserve(waiter, INFLATE_STEP)
+    budget.reserve(waiter, MB)
     assert time.monotonic() - started < 2
     budget.release(waiter)
     assert budget.in_use == 0
@@ -71,6 +73,56 @@ def test_a_full_budget_answers_503_with_retry_after(client, settings, monkeypatc
     assert response.status_code == 503
     assert response.json()["error"] == "server_busy"
     assert int(response["Retry-After"]) > 0
+    assert inflation_budget.in_use == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("open_twin")
+def test_a_gzip_body_that_inflates_beyond_its_declared_size_is_refused(client):
+    import zlib
+
+    honest = gzip.compress(orjson.dumps({"samples": [sample_dict()]}))
+    lying = honest[:-4] + (10).to_bytes(4, "little")
+    response = client.post(
+        "/api/metrics/batch", data=lying, content_type="application/json", headers={"Content-Encoding": "gzip"}
+    )
+    assert (response.status_code, response.json()["error"]) == (400, "malformed_gzip")
+    assert inflation_budget.in_use == 0
+    assert zlib.decompress(honest, wbits=31)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("open_twin")
+def test_many_requests_waiting_for_the_budget_never_deadlock(settings):
+    # Each request reserves its whole size at once and waits holding nothing:
+    # 32 bodies of 3 MB with room for 3 at a time all get through.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.test import Client
+
+    settings.TWIN_INFLATE_BUDGET_BYTES = 11 * MB
+    settings.TWIN_MAX_BODY_BYTES = 10 * MB
+    pad = orjson.dumps({"samples": [sample_dict()], "pad": " " * (3 * MB)})
+    body = gzip.compress(pad)
+
+    def post(_: int) -> int:
+        return (
+            Client()
+            .post(
+                "/api/metrics/batch", data=body, content_type="application/json", headers={"Content-Encoding": "gzip"}
+            )
+            .status_code
+        )
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(post, range(32)))
+    finally:
+        from django.db import connection
+
+        if hasattr(connection, "close_pool"):  # the threads' pooled connections
+            connection.close_pool()
+    assert set(statuses) <= {202}, statuses
     assert inflation_budget.in_use == 0
 
 

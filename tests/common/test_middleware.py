@@ -100,3 +100,12 @@ def test_client_faults_are_recognised(exc):
 def test_other_errors_are_not_client_faults():
     assert not client_fault(ValueError("a bug"))
     assert not client_fault(KeyError("a bug"))
+
+
+@pytest.mark.usefixtures("open_twin")
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/schema/", "/api/twin/state", "/api/metrics/batch", "/api/health"])
+def test_options_is_a_json_405_on_every_api_path(client, path):
+    # The docs view rendered DRF's OPTIONS metadata with its HTML template: a 500.
+    response = client.options(path)
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"

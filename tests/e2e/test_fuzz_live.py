@@ -10,6 +10,7 @@ may make the server log one.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import aiohttp
 import orjson
 import pytest
 import socketio
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from tests.e2e.conftest import LiveServer, server_start, server_stop
@@ -96,8 +97,9 @@ def _module_server(tmp_path: Any, **env: str) -> Iterator[LiveServer]:
     yield server
     server_stop(server)
     log = server.output()
-    assert "Traceback" not in log, log[-5000:]
-    assert " 500 " not in log and "Internal Server Error" not in log, log[-5000:]
+    for mark in ("Traceback", "Internal Server Error", '" 500 '):
+        at = log.find(mark)
+        assert at == -1, log[max(0, at - 1500) : at + 3000]
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +141,10 @@ def test_no_header_cookie_or_query_string_makes_a_5xx(private_twin: LiveServer, 
     lines += [b"Content-Length: " + str(len(body)).encode()]
     request = b"\r\n".join(lines) + b"\r\n\r\n" + body
     status = asyncio.run(raw_request(private_twin.url, request))
-    assert 0 < status < 500, (status, request[:300])
+    # 0: daphne (Twisted) dropped the connection without answering, as it does
+    # for some malformed headers (control characters); the server log and the
+    # last test show it still serves.
+    assert status < 500, (status, request[:300])
 
 
 json_values = st.recursive(
@@ -160,6 +165,8 @@ cookie_headers = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoin
 @FUZZ
 @given(auth=auth_payloads, cookie=st.none() | cookie_headers)
 def test_every_socketio_connection_is_answered_whatever_its_auth_and_cookie(private_twin: LiveServer, auth, cookie):
+    note(f"auth={auth!r} cookie={cookie!r}")
+
     async def scenario() -> None:
         client = socketio.AsyncClient(reconnection=False)
         answered = asyncio.Event()
@@ -219,7 +226,7 @@ socketio_packets = st.one_of(
         st.sampled_from(["0", "1", "2", "3", "4", "5", "6", "7", "9", "51-", "6999999999-", ""]),
         st.sampled_from(["", "/digital-twin,", "/other,", "/digital-twin?x=1,", "/"]),
         st.sampled_from(["", "1", "12345678901234567890"]),
-        json_values.map(lambda v: orjson.dumps(v).decode())
+        json_values.map(json.dumps)
         | st.sampled_from(["[", '["subscribe"', "[1]", "[]", '[{"_placeholder":true,"num":99}]', "x"]),
     ),
 )
@@ -243,6 +250,26 @@ def test_no_packet_a_polling_client_posts_makes_a_5xx_or_a_traceback(public_twin
                 assert response.status == 200
             async with http.post(f"{base}&sid={sid}", data="\x1e".join(packets).encode()) as response:
                 assert response.status < 500
+
+    asyncio.run(scenario())
+
+
+@FUZZ
+@given(frames=st.lists(engineio_packets | st.binary(max_size=20), min_size=1, max_size=5))
+def test_no_frame_a_websocket_client_sends_makes_a_traceback(public_twin: LiveServer, frames):
+    async def scenario() -> None:
+        url = f"{public_twin.url}/socket.io/?EIO=4&transport=websocket"
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+            http.ws_connect(url) as ws,
+        ):
+            assert (await ws.receive_str()).startswith("0")
+            await ws.send_str("40/digital-twin,")
+            for frame in frames:
+                if ws.closed:
+                    break
+                await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
+            await ws.close()
 
     asyncio.run(scenario())
 

@@ -50,6 +50,8 @@ SEPARATOR = b"\x1e"
 # refuse the packet by closing the session and waiting, forever, for a poll to take its
 # last packet: the POST never got an answer. Clients of protocol 4 send neither there.
 WEBSOCKET_PACKET_TYPES = frozenset("123456")
+CLOSE, MESSAGE = "1", "4"
+SOCKETIO_PACKET_TYPES = frozenset("0123456")
 POLLING_PACKET_TYPES = frozenset("1345")
 # The event a malformed Socket.IO packet becomes (not a name a client can emit: see TwinPacket).
 MALFORMED_EVENT = "malformed packet"
@@ -80,20 +82,32 @@ def engineio_packet_acceptable(packet: str | bytes | None, *, types: frozenset[s
     """True for an Engine.IO packet python-engineio can decode and this twin expects from a client.
 
     Text whose first character is one of ``types``; no binary packets
-    (``b``-prefixed base64 or binary frames): nothing on ``/digital-twin`` uses them.
+    (``b``-prefixed base64 or binary frames): nothing on ``/digital-twin`` uses
+    them. A message carries a Socket.IO packet, which starts with its type, a
+    digit: python-engineio decodes any other message as JSON (``4null`` became
+    ``None``, ``4[1]`` a list), which python-socketio could not handle.
     """
-    return isinstance(packet, str) and packet[:1] in types
+    if not isinstance(packet, str) or packet[:1] not in types:
+        return False
+    return packet[:1] != MESSAGE or packet[1:2] in SOCKETIO_PACKET_TYPES
 
 
 def polling_body_acceptable(body: bytes) -> bool:
-    """True when every packet of a polling POST body is acceptable (a JSONP body is left to python-engineio)."""
+    """True when every packet of a polling POST body is acceptable (a JSONP body is left to python-engineio).
+
+    A close packet ends the session, so it comes last: python-engineio went on
+    with the packets after it on a session python-socketio had already
+    forgotten, and raised.
+    """
     if body.startswith(b"d="):
         return True
     try:
-        text = body.decode()
+        packets = body.decode().split(SEPARATOR.decode())
     except UnicodeDecodeError:
         return False
-    return all(engineio_packet_acceptable(p, types=POLLING_PACKET_TYPES) for p in text.split(SEPARATOR.decode()))
+    if any(p[:1] == CLOSE for p in packets[:-1]):
+        return False
+    return all(engineio_packet_acceptable(p, types=POLLING_PACKET_TYPES) for p in packets)
 
 
 class EngineIOGuard:
@@ -151,15 +165,20 @@ class EngineIOGuard:
 
 
 def _frames_checked(receive: Receive) -> Receive:
-    """A websocket ``receive`` that turns a frame python-engineio cannot decode into the client leaving."""
+    """A websocket ``receive`` where a frame python-engineio cannot decode, or one after a close, ends it."""
+    closed = False
 
     async def checked() -> dict[str, Any]:
+        nonlocal closed
         message = await receive()
         if message["type"] == "websocket.receive":
             frame = message.get("text") if message.get("text") is not None else message.get("bytes")
-            if not engineio_packet_acceptable(frame):
-                logger.info("closed a websocket that sent a frame that is not an Engine.IO packet")
+            if closed or not engineio_packet_acceptable(frame):
+                logger.info(
+                    "closed a websocket that sent a frame that is not an Engine.IO packet, or one after closing"
+                )
                 return {"type": "websocket.disconnect", "code": 1003}
+            closed = frame[:1] == CLOSE
         return message
 
     return checked
@@ -186,6 +205,10 @@ async def _answer(send: Send, status: int, code: str, detail: str) -> None:
     await send({"type": "http.response.body", "body": content})
 
 
+# A packet python-socketio builds to send, rather than one it decodes from a client.
+_OUTGOING: Any = object()
+
+
 class TwinPacket(sio_packet.Packet):
     """python-socketio's packet, where a packet of the wrong shape decodes as ``MALFORMED_EVENT``.
 
@@ -197,11 +220,15 @@ class TwinPacket(sio_packet.Packet):
     # Nothing on /digital-twin is binary: binary events and attachments are malformed.
     uses_binary_events = False
 
-    def __init__(self, *args: Any, encoded_packet: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, encoded_packet: Any = _OUTGOING, **kwargs: Any) -> None:
+        if encoded_packet is _OUTGOING:
+            super().__init__(*args, **kwargs)
+            return
         super().__init__(*args, encoded_packet=encoded_packet, **kwargs)
-        if encoded_packet is not None and not encoded_packet:
-            # python-socketio decodes nothing from an empty packet (or a falsy
-            # JSON value python-engineio made of one), leaving an event without data.
+        if not encoded_packet:
+            # python-socketio decodes nothing from an empty packet (or from the
+            # None or False python-engineio made of "4null" or "4false"), leaving
+            # an event without data.
             self._malformed("an empty packet")
 
     def decode(self, encoded_packet: Any) -> int:

@@ -61,7 +61,7 @@ def test_malformed_packets_decode_as_an_event_the_namespace_ignores(encoded, pro
     assert packet.id is None
 
 
-@pytest.mark.parametrize("value", [[1, 2], {"a": 1}, 5, False, 0])
+@pytest.mark.parametrize("value", [[1, 2], {"a": 1}, 5, False, 0, None])
 def test_a_message_python_engineio_decoded_into_json_is_malformed_not_a_crash(value):
     packet = decoded(value)
     assert packet.data[0] == MALFORMED_EVENT
@@ -86,15 +86,20 @@ def test_websocket_frames_of_the_protocol_are_acceptable(frame):
     assert engineio_packet_acceptable(frame)
 
 
-@pytest.mark.parametrize("frame", ["", "0", "7", "x", "\u00b7", "bAAAA", b"\x00\x01", None])
+@pytest.mark.parametrize("frame", ["", "0", "7", "x", "\u00b7", "bAAAA", b"\x00\x01", None, "4null", "4[1]", "4", "4x"])
 def test_websocket_frames_python_engineio_cannot_decode_or_the_twin_never_uses_are_not(frame):
     assert not engineio_packet_acceptable(frame)
 
 
-@pytest.mark.parametrize("body", [b"2", b"6", b"3\x1e2probe", b"x", b"\xff", b"4hi\x1e"])
-def test_a_polling_body_with_a_ping_noop_or_garbage_is_refused(body):
-    # A ping or a noop made python-engineio close the session and wait, forever, to answer.
+@pytest.mark.parametrize("body", [b"2", b"6", b"3\x1e2probe", b"x", b"\xff", b"4hi\x1e", b"1\x1e40/digital-twin,"])
+def test_a_polling_body_with_a_ping_noop_garbage_or_packets_after_a_close_is_refused(body):
+    # A ping or a noop made python-engineio close the session and wait, forever, to answer;
+    # a packet after a close reached a session python-socketio had forgotten.
     assert not polling_body_acceptable(body)
+
+
+def test_a_polling_body_ending_with_a_close_is_acceptable():
+    assert polling_body_acceptable(b'42/digital-twin,["resync"]\x1e1')
 
 
 def _post(body: bytes) -> tuple[int, dict, bool]:
