@@ -360,7 +360,8 @@ TWIN_PUSH_MAX_PER_SECOND = env_number("TWIN_PUSH_MAX_PER_SECOND", 2.0)
 # ...and a rebuild at least this often, so time-driven status changes reach
 # dashboards and a message lost by the channel layer costs one interval.
 TWIN_REFRESH_SECONDS = env_number("TWIN_REFRESH_SECONDS", 5.0)
-TWIN_CORE_HOSTNAME = env.str("TWIN_CORE_HOSTNAME", default="core-switch")
+# Hostnames are stored lower-cased (a database constraint holds it).
+TWIN_CORE_HOSTNAME = env.str("TWIN_CORE_HOSTNAME", default="core-switch").strip().lower()
 TWIN_DEFAULT_LINK_CAPACITY_GBPS = env_number("TWIN_DEFAULT_LINK_CAPACITY_GBPS", 10.0)
 # Browser origins allowed to open a Socket.IO connection ("*" for any).
 TWIN_SOCKETIO_ORIGINS = env.list("TWIN_SOCKETIO_ORIGINS", default=["http://localhost:8000", "http://127.0.0.1:8000"])

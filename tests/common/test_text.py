@@ -9,8 +9,10 @@ import orjson
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from common.text import FORBIDDEN_RANGES, TEXT_PATTERN, TEXT_RE, text_problem, text_validate
+from common.text import FORBIDDEN_RANGES, NONCHARACTERS, TEXT_PATTERN, TEXT_RE, text_problem, text_validate
 from hosts.models import EnrollmentKey, Host, Rack
 from metrics.models import BatchReceipt
 from tests.conftest import sample_dict
@@ -163,3 +165,14 @@ def test_the_sample_schema_shows_the_rule_to_clients():
     schema = orjson.loads(msgspec.json.encode(msgspec.json.schema(SampleIn)))
     platform = schema["$defs"]["SampleIn"]["properties"]["platform"]["anyOf"][0]
     assert platform["pattern"] == TEXT_PATTERN
+
+
+@settings(max_examples=500)
+@given(st.text(max_size=12) | st.text(alphabet=st.characters(min_codepoint=0x10000), max_size=4))
+def test_the_pattern_accepts_exactly_text_without_a_forbidden_character_or_surrounding_whitespace(value):
+    forbidden = any(a <= ord(c) <= b for c in value for a, b in FORBIDDEN_RANGES) or any(
+        ord(c) in NONCHARACTERS for c in value
+    )
+    expected = not forbidden and value == value.strip()
+    assert (TEXT_RE.search(value) is not None) == expected
+    assert (text_problem(value) is None) == expected
