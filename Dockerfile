@@ -25,7 +25,7 @@ COPY . .
 RUN if [ "$WITH_AGENT" = "true" ]; then pip install --no-cache-dir ./agent; fi \
     && groupadd --system --gid 10001 twin \
     && useradd --system --uid 10001 --gid twin --home-dir /app --no-create-home --shell /usr/sbin/nologin twin \
-    && SECRET_KEY=collectstatic-at-build-time-only python manage.py collectstatic --noinput \
+    && DEBUG=true SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
     && chown -R twin:twin var
 
 # Numeric, so Kubernetes-style runAsNonRoot checks can verify it: 10001 is the twin user.

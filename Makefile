@@ -8,10 +8,10 @@ TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-# A first look: DEBUG with a development secret, unsigned batches (open mode) and public reads.
+# A first look: DEBUG, unsigned batches (open mode) and public reads; the secret key is this
+# installation's own (made in var/secret_key on first start) unless SECRET_KEY is set.
 # Each can be overridden from the environment, e.g. `TWIN_AGENT_AUTH=signed make run`.
 RUN_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=$${TWIN_AGENT_AUTH:-open} TWIN_PUBLIC_READ=$${TWIN_PUBLIC_READ:-true}
-TEST_ENV := SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key}
 
 .PHONY: install run demo migrate superuser manage test lint format clean bench bench-history soak vendor
 
@@ -65,7 +65,7 @@ manage: migrate
 
 test: $(TEST_STAMP)
 	mkdir -p var
-	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import secrets
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/twin_bench")
-SECRET = "bench-only-secret"
+# A fresh random key each run: the servers refuse a short or published one outside DEBUG.
+SECRET = secrets.token_urlsafe(64)
 os.environ.update(
     {
         "DATABASE_URL": DATABASE_URL,

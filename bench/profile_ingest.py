@@ -16,7 +16,6 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twinsite.settings")
-os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ["TWIN_AGENT_AUTH"] = "signed"
 os.environ["ALLOWED_HOSTS"] = "testserver"
 os.environ["TWIN_INGEST_RATE_PER_MINUTE"] = "1000000"

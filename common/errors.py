@@ -1,4 +1,8 @@
-"""JSON errors everywhere: DRF exceptions and Django's own 400/403/404/500 pages."""
+"""JSON errors everywhere: DRF exceptions, Django's own 400/403/404/500 pages, CSRF failures, login lockouts.
+
+Error responses that do not pass through these (a Django view's 405) are turned
+into JSON by ``common.middleware.JsonErrorsMiddleware``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from psycopg_pool import PoolTimeout
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from common.renderers import ORJSONRenderer
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +32,12 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
     a bug: a 503 with ``Retry-After`` tells agents to keep their batch and
     come back. The transaction was not committed, so nothing is half-stored.
     """
+    request = context.get("request")
+    if request is not None:
+        # Errors are JSON whatever the view renders otherwise (the schema view
+        # renders YAML, the docs view HTML), and whatever the client accepts.
+        request.accepted_renderer = ORJSONRenderer()
+        request.accepted_media_type = ORJSONRenderer.media_type
     if isinstance(exc, DATABASE_DOWN):
         logger.warning("database unavailable: %s", exc)
         return Response(
@@ -62,3 +74,27 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonR
 
 def server_error(request: HttpRequest) -> JsonResponse:
     return _json_error(500, "server_error", "The server failed; the error is logged.")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    """``CSRF_FAILURE_VIEW``: a form posted without its CSRF token (or from another site)."""
+    return _json_error(403, "csrf_failed", f"The CSRF check failed: {reason or 'no valid token'}. Reload the form.")
+
+
+def login_locked_out(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """django-axes' answer to a login from a username and address pair that failed too often.
+
+    A 429 with ``Retry-After``: the pair may try again once the cool-off has
+    passed (a successful login then resets the count). django-axes calls this
+    with the original response and credentials, in an order that differs between
+    its sync and async paths, so neither is used.
+    """
+    cooloff = settings.AXES_COOLOFF_TIME
+    minutes = max(1, round(cooloff.total_seconds() / 60))
+    response = _json_error(
+        429,
+        "login_locked",
+        f"Too many failed logins for this username from this address; try again in {minutes} minute(s).",
+    )
+    response["Retry-After"] = str(int(cooloff.total_seconds()))
+    return response

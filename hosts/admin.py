@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from hosts.models import AgentCredential, EnrollmentKey, Host, Link, Rack
 from hosts.services import (
@@ -47,6 +50,13 @@ class RackAdmin(TwinChangeAdmin):
         return rack.host_count  # type: ignore[attr-defined]
 
 
+# A host with more links than this (the core switch: one per host) lists them
+# on the Link pages instead of as inline forms: at about 300 links its page
+# sent more fields than Django accepts (TooManyFieldsSent, 1,000), so at
+# 10,000 hosts the switch could not be edited at all.
+LINK_INLINE_MAX = 50
+
+
 class LinkInline(admin.TabularInline):
     model = Link
     fk_name = "source"
@@ -54,6 +64,21 @@ class LinkInline(admin.TabularInline):
     fields = ["target", "capacity_gbps"]
     autocomplete_fields = ["target"]
     verbose_name = "link from this host"
+
+
+class HostAdminForm(forms.ModelForm):
+    """Hostnames are stored as agents report them: lower case, no surrounding whitespace."""
+
+    class Meta:
+        model = Host
+        # The admin's fieldsets choose what is shown.
+        exclude: list[str] = []
+
+    def clean_hostname(self) -> str:
+        # Django's CharField already stripped whitespace (and a trailing newline);
+        # lower-casing makes "Titan-01" the known "titan-01", which the unique
+        # check then refuses as a duplicate.
+        return self.cleaned_data["hostname"].lower()
 
 
 @admin.register(Host)
@@ -71,15 +96,17 @@ class HostAdmin(TwinChangeAdmin):
         "last_seen",
     ]
     list_filter = ["approved", "is_virtual", "placement_locked", "rack", "platform", "agent_version"]
-    filter_horizontal = ["reports_for"]
+    form = HostAdminForm
     actions = ["approve"]
     search_fields = ["hostname", "display_name", "ip"]
     list_select_related = ["rack", "latest"]
-    autocomplete_fields = ["rack"]
-    readonly_fields = ["created_at", "last_seen"]
+    # Searched as you type: a select listing every host (10,000 options on
+    # every host page) is neither usable nor light.
+    autocomplete_fields = ["rack", "reports_for"]
+    readonly_fields = ["created_at", "last_seen", "links"]
     inlines = [LinkInline]
     fieldsets = [
-        (None, {"fields": ["hostname", "display_name", "ip", "is_virtual", "approved"]}),
+        (None, {"fields": ["hostname", "display_name", "ip", "is_virtual", "approved", "links"]}),
         ("Reporting rights", {"fields": ["reports_for"], "classes": ["collapse"]}),
         ("Reported by the agent", {"fields": ["agent_version", "platform", "last_seen", "created_at"]}),
         (
@@ -97,6 +124,27 @@ class HostAdmin(TwinChangeAdmin):
     def approve(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
         count = hosts_approve(hosts=queryset)
         messages.success(request, f"Approved {count} host(s).")
+
+    def get_inlines(self, request: HttpRequest, obj: Host | None) -> list[type[admin.options.InlineModelAdmin]]:
+        if obj is not None and obj.links_out.count() > LINK_INLINE_MAX:
+            return []
+        return super().get_inlines(request, obj)
+
+    @admin.display(description="links")
+    def links(self, host: Host) -> str:
+        """How many links start and end here, each count opening the Link list filtered to them."""
+        if host.pk is None:
+            return "-"
+        changelist = reverse("admin:hosts_link_changelist")
+        return format_html(
+            '<a href="{}?source__id__exact={}">{} from this host</a>, <a href="{}?target__id__exact={}">{} to it</a>',
+            changelist,
+            host.pk,
+            host.links_out.count(),
+            changelist,
+            host.pk,
+            host.links_in.count(),
+        )
 
     @admin.display(ordering="latest__last_seen")
     def last_seen(self, host: Host) -> Any:

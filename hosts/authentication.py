@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from django.conf import settings
@@ -14,10 +15,18 @@ from hosts.credentials import (
     HEADER_KEY_ID,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
+    KEY_ID_PREFIX,
     signature_matches,
     signing_secret_for,
 )
 from hosts.selectors import AgentIdentity, agent_identity_for_key
+
+# Unix time as canonical decimal digits: Python's ``int()`` also reads
+# "1_795_957_272", "+1795957272", " 1795957272" and digits of other scripts,
+# so one signed moment had many spellings. No leading zero, at most 12 digits.
+TIMESTAMP_RE = re.compile(r"0|[1-9][0-9]{0,11}")
+# What ``hosts.credentials.key_id_generate`` issues; anything else is unknown without a query.
+KEY_ID_RE = re.compile(rf"{KEY_ID_PREFIX}[0-9a-f]{{24}}")
 
 
 class AgentSignatureAuthentication(BaseAuthentication):
@@ -40,19 +49,19 @@ class AgentSignatureAuthentication(BaseAuthentication):
                 f"A signed request needs all of {HEADER_KEY_ID}, {HEADER_TIMESTAMP} and {HEADER_SIGNATURE}.",
                 code="incomplete_signature",
             )
-        try:
-            signed_at = int(timestamp)
-        except ValueError:
+        if TIMESTAMP_RE.fullmatch(timestamp) is None:
             raise AuthenticationFailed(
-                f"{HEADER_TIMESTAMP} must be Unix time in whole seconds.", code="bad_timestamp"
-            ) from None
+                f"{HEADER_TIMESTAMP} must be Unix time in whole seconds, as decimal digits only.",
+                code="bad_timestamp",
+            )
+        signed_at = int(timestamp)
         window = settings.TWIN_SIGNATURE_WINDOW_SECONDS
         if abs(time.time() - signed_at) > window:
             raise AuthenticationFailed(
                 f"{HEADER_TIMESTAMP} is more than {window:g} s from the server's clock; check the agent's clock.",
                 code="stale_timestamp",
             )
-        identity = agent_identity_for_key(key_id=key_id)
+        identity = agent_identity_for_key(key_id=key_id) if KEY_ID_RE.fullmatch(key_id) else None
         if identity is None:
             raise AuthenticationFailed("Unknown key id; register the host again.", code="unknown_key")
         body = json_body(request)
@@ -67,6 +76,10 @@ class AgentSignatureAuthentication(BaseAuthentication):
             raise AuthenticationFailed(
                 "This credential was revoked or rotated; register the host again.", code="revoked"
             )
+        if identity.virtual:
+            # Registration never gives a virtual node a credential, and marking a host
+            # virtual revokes its credentials; this holds even if the database was edited.
+            raise PermissionDenied("A virtual node has no agent of its own.", code="virtual_host")
         if not identity.approved:
             raise PermissionDenied("The host is waiting for an admin's approval.", code="pending_approval")
         return identity, identity

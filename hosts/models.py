@@ -5,13 +5,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Lower
+
+from common.text import text_validate
+from hosts.schema import hostname_validate
 
 
 class Rack(models.Model):
     """A rack hosts can be placed in; created by an agent's report or an admin."""
 
-    name = models.CharField(max_length=64, unique=True)
-    description = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=64, unique=True, validators=[text_validate])
+    description = models.CharField(max_length=200, blank=True, validators=[text_validate])
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -29,11 +33,16 @@ class Host(models.Model):
     never stored.
     """
 
-    hostname = models.CharField(max_length=253, unique=True)
-    display_name = models.CharField(max_length=200, blank=True)
+    hostname = models.CharField(
+        max_length=253,
+        unique=True,
+        validators=[hostname_validate],
+        help_text="RFC 1123, lower case: the name agents report under.",
+    )
+    display_name = models.CharField(max_length=200, blank=True, validators=[text_validate])
     ip = models.GenericIPAddressField(null=True, blank=True, verbose_name="IP address")
-    agent_version = models.CharField(max_length=64, blank=True)
-    platform = models.CharField(max_length=128, blank=True)
+    agent_version = models.CharField(max_length=64, blank=True, validators=[text_validate])
+    platform = models.CharField(max_length=128, blank=True, validators=[text_validate])
     is_virtual = models.BooleanField(
         default=False,
         help_text="A node without an agent of its own (a switch); online while any linked host is online.",
@@ -61,6 +70,11 @@ class Host(models.Model):
 
     class Meta:
         ordering = ["hostname"]
+        constraints = [
+            # Hostnames are stored lower-cased (``hosts.schema.hostname_normalize``), so
+            # "Titan-01" can never be stored beside "titan-01".
+            models.CheckConstraint(condition=Q(hostname=Lower("hostname")), name="host_hostname_lower_case"),
+        ]
 
     def __str__(self) -> str:
         return self.hostname
@@ -100,7 +114,9 @@ class EnrollmentKey(models.Model):
     lets a request find its row by index. It is shown once, when created.
     """
 
-    name = models.CharField(max_length=100, help_text="What this key is for, e.g. 'rack R1 rollout'.")
+    name = models.CharField(
+        max_length=100, validators=[text_validate], help_text="What this key is for, e.g. 'rack R1 rollout'."
+    )
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     prefix = models.CharField(max_length=16, editable=False, help_text="The key's first characters, to recognise it.")
     created_at = models.DateTimeField(auto_now_add=True)

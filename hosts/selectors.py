@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +20,7 @@ class AgentIdentity:
     key_id: str
     revoked: bool
     approved: bool
+    virtual: bool = False
 
     # DRF treats the authenticated principal as a user; an agent is no user
     # and is never staff, but it did authenticate.
@@ -34,7 +36,7 @@ def agent_identity_for_key(*, key_id: str) -> AgentIdentity | None:
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT c.host_id, h.hostname, c.revoked_at IS NOT NULL, h.approved "
+            f"SELECT c.host_id, h.hostname, c.revoked_at IS NOT NULL, h.approved, h.is_virtual "
             f"FROM {AgentCredential._meta.db_table} c JOIN {Host._meta.db_table} h ON h.id = c.host_id "
             "WHERE c.key_id = %s",
             [key_id],
@@ -42,10 +44,28 @@ def agent_identity_for_key(*, key_id: str) -> AgentIdentity | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    host_id, hostname, revoked, approved = row
+    host_id, hostname, revoked, approved, virtual = row
     return AgentIdentity(
-        host_id=host_id, hostname=hostname, key_id=key_id, revoked=bool(revoked), approved=bool(approved)
+        host_id=host_id,
+        hostname=hostname,
+        key_id=key_id,
+        revoked=bool(revoked),
+        approved=bool(approved),
+        virtual=bool(virtual),
     )
+
+
+def hostnames_virtual(*, hostnames: Iterable[str]) -> set[str]:
+    """Those of these hostnames that are virtual nodes (a switch): no agent reports for them unless granted."""
+    names = sorted(set(hostnames))
+    if not names:
+        return set()
+    with connection.cursor() as cursor:
+        placeholders = ", ".join(["%s"] * len(names))
+        cursor.execute(
+            f"SELECT hostname FROM {Host._meta.db_table} WHERE is_virtual AND hostname IN ({placeholders})", names
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def hosts_reported_for(*, host_id: int) -> set[str]:

@@ -13,6 +13,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import F, QuerySet
+from django.utils import timezone
 
 from common.events import event_publish_on_commit, hosts_changed
 from hosts.credentials import enrollment_key_generate, enrollment_key_hash, key_id_generate, signing_secret_for
@@ -172,6 +173,9 @@ def host_admin_save(*, host: Host, changed_fields: Iterable[str], old_hostname: 
     if PLACEMENT_FIELDS & changed and "placement_locked" not in changed:
         host.placement_locked = True
     host.save()
+    if host.is_virtual:
+        # A virtual node has no agent: a credential it held before stops working.
+        credentials_revoke(credentials=host.credentials.all(), now=timezone.now())
     event_publish_on_commit(hosts_changed(hostnames={host.hostname, old_hostname or host.hostname}))
 
 
@@ -206,12 +210,13 @@ def enrollment_key_create(
 
 
 class RegistrationRefused(Exception):
-    """Why a registration was refused: a machine-readable code and a sentence."""
+    """Why a registration was refused: a machine-readable code, a sentence, and the HTTP status to answer."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, *, status: int = 401) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -224,9 +229,8 @@ class Registration:
     created: bool
 
 
-def _enrollment_key_use(*, secret: str, now: datetime) -> EnrollmentKey:
-    """Find and count one use of an enrollment key, or refuse with the reason."""
-    key = EnrollmentKey.objects.select_for_update().filter(key_hash=enrollment_key_hash(secret)).first()
+def _enrollment_key_refuse(key: EnrollmentKey | None, *, now: datetime) -> None:
+    """Refuse, with the reason, an enrollment key that cannot register a host now."""
     if key is None:
         raise RegistrationRefused("unknown_enrollment_key", "The enrollment key is not known to this twin.")
     if key.revoked_at is not None:
@@ -235,6 +239,23 @@ def _enrollment_key_use(*, secret: str, now: datetime) -> EnrollmentKey:
         raise RegistrationRefused("enrollment_key_expired", "The enrollment key has expired.")
     if key.max_uses is not None and key.uses >= key.max_uses:
         raise RegistrationRefused("enrollment_key_used_up", "The enrollment key has been used its maximum times.")
+
+
+def enrollment_key_check(*, secret: str, now: datetime) -> None:
+    """Refuse a key that could not register a host, before anything else about the request is read.
+
+    A stranger's request then costs one indexed lookup: its body is never
+    read nor inflated. ``host_register`` checks again under a row lock, as it
+    counts the use.
+    """
+    _enrollment_key_refuse(EnrollmentKey.objects.filter(key_hash=enrollment_key_hash(secret)).first(), now=now)
+
+
+def _enrollment_key_use(*, secret: str, now: datetime) -> EnrollmentKey:
+    """Find and count one use of an enrollment key, or refuse with the reason."""
+    key = EnrollmentKey.objects.select_for_update().filter(key_hash=enrollment_key_hash(secret)).first()
+    _enrollment_key_refuse(key, now=now)
+    assert key is not None
     key.uses = F("uses") + 1
     key.save(update_fields=["uses"])
     return key
@@ -247,7 +268,9 @@ def host_register(*, enrollment_secret: str, request: HostRegistrationRequest, n
     1. Count a use of the enrollment key, refusing an unknown, revoked,
        expired or used-up one.
     2. Create the host (pending approval when ``TWIN_REQUIRE_APPROVAL``) or
-       lock the existing one.
+       lock the existing one. A virtual node (the core switch) has no agent:
+       it is never registered (its facts come from the admin, its samples
+       from a host granted to report for it).
     3. Record what the agent says about it; placement only if no admin set it.
     4. Revoke its active credential and issue a new one: the old key stops
        working at the commit.
@@ -255,6 +278,13 @@ def host_register(*, enrollment_secret: str, request: HostRegistrationRequest, n
     enrollment = _enrollment_key_use(secret=enrollment_secret, now=now)
     created = not Host.objects.filter(hostname=request.hostname).exists()
     host = hosts_lock_or_create(hostnames=[request.hostname])[request.hostname]
+    if host.is_virtual:
+        raise RegistrationRefused(
+            "virtual_host",
+            f"{host.hostname} is a virtual node and has no agent of its own; an admin can grant a registered "
+            "host the right to report for it.",
+            status=403,
+        )
     if created and settings.TWIN_REQUIRE_APPROVAL:
         host.approved = False
         host.save(update_fields=["approved"])

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,7 +14,10 @@ from rest_framework.views import APIView
 from common.formats import iso_utc
 from common.http import MalformedBody, json_decoded
 from hosts.schema import HostRegistrationResponse, registration_validate
-from hosts.services import RegistrationRefused, host_register
+from hosts.services import RegistrationRefused, enrollment_key_check, host_register
+
+# A registration is a few hundred bytes: its body, inflated or not, may be at most this.
+REGISTRATION_MAX_BYTES = 64 * 1024
 
 
 class EnrollmentKeyMissing(AuthenticationFailed):
@@ -38,7 +41,10 @@ class HostRegisterView(APIView):
             201: {"$ref": "#/components/schemas/HostRegistrationResponse"},
             400: {"$ref": "#/components/schemas/Error"},
             401: {"$ref": "#/components/schemas/Error"},
+            403: {"$ref": "#/components/schemas/Error"},
+            413: {"$ref": "#/components/schemas/Error"},
             415: {"$ref": "#/components/schemas/Error"},
+            503: {"$ref": "#/components/schemas/Error"},
         },
         auth=[{"enrollmentKey": []}],
     )
@@ -46,14 +52,17 @@ class HostRegisterView(APIView):
         scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise EnrollmentKeyMissing("Send the enrollment key as 'Authorization: Bearer <key>'.")
-        checked = registration_validate(json_decoded(request))
-        if isinstance(checked, str):
-            raise MalformedBody(checked, code="invalid_registration")
         now = timezone.now()
         try:
+            # The key first: a stranger's body is never read nor inflated.
+            enrollment_key_check(secret=secret.strip(), now=now)
+            checked = registration_validate(json_decoded(request, limit=REGISTRATION_MAX_BYTES))
+            if isinstance(checked, str):
+                raise MalformedBody(checked, code="invalid_registration")
             registration = host_register(enrollment_secret=secret.strip(), request=checked, now=now)
         except RegistrationRefused as exc:
-            raise AuthenticationFailed(exc.detail, code=exc.code) from None
+            refusal = PermissionDenied if exc.status == 403 else AuthenticationFailed
+            raise refusal(exc.detail, code=exc.code) from None
         body: HostRegistrationResponse = {
             "hostname": registration.host.hostname,
             "keyId": registration.key_id,

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import msgspec
 
+from common.jsondecode import JsonMalformed, JsonRefused, json_decode
+from common.text import text
 from hosts.schema import (
     HOSTNAME_INVALID,
     Hostname,
@@ -28,7 +30,7 @@ from metrics.fields import INT64_MAX, METRIC_FIELDS
 EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
-AgentSession = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+AgentSession = text(min_length=1, max_length=64)
 
 
 def _sample_struct() -> type[msgspec.Struct]:
@@ -97,11 +99,11 @@ _samples_decoder = msgspec.json.Decoder(list[SampleIn])
 def batch_decode(body: bytes) -> BatchEnvelope:
     """Read a batch body: its envelope, and the raw JSON of each sample."""
     try:
-        return _envelope_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise BatchFormatError(f"The body must be an object with a 'samples' list: {exc}") from None
-    except msgspec.DecodeError as exc:
+        return json_decode(_envelope_decoder, body)
+    except JsonMalformed as exc:
         raise BatchFormatError(f"The body is not valid JSON: {exc}") from None
+    except JsonRefused as exc:
+        raise BatchFormatError(f"The body is not a batch (an object with a 'samples' list): {exc}") from None
 
 
 def sample_validate(raw: msgspec.Raw, *, now: datetime, max_future_skew: timedelta) -> SampleIn | str:
@@ -125,8 +127,8 @@ def samples_validate(raws: list[msgspec.Raw], *, now: datetime, max_future_skew:
     If any does not, each is decoded on its own, so each gets its own reason.
     """
     try:
-        decoded = _samples_decoder.decode(b"[" + b",".join(raws) + b"]")
-    except (msgspec.ValidationError, msgspec.DecodeError):
+        decoded = json_decode(_samples_decoder, b"[" + b",".join(raws) + b"]")
+    except JsonRefused:
         return [sample_validate(raw, now=now, max_future_skew=max_future_skew) for raw in raws]
     normalized: dict[str, str | None] = {}
     checked: list[SampleIn | str] = []

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 
 from common.events import event_publish_on_commit, hosts_changed
 from hosts.models import Host
-from hosts.selectors import hosts_reported_for
+from hosts.selectors import hostnames_virtual, hosts_reported_for
 from hosts.services import HostFacts, hosts_facts_record, hosts_lock_or_create
 from metrics.fields import COUNTERS, FIELD_NAMES, LINK_TRAFFIC, METRIC_FIELDS
 from metrics.models import BatchReceipt, LatestMetrics, Sample
@@ -104,21 +104,23 @@ def samples_ingest(
 def _samples_admit(
     *, checked: list[tuple[int, SampleIn]], origin: BatchOrigin, rejected: list[Rejection]
 ) -> list[SampleIn]:
-    """Keep the samples this sender may write, once per host and timestamp; refuse the rest."""
-    allowed: set[str] | None = None
-    if origin.reporter_id is not None:
-        allowed = {origin.reporter}
-        if any(sample.hostname != origin.reporter for _, sample in checked):
-            # Rights are only looked up for the rare batch that needs them.
-            allowed |= hosts_reported_for(host_id=origin.reporter_id)
+    """Keep the samples this sender may write, once per host and timestamp; refuse the rest.
+
+    A credential writes its own host, and the hosts an admin granted it
+    (``Host.reports_for``). A virtual node (the core switch) has no agent of
+    its own: only a granted reporter writes for it, never an unsigned batch.
+    """
+    hostnames = {sample.hostname for _, sample in checked}
+    virtual = hostnames_virtual(hostnames=hostnames)
+    granted: set[str] = set()
+    if origin.reporter_id is not None and hostnames - {origin.reporter}:
+        # Rights are only looked up for the rare batch that needs them.
+        granted = hosts_reported_for(host_id=origin.reporter_id)
     admitted: list[SampleIn] = []
     first_index: dict[tuple[str, datetime], int] = {}
     for index, sample in checked:
-        if allowed is not None and sample.hostname not in allowed:
-            reason = (
-                f"foreign hostname: the credential of {origin.reporter} may not report for "
-                f"{sample.hostname} (an admin can grant it in the host's 'reports for')"
-            )
+        reason = _refusal_for_sender(sample.hostname, origin=origin, granted=granted, virtual=virtual)
+        if reason is not None:
             rejected.append(Rejection(index=index, reason=reason, hostname=sample.hostname))
             continue
         key = (sample.hostname, sample.timestamp)
@@ -129,6 +131,23 @@ def _samples_admit(
         first_index[key] = index
         admitted.append(sample)
     return admitted
+
+
+def _refusal_for_sender(hostname: str, *, origin: BatchOrigin, granted: set[str], virtual: set[str]) -> str | None:
+    """Why this sender may not write for ``hostname``, or None when it may."""
+    if hostname in granted:
+        return None
+    if hostname in virtual:
+        return (
+            f"virtual host: {hostname} has no agent of its own; only a host an admin granted "
+            "'reports for' it may report for it"
+        )
+    if origin.reporter_id is not None and hostname != origin.reporter:
+        return (
+            f"foreign hostname: the credential of {origin.reporter} may not report for "
+            f"{hostname} (an admin can grant it in the host's 'reports for')"
+        )
+    return None
 
 
 def _batch_record(*, origin: BatchOrigin, received_at: datetime, accepted: int) -> bool:

@@ -124,6 +124,10 @@ class MetricsBatchView(APIView):
             batch = batch_decode(json_decoded(request))
         except BatchFormatError as exc:
             raise MalformedBody(str(exc), code="malformed_batch") from None
+        if not batch.samples:
+            # Nothing to store is not a success to acknowledge: an agent whose
+            # collector produced nothing has a fault to see (docs/api.md).
+            raise MalformedBody("The batch has no samples; send at least one.", code="malformed_batch")
         if len(batch.samples) > settings.TWIN_MAX_BATCH_SAMPLES:
             raise BatchTooLarge(
                 f"{len(batch.samples)} samples; a batch carries at most {settings.TWIN_MAX_BATCH_SAMPLES} "

@@ -1,12 +1,17 @@
-"""Production settings pass Django's deployment checklist."""
+"""Production settings pass Django's deployment checklist; secrets are never a published value."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,10 +45,66 @@ def test_check_deploy_is_clean_under_production_settings():
     assert "no issues" in result.stdout
 
 
-def test_a_production_start_without_a_secret_key_fails_loudly():
-    result = manage("check", **{**PRODUCTION, "SECRET_KEY": ""})
+PRINT_KEYS = ("shell", "-c", "from django.conf import settings as s; print(s.SECRET_KEY, s.TWIN_CREDENTIAL_KEY)")
+
+
+def test_without_a_secret_key_the_installation_makes_its_own_readable_by_its_owner_only(tmp_path):
+    key_file = tmp_path / "var" / "secret_key"
+    first = manage(*PRINT_KEYS, **{**PRODUCTION, "SECRET_KEY": "", "TWIN_SECRET_KEY_FILE": str(key_file)})
+    assert first.returncode == 0, first.stderr
+    secret_key, credential_key = first.stdout.splitlines()[-1].split()
+    assert secret_key == credential_key == key_file.read_text().strip()
+    assert len(secret_key) >= 50
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    again = manage(*PRINT_KEYS, **{**PRODUCTION, "SECRET_KEY": "", "TWIN_SECRET_KEY_FILE": str(key_file)})
+    assert again.stdout.splitlines()[-1].split()[0] == secret_key
+
+
+def test_processes_starting_at_once_agree_on_the_installations_key(tmp_path):
+    key_file = tmp_path / "secret_key"
+    env = {**PRODUCTION, "SECRET_KEY": "", "TWIN_SECRET_KEY_FILE": str(key_file)}
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda _: manage(*PRINT_KEYS, **env), range(6)))
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    assert len({r.stdout.splitlines()[-1].split()[0] for r in results}) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no candidate left behind
+
+
+def test_a_key_file_readable_by_others_is_refused(tmp_path):
+    key_file = tmp_path / "secret_key"
+    key_file.write_text(secrets.token_urlsafe(64))
+    key_file.chmod(0o644)
+    result = manage("check", **{**PRODUCTION, "SECRET_KEY": "", "TWIN_SECRET_KEY_FILE": str(key_file)})
     assert result.returncode != 0
-    assert "SECRET_KEY must be set" in result.stderr
+    assert "readable by others" in result.stderr
+
+
+PUBLISHED_OR_WEAK = [
+    "change-me-in-production",
+    "insecure-dev-only-key-set-SECRET_KEY-in-production",
+    "insecure-test-only-key",
+    "django-insecure-" + "x" * 50,
+    "a-short-secret",
+    "ab" * 40,
+]
+
+
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "TWIN_CREDENTIAL_KEY"])
+@pytest.mark.parametrize("key", PUBLISHED_OR_WEAK)
+def test_a_published_short_or_repetitive_key_stops_a_production_start(variable, key):
+    result = manage("check", **{**PRODUCTION, variable: key})
+    assert result.returncode != 0
+    assert f"{variable} is" in result.stderr and "Only DEBUG accepts it" in result.stderr
+
+
+def test_debug_accepts_any_key():
+    result = manage("check", **{**PRODUCTION, "DEBUG": "true", "SECRET_KEY": "change-me-in-production"})
+    assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_requires_a_secret_key():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["web"]["environment"]["SECRET_KEY"].startswith("${SECRET_KEY:?")
 
 
 def test_a_malformed_setting_fails_loudly():

@@ -18,6 +18,7 @@ django_asgi_app = get_asgi_application()
 
 from jobs.runner import runner_ensure_started  # noqa: E402  (needs the apps loaded)
 from twin.live import server_create  # noqa: E402
+from twin.live.transport import EngineIOGuard  # noqa: E402
 
 sio, live = server_create()
 # The job runner is a thread: it starts now, before any request, so deadlines
@@ -34,10 +35,14 @@ runner_ensure_started()
 # piled up until a full collection.
 gc.freeze()
 
-socketio_app = socketio.ASGIApp(
-    sio,
-    other_asgi_app=ProtocolTypeRouter({"http": django_asgi_app}),
-    socketio_path="socket.io",
+socketio_app = EngineIOGuard(
+    socketio.ASGIApp(
+        sio,
+        other_asgi_app=ProtocolTypeRouter({"http": django_asgi_app}),
+        socketio_path="socket.io",
+    ),
+    path="/socket.io/",
+    max_bytes=sio.eio.max_http_buffer_size,
 )
 
 

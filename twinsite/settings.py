@@ -11,6 +11,9 @@ a newcomer a working twin on an embedded SQLite file with no server to install.
 import hashlib
 import ipaddress
 import os
+import secrets
+import stat
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +58,70 @@ def env_int(name: str, default: int) -> int:
 
 DEBUG = env_bool("DEBUG", False)
 
-# A secret is only invented for a developer's machine; a deployment that
-# forgets it must fail at start, not sign sessions with a known key.
-SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false.")
-    SECRET_KEY = "insecure-dev-only-key-set-SECRET_KEY-in-production"
+# --- Secrets ----------------------------------------------------------------------
+# Agents' signing secrets are derived from a key (TWIN_CREDENTIAL_KEY, by default
+# SECRET_KEY): whoever knows it can sign for any host. A key anyone can read (in
+# this repository, in a compose file, in a tutorial) or guess is refused outside
+# DEBUG; with no key given, each installation makes its own at first start.
+KNOWN_PUBLIC_KEYS = frozenset(
+    {
+        "insecure-dev-only-key-set-SECRET_KEY-in-production",  # the development key of earlier versions
+        "insecure-test-only-key",  # the test key of earlier versions
+        "change-me-in-production",  # docker-compose.yml's default of earlier versions
+        "changeme",
+        "change-me",
+        "secret",
+    }
+)
+SECRET_KEY_MIN_LENGTH = 50  # Django's own deployment check (security.W009) asks as much
+SECRET_KEY_FILE = Path(os.environ.get("TWIN_SECRET_KEY_FILE", "") or VAR_DIR / "secret_key")
+
+
+def secret_key_weakness(key: str) -> str | None:
+    """Why ``key`` must not protect a deployment, or None."""
+    if key in KNOWN_PUBLIC_KEYS or key.startswith("django-insecure-"):
+        return "is a published value"
+    if len(key) < SECRET_KEY_MIN_LENGTH or len(set(key)) < 5:
+        return f"is shorter than {SECRET_KEY_MIN_LENGTH} characters or too repetitive"
+    return None
+
+
+def secret_key_of_installation(path: Path) -> str:
+    """This installation's own random key, kept in ``path`` (readable by its owner only), made on first start.
+
+    Two processes starting at once agree: each writes a complete candidate to a
+    private file, then links it into place, which only the first can do;
+    everyone reads what is there.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(64) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(candidate, path)
+        except FileExistsError:
+            pass  # another process was first: its key is the key
+        finally:
+            os.unlink(candidate)
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ImproperlyConfigured(f"{path} is readable by others: make it readable by its owner only (chmod 600).")
+    return path.read_text().strip()
+
+
+SECRET_KEY = env.str("SECRET_KEY", default="") or secret_key_of_installation(SECRET_KEY_FILE)
+TWIN_CREDENTIAL_KEY = env.str("TWIN_CREDENTIAL_KEY", default="") or SECRET_KEY
+if not DEBUG:
+    for _name, _key in (("SECRET_KEY", SECRET_KEY), ("TWIN_CREDENTIAL_KEY", TWIN_CREDENTIAL_KEY)):
+        if (_weakness := secret_key_weakness(_key)) is not None:
+            raise ImproperlyConfigured(
+                f"{_name} {_weakness}: anyone could sign sessions or agents' batches with it. Set a random "
+                f"value of {SECRET_KEY_MIN_LENGTH}+ characters, or unset it to use this installation's own "
+                f"({SECRET_KEY_FILE}). Only DEBUG accepts it."
+            )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -99,6 +159,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "corsheaders",
     "channels",
+    "axes",
     "common",
     "jobs",
     "hosts",
@@ -113,6 +174,8 @@ MIDDLEWARE = [
     # First, so every line logged and every response (static files and CORS preflights too) has an id and is counted.
     "ops.middleware.RequestIdMiddleware",
     "ops.middleware.HttpMetricsMiddleware",
+    "common.middleware.JsonErrorsMiddleware",
+    "common.middleware.ClientFaultMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before anything that answers on its own (WhiteNoise, CommonMiddleware), as django-cors-headers asks.
     "corsheaders.middleware.CorsMiddleware",
@@ -123,7 +186,34 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
+# Database sessions whose key is checked for shape before any lookup (a NUL in
+# a cookie made PostgreSQL fail on every page).
+SESSION_ENGINE = "common.sessions"
+CSRF_FAILURE_VIEW = "common.errors.csrf_failure"
+
+# --- Admin logins: throttled by django-axes -------------------------------------------
+# Failed logins are counted per username *and* address: after
+# TWIN_LOGIN_FAILURE_LIMIT failures that pair is locked out for
+# TWIN_LOGIN_COOLOFF_MINUTES (a 429 with Retry-After), and each failure is
+# logged. An attacker at one address cannot lock a user out everywhere, and
+# one guessing many usernames is stopped at each.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("TWIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_number("TWIN_LOGIN_COOLOFF_MINUTES", 15.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "common.errors.login_locked_out"
+# The client's address is the connection's: a forwarded-for header is set by
+# whoever sends the request. Behind a proxy, see docs/security.md.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+# Successful logins are not logged to the database (only failures and lockouts).
+AXES_DISABLE_ACCESS_LOG = True
 
 ROOT_URLCONF = "twinsite.urls"
 ASGI_APPLICATION = "twinsite.asgi.application"
@@ -225,11 +315,15 @@ REST_FRAMEWORK = {
     # per view with their own signature scheme, never with these.
     # Token first: its WWW-Authenticate header makes a refusal a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "common.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["twin.permissions.ReadAccess"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # OPTIONS is not part of this API (no cross-origin clients): DRF's metadata
+    # answer was rendered by each view's renderer, and the docs view's HTML
+    # template failed on it (a 500 the header fuzzer found). Now a JSON 405.
+    "DEFAULT_METADATA_CLASS": None,
     "EXCEPTION_HANDLER": "common.errors.json_exception_handler",
 }
 
@@ -311,7 +405,8 @@ TWIN_PUSH_MAX_PER_SECOND = env_number("TWIN_PUSH_MAX_PER_SECOND", 2.0)
 # ...and a rebuild at least this often, so time-driven status changes reach
 # dashboards and a message lost by the channel layer costs one interval.
 TWIN_REFRESH_SECONDS = env_number("TWIN_REFRESH_SECONDS", 5.0)
-TWIN_CORE_HOSTNAME = env.str("TWIN_CORE_HOSTNAME", default="core-switch")
+# Hostnames are stored lower-cased (a database constraint holds it).
+TWIN_CORE_HOSTNAME = env.str("TWIN_CORE_HOSTNAME", default="core-switch").strip().lower()
 TWIN_DEFAULT_LINK_CAPACITY_GBPS = env_number("TWIN_DEFAULT_LINK_CAPACITY_GBPS", 10.0)
 # Browser origins other than the twin's own allowed to read it: Socket.IO connections and
 # the HTTP API's CORS headers alike ("*" for any). TWIN_SOCKETIO_ORIGINS is its former name.
@@ -347,6 +442,11 @@ TWIN_MAX_BATCH_SAMPLES = env_int("TWIN_MAX_BATCH_SAMPLES", 10_000)
 TWIN_INGEST_RATE_PER_MINUTE = env_int("TWIN_INGEST_RATE_PER_MINUTE", 600)
 # What a client is told to wait when the database is unreachable (a 503).
 TWIN_RETRY_AFTER_SECONDS = env_int("TWIN_RETRY_AFTER_SECONDS", 5)
+# The bytes of gzip bodies all requests of a process may hold inflated at once;
+# beyond, requests wait, then get a 503 (common.http.InflationBudget).
+TWIN_INFLATE_BUDGET_BYTES = env_int("TWIN_INFLATE_BUDGET_BYTES", 32 * 2**20)
+if TWIN_INFLATE_BUDGET_BYTES <= TWIN_MAX_BODY_BYTES:
+    raise ImproperlyConfigured("TWIN_INFLATE_BUDGET_BYTES must be larger than TWIN_MAX_BODY_BYTES.")
 
 # Shared counters (rate limits): Redis when there is one, so every process agrees.
 CACHES = {
@@ -369,12 +469,15 @@ TWIN_SIGNATURE_WINDOW_SECONDS = env_number("TWIN_SIGNATURE_WINDOW_SECONDS", 300.
 TWIN_REQUIRE_APPROVAL = env_bool("TWIN_REQUIRE_APPROVAL", False)
 # Let anyone read the twin (state API and Socket.IO) without logging in.
 TWIN_PUBLIC_READ = env_bool("TWIN_PUBLIC_READ", False)
+# How often each server process checks that the readers on its live connections
+# are still allowed (user active, token not deleted, session not ended or its
+# password changed); the others are disconnected (twin/live/guard.py).
+TWIN_READER_RECHECK_SECONDS = env_number("TWIN_READER_RECHECK_SECONDS", 5.0)
 # How often the server expects an agent to report; told to agents at registration.
 TWIN_HEARTBEAT_SECONDS = env_int("TWIN_HEARTBEAT_SECONDS", 10)
-# Agents' signing secrets are derived from this key and their key id, so the
-# database holds no secret an attacker could sign with. Changing it revokes
-# every agent credential at once.
-TWIN_CREDENTIAL_KEY = env.str("TWIN_CREDENTIAL_KEY", default="") or SECRET_KEY
+# TWIN_CREDENTIAL_KEY (see "Secrets" above): agents' signing secrets are derived
+# from it and their key id, so the database holds no secret an attacker could
+# sign with. Changing it revokes every agent credential at once.
 
 # --- Background jobs ------------------------------------------------------------------
 # Each server process runs due jobs (pruning, timeouts, status by the clock) on a

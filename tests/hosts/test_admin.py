@@ -89,3 +89,103 @@ def test_latest_values_are_read_only_in_the_admin(admin_client, fleet):
     response = admin_client.post(reverse("admin:metrics_latestmetrics_delete", args=[latest.pk]), {"post": "yes"})
     assert response.status_code == 403
     assert LatestMetrics.objects.filter(pk=latest.pk).exists()
+
+
+# --- a fleet of thousands -------------------------------------------------------------------
+
+FLEET_SIZE = 1500
+
+
+@pytest.fixture
+def big_fleet(db):
+    """1,500 hosts, each with its uplink from the core switch: the switch has 1,500 links."""
+    core = Host.objects.get(hostname="core-switch")
+    rack = Rack.objects.create(name="R1")
+    hosts = Host.objects.bulk_create([Host(hostname=f"h-{n:05d}", rack=rack) for n in range(FLEET_SIZE)])
+    Link.objects.bulk_create([Link(source=core, target=h) for h in hosts])
+    return core
+
+
+def _form_field_names(html: bytes) -> set[str]:
+    import re
+
+    return set(re.findall(rb'name="([^"]+)"', html))
+
+
+def test_the_core_switch_of_a_big_fleet_opens_and_saves_within_djangos_field_limit(
+    admin_client, big_fleet, settings, django_assert_max_num_queries
+):
+    url = reverse("admin:hosts_host_change", args=[big_fleet.pk])
+    with django_assert_max_num_queries(30):
+        page = admin_client.get(url)
+    assert page.status_code == 200
+    names = _form_field_names(page.content)
+    assert len(names) < 100 < settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    assert b"links_out-0-target" not in page.content
+    assert f"{FLEET_SIZE} from this host".encode() in page.content
+    assert f"source__id__exact={big_fleet.pk}".encode() in page.content
+    form = {
+        "hostname": "core-switch",
+        "display_name": "Core Switch (edited)",
+        "is_virtual": "on",
+        "approved": "on",
+        "placement_locked": "on",
+        "position_x": "0",
+        "position_y": "0",
+        "position_z": "0",
+    }
+    response = admin_client.post(url, form)
+    assert response.status_code == 302, response.content[:2000]
+    big_fleet.refresh_from_db()
+    assert big_fleet.display_name == "Core Switch (edited)"
+    assert Link.objects.filter(source=big_fleet).count() == FLEET_SIZE
+
+
+BIG_FLEET_PAGES = [
+    "admin:hosts_host_changelist",
+    "admin:hosts_link_changelist",
+    "admin:hosts_rack_changelist",
+    "admin:hosts_host_add",
+    "admin:hosts_link_add",
+    "admin:hosts_agentcredential_changelist",
+    "admin:metrics_latestmetrics_changelist",
+]
+
+
+def test_every_admin_page_of_a_big_fleet_opens_with_few_queries(admin_client, big_fleet, django_assert_max_num_queries):
+    for url in BIG_FLEET_PAGES:
+        with django_assert_max_num_queries(30):
+            response = admin_client.get(reverse(url))
+        assert response.status_code == 200, url
+        assert len(response.content) < 1_000_000, url
+
+
+def test_a_hosts_page_in_a_big_fleet_does_not_list_every_host_as_a_choice(admin_client, big_fleet):
+    host = Host.objects.get(hostname="h-00042")
+    response = admin_client.get(reverse("admin:hosts_host_change", args=[host.pk]))
+    assert response.status_code == 200
+    assert response.content.count(b"<option") < 50
+    assert len(response.content) < 200_000
+
+
+def test_the_links_of_a_big_switch_are_listed_filtered_and_paginated(admin_client, big_fleet):
+    response = admin_client.get(reverse("admin:hosts_link_changelist"), {"source__id__exact": big_fleet.pk})
+    assert response.status_code == 200
+    assert f"{FLEET_SIZE} links".encode() in response.content
+    response = admin_client.get(reverse("admin:hosts_link_changelist"), {"source__id__exact": big_fleet.pk, "p": 3})
+    assert response.status_code == 200
+
+
+def test_reporting_rights_are_chosen_by_searching_hosts(admin_client, big_fleet):
+    response = admin_client.get(
+        "/admin/autocomplete/",
+        {"app_label": "hosts", "model_name": "host", "field_name": "reports_for", "term": "h-0004"},
+    )
+    assert response.status_code == 200
+    assert {r["text"] for r in response.json()["results"]} >= {"h-00040", "h-00049"}
+
+
+def test_deleting_the_core_switch_of_a_big_fleet_asks_without_listing_thousands_of_forms(admin_client, big_fleet):
+    response = admin_client.get(reverse("admin:hosts_host_delete", args=[big_fleet.pk]))
+    assert response.status_code == 200
+    assert len(_form_field_names(response.content)) < 20

@@ -127,3 +127,101 @@ def test_the_command_prints_a_key_once_and_stores_only_its_hash(capsys):
     assert secret.startswith("tek_") and key.key_hash == enrollment_key_hash(secret)
     assert key.max_uses == 5 and key.expires_at > timezone.now()
     assert key.prefix == secret[:12] and secret not in key.key_hash
+
+
+# --- hostile registrations ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hostname", ["core-switch", "Core-Switch"])
+def test_a_virtual_node_cannot_be_registered_nor_given_a_credential(register, hostname):
+    core = Host.objects.get(hostname="core-switch")
+    response = register(hostname, platform="evil")
+    assert (response.status_code, response.json()["error"]) == (403, "virtual_host")
+    core.refresh_from_db()
+    assert core.platform == "virtual-switch"
+    assert not AgentCredential.objects.exists()
+    assert EnrollmentKey.objects.get().uses == 0
+
+
+def test_a_host_an_admin_marks_virtual_loses_its_credentials(register, admin_client):
+    assert register("switch-2").status_code == 201
+    host = Host.objects.get(hostname="switch-2")
+    form = {
+        "hostname": "switch-2",
+        "is_virtual": "on",
+        "approved": "on",
+        "links_out-TOTAL_FORMS": "0",
+        "links_out-INITIAL_FORMS": "0",
+    }
+    assert admin_client.post(f"/admin/hosts/host/{host.pk}/change/", form).status_code == 302
+    assert not AgentCredential.objects.filter(host=host, revoked_at__isnull=True).exists()
+    assert register("switch-2").status_code == 403
+
+
+@pytest.mark.parametrize("hostname", ["titan-01\n", "core-switch\n", "titan-01 ", " titan-01", "titan-01\r\n"])
+def test_a_hostname_with_whitespace_or_a_trailing_newline_is_refused_not_stored_beside_the_real_one(register, hostname):
+    assert register("titan-01").status_code == 201
+    response = register(hostname)
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_registration")
+    assert sorted(Host.objects.values_list("hostname", flat=True)) == ["core-switch", "titan-01"]
+
+
+def test_a_hostname_that_lower_cases_to_ascii_from_another_script_is_refused(register):
+    # U+212A KELVIN SIGN lower-cases to an ASCII "k".
+    response = register("\u212a8s-node")
+    assert response.status_code == 400
+    assert not Host.objects.filter(hostname="k8s-node").exists()
+
+
+def test_an_ip_with_a_zone_is_refused_not_a_500(register):
+    response = register("titan-01", ip="fe80::1%eth0\u202e")
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_registration")
+
+
+def test_the_enrollment_key_is_checked_before_the_body_is_read(client):
+    # A corrupt gzip body would be a 400 if the server read it: a stranger gets the 401 first.
+    response = client.post(
+        "/api/hosts/register",
+        data=b"\x1f\x8b not gzip at all",
+        content_type="application/json",
+        headers={"Authorization": "Bearer tek_not-a-key", "Content-Encoding": "gzip"},
+    )
+    assert (response.status_code, response.json()["error"]) == (401, "unknown_enrollment_key")
+
+
+def test_a_registration_body_over_64_kib_is_a_413_even_inflated(client, enrollment_key):
+    import gzip
+
+    import orjson
+
+    body = orjson.dumps({"hostname": "titan-01", "platform": "x", "agent_version": "1", "pad": " " * 70_000})
+    for data, headers in ((body, {}), (gzip.compress(body), {"Content-Encoding": "gzip"})):
+        response = client.post(
+            "/api/hosts/register",
+            data=data,
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {enrollment_key}", **headers},
+        )
+        assert (response.status_code, response.json()["error"]) == (413, "payload_too_large")
+    assert not Host.objects.filter(hostname="titan-01").exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"hostname": "titan-01", "platform": "x", "agent_version": "1", "rack": ' + b"[" * 1200 + b"]" * 1200 + b"}",
+        b'{"hostname": "titan-01", "platform": "x", "agent_version": "1", "extra": ' + b"[" * 1200 + b"]" * 1200 + b"}",
+        b'{"hostname": "titan-01", "platform": "Linux-\xe9", "agent_version": "1"}',
+        b'{"hostname": "titan-\xe9", "platform": "x", "agent_version": "1"}',
+    ],
+    ids=["nested-field", "nested-unknown-field", "invalid-utf8-platform", "invalid-utf8-hostname"],
+)
+def test_deep_nesting_and_invalid_utf8_are_a_400_not_a_500(client, enrollment_key, body):
+    response = client.post(
+        "/api/hosts/register",
+        data=body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {enrollment_key}"},
+    )
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_registration")
+    assert not Host.objects.filter(hostname="titan-01").exists()

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from hosts.models import Host, Link, Rack
-from metrics.models import LatestMetrics, Sample
+from metrics.models import BatchReceipt, LatestMetrics, Sample
 from tests.conftest import sample_dict, seconds_ago
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("open_twin")]
@@ -83,10 +83,19 @@ def test_a_batch_with_no_valid_sample_is_a_400_with_the_same_report(post_batch):
     assert not Host.objects.exclude(hostname="core-switch").exists()
 
 
-def test_an_empty_batch_stores_nothing_and_is_accepted(post_batch):
+def test_an_empty_batch_is_a_400_as_no_samples_is(post_batch):
+    # The ingest issue's rule: no samples -> 400 (docs/api.md).
     response = post_batch([])
-    assert response.status_code == 202
-    assert response.json()["accepted"] == 0
+    assert response.status_code == 400
+    assert response.json() == {"error": "malformed_batch", "detail": "The batch has no samples; send at least one."}
+    assert not BatchReceipt.objects.exists()
+
+
+def test_an_empty_signed_batch_is_a_400_and_its_sequence_stays_free(make_agent):
+    agent = make_agent("titan-01")
+    assert agent.post([]).status_code == 400
+    agent.sequence -= 1
+    assert agent.post().status_code == 202
 
 
 @pytest.mark.parametrize(

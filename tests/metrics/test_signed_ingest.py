@@ -7,6 +7,7 @@ import time
 import orjson
 import pytest
 
+from hosts.credentials import signature_compute
 from hosts.models import AgentCredential, Host
 from metrics.models import Sample
 from tests.conftest import sample_dict, seconds_ago
@@ -180,3 +181,56 @@ def test_auth_errors_never_echo_the_secret(make_agent):
     agent.secret = "f" * 64
     response = agent.post()
     assert agent_secret not in response.content.decode()
+
+
+# --- spoofed identities and headers -----------------------------------------------------------
+
+
+def test_a_credential_without_reporting_rights_cannot_report_for_a_virtual_node(make_agent):
+    agent = make_agent("titan-01")
+    response = agent.post([sample_dict("core-switch", platform="evil")])
+    assert response.status_code == 400
+    assert response.json()["rejected"][0]["reason"].startswith("virtual host")
+    assert Host.objects.get(hostname="core-switch").platform == "virtual-switch"
+    assert not Sample.objects.exists()
+
+
+def test_an_unsigned_batch_cannot_report_for_a_virtual_node_even_in_open_mode(post_batch, settings):
+    settings.TWIN_AGENT_AUTH = "open"
+    response = post_batch([sample_dict("core-switch"), sample_dict("titan-01")])
+    assert response.status_code == 202
+    assert response.json()["rejected"][0]["reason"].startswith("virtual host")
+    assert list(Sample.objects.values_list("host__hostname", flat=True)) == ["titan-01"]
+
+
+def test_a_credential_of_a_host_made_virtual_behind_the_admins_back_is_refused(make_agent):
+    agent = make_agent("titan-01")
+    Host.objects.filter(hostname="titan-01").update(is_virtual=True)
+    response = agent.post()
+    assert (response.status_code, response.json()["error"]) == (403, "virtual_host")
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["1_795_957_272", "+{now}", " {now}", "{now} ", "0{now}", "{now}.0", "\u0661\u0667\u0669\u0665", "-0", ""],
+    ids=["underscores", "plus", "space-before", "space-after", "leading-zero", "fraction", "arabic", "minus", "empty"],
+)
+def test_a_timestamp_must_be_canonical_decimal_digits(make_agent, stamp):
+    agent = make_agent()
+    body = agent.body([sample_dict(agent.hostname)])
+    now = str(int(time.time()))
+    stamp = stamp.format(now=now)
+    headers = {**agent.headers(body), "X-Twin-Timestamp": stamp}
+    headers["X-Twin-Signature"] = signature_compute(secret=agent.secret, timestamp=stamp, body=body)
+    response = agent.send(body, headers)
+    assert response.status_code == 401
+    assert response.json()["error"] in ("bad_timestamp", "incomplete_signature")
+    assert not Sample.objects.exists()
+
+
+@pytest.mark.parametrize("key_id", ["tak_\x00abc", "tak_" + "0" * 23 + "\x00", "x" * 5000, "tak_\u202e"])
+def test_a_malformed_key_id_is_unknown_not_a_500(make_agent, key_id):
+    agent = make_agent()
+    body = agent.body([sample_dict(agent.hostname)])
+    response = agent.send(body, agent.headers(body, key_id=key_id))
+    assert (response.status_code, response.json()["error"]) == (401, "unknown_key")

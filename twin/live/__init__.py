@@ -6,6 +6,8 @@ Its parts, each in its own module:
 - ``feed``: rebuilds, versions and diffs the twin, and decides when to push;
 - ``emitter``: everything sent over Socket.IO;
 - ``namespace``: who may connect and what clients may ask;
+- ``guard``: disconnects readers whose credentials were revoked;
+- ``transport``: what clients may send on the transport (packet limits and shapes);
 - ``calls``: how this async side runs whole sync functions.
 """
 
@@ -22,8 +24,10 @@ from twin.live.calls import snapshot_call
 from twin.live.dispatch import EventDispatcher
 from twin.live.emitter import SocketEmitter
 from twin.live.feed import TwinFeed
+from twin.live.guard import ReaderGuard
 from twin.live.listener import events_listen
 from twin.live.namespace import TwinNamespace
+from twin.live.transport import TwinPacket, engineio_limits_apply
 from twin.socketio_json import OrjsonForSocketIO
 
 
@@ -35,11 +39,12 @@ class TwinLive:
         self.emitter = SocketEmitter(server)
         self.feed = self._feed_create()
         self.dispatcher = EventDispatcher(feed=self.feed, emitter=self.emitter)
+        self.guard = ReaderGuard(server, interval=settings.TWIN_READER_RECHECK_SECONDS)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def ensure_started(self) -> None:
-        """Start the listener, the feed and the starting-state sender once per process and event loop.
+        """Start the listener, the feed, the starting-state sender and the guard once per process and event loop.
 
         daphne sends no lifespan events, so the ASGI app calls this on every
         request and connection; after the first, it is one comparison.
@@ -54,6 +59,7 @@ class TwinLive:
             loop.create_task(events_listen(self.dispatcher.deliver)),
             loop.create_task(self.feed.run()),
             loop.create_task(self.emitter.sync_loop()),
+            loop.create_task(self.guard.run()),
         ]
 
     def _feed_create(self) -> TwinFeed:
@@ -95,11 +101,13 @@ def origin_allowed(origin: str | None, environ: dict[str, Any]) -> bool:
 
 def server_create() -> tuple[socketio.AsyncServer, TwinLive]:
     """The Socket.IO server of this process, with its namespace and live side."""
+    engineio_limits_apply()
     server = socketio.AsyncServer(
         # Explicit: with aiohttp installed python-socketio would pick its driver.
         async_mode="asgi",
         cors_allowed_origins=origin_allowed,
         json=OrjsonForSocketIO,
+        serializer=TwinPacket,
     )
     live = TwinLive(server)
     server.register_namespace(TwinNamespace(live))

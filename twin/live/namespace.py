@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import socketio
 from django.conf import settings
 
+from common.errors import DATABASE_DOWN
 from twin.live.calls import db_call
 from twin.live.emitter import FULL_ROOM, NAMESPACE, STAFF_ROOM
-from twin.selectors import reader_identify, session_key_from_cookie_header
+from twin.live.transport import MALFORMED_EVENT
+from twin.selectors import Reader, reader_identify, session_key_from_cookie_header
 
 if TYPE_CHECKING:
     from twin.live import TwinLive
+
+logger = logging.getLogger(__name__)
+
+
+def _refusal(code: str, detail: str) -> socketio.exceptions.ConnectionRefusedError:
+    # Socket.IO clients see this as the connect_error's message and data.
+    return socketio.exceptions.ConnectionRefusedError(f"{code}: {detail}", {"error": code, "detail": detail})
 
 
 class TwinNamespace(socketio.AsyncNamespace):
@@ -22,34 +32,76 @@ class TwinNamespace(socketio.AsyncNamespace):
     ``twin-state`` carrying a ``version``, then ``twin-delta`` events; on a gap
     in versions it emits ``resync`` for a fresh full state. Staff readers also
     get the events only staff may see.
+
+    Every client event is handled by an ``on_<event>(sid, data=None)`` method,
+    given the first argument the client sent (or None) whatever else it sent;
+    events without such a method are ignored (``trigger_event``).
     """
+
+    # python-socketio's own events, called with the arguments it chooses.
+    LIFECYCLE_EVENTS = frozenset({"connect", "disconnect"})
 
     def __init__(self, live: TwinLive) -> None:
         super().__init__(NAMESPACE)
         self.live = live
 
+    async def trigger_event(self, event: Any, *args: Any) -> Any:
+        """Route an event to its handler with ``(sid, data)``, whatever a client sent.
+
+        python-socketio's routing calls ``on_<event>(sid, *arguments)``: a client
+        sending two arguments made a handler raise ``TypeError`` and log a
+        traceback. Client events with reserved names never get here
+        (``twin.live.transport.TwinPacket`` decodes them as malformed).
+        """
+        if event in self.LIFECYCLE_EVENTS:
+            return await super().trigger_event(event, *args)
+        sid, *arguments = args
+        if event == MALFORMED_EVENT:
+            logger.info("ignored a malformed packet from %s: %s", sid, arguments[0] if arguments else "")
+            return None
+        handler = getattr(self, f"on_{event}", None) if isinstance(event, str) else None
+        if handler is None:
+            return None
+        return await handler(sid, arguments[0] if arguments else None)
+
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Admit readers only (unless ``TWIN_PUBLIC_READ``): an API token in the auth payload, or a session cookie.
 
         Django's middleware never sees Socket.IO traffic, so this is the check.
+        Whatever the client sent, it gets an answer: a connection, or a
+        ``connect_error`` (a handler that raised left the client waiting forever).
+        The reader's credential is remembered, so that revoking it disconnects
+        the connection (``twin.live.guard``).
         """
-        token = auth.get("token") if isinstance(auth, dict) and isinstance(auth.get("token"), str) else None
-        session_key = session_key_from_cookie_header(environ.get("HTTP_COOKIE", ""))
-        reader = await db_call(reader_identify, token=token, session_key=session_key) if token or session_key else None
+        reader = await self._reader(environ, auth)
         if reader is None and not settings.TWIN_PUBLIC_READ:
-            # Socket.IO clients see this as the connect_error's message and data.
-            detail = "Send {'token': '<API token>'} as the auth payload, or log in first."
-            raise socketio.exceptions.ConnectionRefusedError(
-                f"not_authenticated: {detail}", {"error": "not_authenticated", "detail": detail}
-            )
+            raise _refusal("not_authenticated", "Send {'token': '<API token>'} as the auth payload, or log in first.")
         self.live.ensure_started()
         await self.enter_room(sid, FULL_ROOM)
         if reader is not None and reader.is_staff:
             await self.enter_room(sid, STAFF_ROOM)
+        if reader is not None and reader.credential is not None:
+            self.live.guard.admit(sid, reader.credential)
         self.live.emitter.greet(sid)
+
+    async def _reader(self, environ: dict[str, Any], auth: Any) -> Reader | None:
+        """The reader behind the auth payload or the session cookie, or None; a refusal if they cannot be checked."""
+        token = auth.get("token") if isinstance(auth, dict) else None
+        session_key = session_key_from_cookie_header(str(environ.get("HTTP_COOKIE", "")))
+        if not (token or session_key):
+            return None
+        try:
+            return await db_call(reader_identify, token=token, session_key=session_key)
+        except DATABASE_DOWN:
+            logger.warning("database unavailable while admitting a live reader")
+            raise _refusal("database_unavailable", "The database cannot be reached; retry later.") from None
+        except Exception:
+            logger.exception("could not identify a live reader")
+            raise _refusal("server_error", "The server failed to check the credentials; the error is logged.") from None
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         self.live.emitter.forget(sid)
+        self.live.guard.forget(sid)
 
     async def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
         """``subscribe`` ``{"mode": "delta"}`` (or ``"full"``); answered with the mode."""
