@@ -10,6 +10,19 @@ from typing import Any, TypedDict
 
 import msgspec
 
+from commands.longpoll import PENDING_PATH, WAIT_MAX_SECONDS
+from commands.schema import (
+    ActionCatalogue,
+    CommandCreateRequest,
+    CommandDocument,
+    CommandList,
+    CommandUpdate,
+    InvalidTransition,
+    InvocationDocument,
+    PendingInvocations,
+    ResultReport,
+)
+from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from hosts.schema import HostRegistrationRequest, HostRegistrationResponse
 from metrics.schema import BatchEnvelope, SampleIn
 from metrics.views import BatchAccepted
@@ -28,7 +41,19 @@ class Error(TypedDict):
 def components_append(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular post-processing hook: add the Structs' and TypedDicts' schemas."""
     _, components = msgspec.json.schema_components(
-        [BatchEnvelope, SampleIn, BatchAccepted, TwinState, HostRegistrationRequest, HostRegistrationResponse, Error],
+        [
+            *(
+                BatchEnvelope,
+                SampleIn,
+                BatchAccepted,
+                TwinState,
+                HostRegistrationRequest,
+                HostRegistrationResponse,
+                Error,
+            ),
+            *(CommandCreateRequest, CommandDocument, CommandList, InvocationDocument, InvalidTransition, ResultReport),
+            *(PendingInvocations, ActionCatalogue, CommandUpdate),
+        ],
         ref_template=REF,
     )
     # Each sample is judged on its own: one that breaks SampleIn is refused in
@@ -47,4 +72,46 @@ def components_append(result: dict[str, Any], generator: Any, request: Any, publ
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(components)
     result["components"].setdefault("securitySchemes", {})["enrollmentKey"] = {"type": "http", "scheme": "bearer"}
+    result.setdefault("paths", {})[PENDING_PATH] = {"get": _pending_operation()}
     return result
+
+
+def _pending_operation() -> dict[str, Any]:
+    """The agents' long poll: a bare ASGI endpoint under daphne, so drf-spectacular does not see it."""
+    error = {"application/json": {"schema": {"$ref": REF.format(name="Error")}}}
+    signature = {
+        HEADER_KEY_ID: "The host credential's key id.",
+        HEADER_TIMESTAMP: "Unix time in seconds.",
+        HEADER_SIGNATURE: "sha256=<hex HMAC-SHA256 of '<timestamp>.GET <path?query>' under the signing secret>.",
+    }
+    return {
+        "operationId": "commands_pending",
+        "summary": "An agent waits for its host's invocations (long poll).",
+        "description": "Answers as soon as an invocation is waiting for the signing host, or with an empty list "
+        "when the wait ends. Handing one out moves it to dispatched; it is handed out again until acknowledged.",
+        "tags": ["api"],
+        "security": [],
+        "parameters": [
+            {
+                "name": "wait",
+                "in": "query",
+                "required": False,
+                "description": f"Longest wait in seconds, 0 to {WAIT_MAX_SECONDS:g} (default {WAIT_MAX_SECONDS:g}).",
+                "schema": {"type": "number", "minimum": 0, "maximum": WAIT_MAX_SECONDS},
+            },
+            *(
+                {"name": name, "in": "header", "required": False, "description": text, "schema": {"type": "string"}}
+                for name, text in signature.items()
+            ),
+        ],
+        "responses": {
+            "200": {
+                "description": "The invocations waiting for this host (possibly none).",
+                "content": {"application/json": {"schema": {"$ref": REF.format(name="PendingInvocations")}}},
+            },
+            "400": {"description": "wait is not 0 to 25 seconds.", "content": error},
+            "401": {"description": "Not signed by a host's valid credential.", "content": error},
+            "403": {"description": "The host waits for an admin's approval.", "content": error},
+            "503": {"description": "The database cannot be reached.", "content": error},
+        },
+    }

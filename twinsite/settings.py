@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "common",
     "jobs",
     "hosts",
+    "commands",
     "metrics",
     "twin",
 ]
@@ -311,6 +312,12 @@ TWIN_HEARTBEAT_SECONDS = env_int("TWIN_HEARTBEAT_SECONDS", 10)
 # database holds no secret an attacker could sign with. Changing it revokes
 # every agent credential at once.
 TWIN_CREDENTIAL_KEY = env.str("TWIN_CREDENTIAL_KEY", default="") or SECRET_KEY
+
+# --- Commands ----------------------------------------------------------------------------
+# An agent's reported output is kept up to this many bytes (then cut, with a marker).
+TWIN_COMMAND_OUTPUT_MAX_BYTES = env_int("TWIN_COMMAND_OUTPUT_MAX_BYTES", 65536)
+# Finished commands are removed this many days after their last invocation ended.
+TWIN_COMMAND_RETENTION_DAYS = env_number("TWIN_COMMAND_RETENTION_DAYS", 30.0)
 
 # --- Background jobs ------------------------------------------------------------------
 # Each server process runs due jobs (pruning, timeouts, status by the clock) on a

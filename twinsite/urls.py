@@ -4,6 +4,14 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from commands.views import (
+    ActionCatalogueView,
+    CommandCancelView,
+    CommandDetailView,
+    CommandResultView,
+    CommandsView,
+    pending_view,
+)
 from hosts.views import HostRegisterView
 from metrics.views import MetricsBatchView
 from twin.views import HealthView, TwinStateView
@@ -12,6 +20,12 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/hosts/register", HostRegisterView.as_view(), name="hosts-register"),
     path("api/metrics/batch", MetricsBatchView.as_view(), name="metrics-batch"),
+    path("api/commands", CommandsView.as_view(), name="commands"),
+    path("api/commands/actions", ActionCatalogueView.as_view(), name="commands-actions"),
+    path("api/commands/pending", pending_view, name="commands-pending"),
+    path("api/commands/<int:command_id>", CommandDetailView.as_view(), name="command"),
+    path("api/commands/<int:command_id>/cancel", CommandCancelView.as_view(), name="command-cancel"),
+    path("api/commands/<int:command_id>/result", CommandResultView.as_view(), name="command-result"),
     path("api/twin/state", TwinStateView.as_view(), name="twin-state"),
     path("api/health", HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -45,7 +45,8 @@ def test_a_due_job_runs_once_and_is_due_again_one_period_later(ledger):
     now = timezone.now()
     jobs_ensure(now=now)
     assert {r.name for r in jobs_run_due(now=now)} >= {"tests.count"}
-    assert jobs_run_due(now=now + timedelta(seconds=EVERY - 1)) == []
+    # Other apps' jobs (commands' deadlines run every second) are left out.
+    assert [r for r in jobs_run_due(now=now + timedelta(seconds=EVERY - 1)) if r.name.startswith("tests.")] == []
     assert [r.name for r in jobs_run_due(now=now + timedelta(seconds=EVERY)) if r.name == "tests.count"] == [
         "tests.count"
     ]
