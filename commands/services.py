@@ -312,9 +312,11 @@ def _invocations_release(*, command: Command, limit: int, now: datetime, outbox:
 def _command_progress(*, command: Command, now: datetime, outbox: _Outbox) -> None:
     """Rate control, after invocations of a locked command ended.
 
-    Past ``max_errors`` errors every still-queued invocation is cancelled;
-    otherwise queued ones are released into the slots that freed up, so at most
-    ``max_concurrency`` are released, dispatched or running at once.
+    Past ``max_errors`` errors, every invocation rate control still holds back
+    (queued, not released) is cancelled; released ones are already on their
+    way to their agents and run their course. Otherwise queued ones are
+    released into the slots that freed up, so at most ``max_concurrency`` are
+    released, dispatched or running at once.
     """
     tally = Invocation.objects.filter(command=command).aggregate(
         errors=Count("id", filter=Q(state__in=ERROR_STATES)),
@@ -324,7 +326,10 @@ def _command_progress(*, command: Command, now: datetime, outbox: _Outbox) -> No
     )
     errors, in_flight = tally["errors"], tally["in_flight"]
     if errors > command.max_errors:
-        for invocation in Invocation.objects.select_for_update().filter(command=command, state=S.QUEUED).order_by("id"):
+        held_back = Invocation.objects.select_for_update().filter(
+            command=command, state=S.QUEUED, released_at__isnull=True
+        )
+        for invocation in held_back.order_by("id"):
             invocation.command = command
             invocation_transition(invocation=invocation, to=S.CANCELLED, cause=Cause.MAX_ERRORS, now=now, outbox=outbox)
         return
