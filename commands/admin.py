@@ -51,7 +51,10 @@ SHELL_GRANT_PERMISSION = "commands.add_shellaccess"
 class SendCommandForm(forms.Form):
     """What an operator fills in to send a command to the hosts selected in the host list."""
 
-    action = forms.ChoiceField(choices=[(name, f"{name}: {spec.description}") for name, spec in CATALOGUE.items()])
+    # Not named "action": the admin reads that field to know which admin action runs.
+    command_action = forms.ChoiceField(
+        label="Action", choices=[(name, f"{name}: {spec.description}") for name, spec in CATALOGUE.items()]
+    )
     args = forms.JSONField(
         initial=dict,
         required=False,
@@ -92,7 +95,7 @@ class HostCommandsAdmin(HostAdmin):
         if form.is_valid():
             data = form.cleaned_data
             command_request = CommandCreateRequest(
-                action=data["action"],
+                action=data["command_action"],
                 targets=Targets(hosts=sorted(queryset.values_list("hostname", flat=True))),
                 args=data["args"] if data["args"] is not None else {},
                 timeout_seconds=data["timeout_seconds"],
