@@ -6,128 +6,249 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('hosts', '0003_agent_credentials'),
+        ("hosts", "0003_agent_credentials"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Command',
+            name="Command",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(max_length=32)),
-                ('args', models.JSONField(blank=True, default=dict)),
-                ('targets', models.JSONField(help_text='The targets as the operator named them: hosts or a rack.')),
-                ('comment', models.CharField(blank=True, max_length=1000)),
-                ('issued_by_name', models.CharField(max_length=150)),
-                ('issued_at', models.DateTimeField(db_index=True)),
-                ('timeout_seconds', models.PositiveIntegerField(help_text='Longest run, counted from dispatch.')),
-                ('delivery_timeout_seconds', models.PositiveIntegerField(help_text='Longest wait for the agent to take an invocation, counted from its release.')),
-                ('max_concurrency', models.PositiveIntegerField(help_text='Most invocations released (in flight) at once.')),
-                ('max_errors', models.PositiveIntegerField(help_text='Errors tolerated before every queued invocation is cancelled.')),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True)),
-                ('cancelled_by_name', models.CharField(blank=True, max_length=150)),
-                ('issued_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("action", models.CharField(max_length=32)),
+                ("args", models.JSONField(blank=True, default=dict)),
+                ("targets", models.JSONField(help_text="The targets as the operator named them: hosts or a rack.")),
+                ("comment", models.CharField(blank=True, max_length=1000)),
+                ("issued_by_name", models.CharField(max_length=150)),
+                ("issued_at", models.DateTimeField(db_index=True)),
+                ("timeout_seconds", models.PositiveIntegerField(help_text="Longest run, counted from dispatch.")),
+                (
+                    "delivery_timeout_seconds",
+                    models.PositiveIntegerField(
+                        help_text="Longest wait for the agent to take an invocation, counted from its release."
+                    ),
+                ),
+                (
+                    "max_concurrency",
+                    models.PositiveIntegerField(help_text="Most invocations released (in flight) at once."),
+                ),
+                (
+                    "max_errors",
+                    models.PositiveIntegerField(
+                        help_text="Errors tolerated before every queued invocation is cancelled."
+                    ),
+                ),
+                ("cancelled_at", models.DateTimeField(blank=True, null=True)),
+                ("cancelled_by_name", models.CharField(blank=True, max_length=150)),
+                (
+                    "issued_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'permissions': [('run_shell', 'Can issue shell commands (on hosts where shell is enabled)')],
+                "ordering": ["-id"],
+                "permissions": [("run_shell", "Can issue shell commands (on hosts where shell is enabled)")],
             },
         ),
         migrations.CreateModel(
-            name='Invocation',
+            name="Invocation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hostname', models.CharField(max_length=253)),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('dispatched', 'Dispatched'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('timed_out', 'Timed Out'), ('cancelled', 'Cancelled'), ('undeliverable', 'Undeliverable')], default='queued', max_length=16)),
-                ('cause', models.CharField(choices=[('created', 'created by an operator'), ('batch', 'handed out in a batch answer'), ('poll', 'handed out by the long poll'), ('agent', 'reported by the agent'), ('operator', 'cancelled by an operator'), ('timeout', 'not finished within its timeout'), ('delivery_timeout', 'not handed out before its delivery deadline'), ('max_errors', "the command's error threshold was passed")], default='created', max_length=32)),
-                ('queued_at', models.DateTimeField()),
-                ('released_at', models.DateTimeField(blank=True, null=True)),
-                ('deliver_by', models.DateTimeField(blank=True, null=True)),
-                ('dispatched_at', models.DateTimeField(blank=True, null=True)),
-                ('timeout_at', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('agent_started_at', models.DateTimeField(blank=True, null=True)),
-                ('agent_finished_at', models.DateTimeField(blank=True, null=True)),
-                ('exit_code', models.IntegerField(blank=True, null=True)),
-                ('output', models.TextField(blank=True)),
-                ('output_truncated', models.BooleanField(default=False)),
-                ('data', models.JSONField(blank=True, null=True)),
-                ('command', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='invocations', to='commands.command')),
-                ('host', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='hosts.host')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("hostname", models.CharField(max_length=253)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("dispatched", "Dispatched"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("timed_out", "Timed Out"),
+                            ("cancelled", "Cancelled"),
+                            ("undeliverable", "Undeliverable"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "cause",
+                    models.CharField(
+                        choices=[
+                            ("created", "created by an operator"),
+                            ("batch", "handed out in a batch answer"),
+                            ("poll", "handed out by the long poll"),
+                            ("agent", "reported by the agent"),
+                            ("operator", "cancelled by an operator"),
+                            ("timeout", "not finished within its timeout"),
+                            ("delivery_timeout", "not handed out before its delivery deadline"),
+                            ("max_errors", "the command's error threshold was passed"),
+                        ],
+                        default="created",
+                        max_length=32,
+                    ),
+                ),
+                ("queued_at", models.DateTimeField()),
+                ("released_at", models.DateTimeField(blank=True, null=True)),
+                ("deliver_by", models.DateTimeField(blank=True, null=True)),
+                ("dispatched_at", models.DateTimeField(blank=True, null=True)),
+                ("timeout_at", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("agent_started_at", models.DateTimeField(blank=True, null=True)),
+                ("agent_finished_at", models.DateTimeField(blank=True, null=True)),
+                ("exit_code", models.IntegerField(blank=True, null=True)),
+                ("output", models.TextField(blank=True)),
+                ("output_truncated", models.BooleanField(default=False)),
+                ("data", models.JSONField(blank=True, null=True)),
+                (
+                    "command",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="invocations", to="commands.command"
+                    ),
+                ),
+                (
+                    "host",
+                    models.ForeignKey(
+                        null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to="hosts.host"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['command_id', 'hostname'],
+                "ordering": ["command_id", "hostname"],
             },
         ),
         migrations.CreateModel(
-            name='InvocationTransition',
+            name="InvocationTransition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('from_state', models.CharField(blank=True, help_text='Empty for the first (queued).', max_length=16)),
-                ('to_state', models.CharField(choices=[('queued', 'Queued'), ('dispatched', 'Dispatched'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('timed_out', 'Timed Out'), ('cancelled', 'Cancelled'), ('undeliverable', 'Undeliverable')], max_length=16)),
-                ('at', models.DateTimeField()),
-                ('cause', models.CharField(choices=[('created', 'created by an operator'), ('batch', 'handed out in a batch answer'), ('poll', 'handed out by the long poll'), ('agent', 'reported by the agent'), ('operator', 'cancelled by an operator'), ('timeout', 'not finished within its timeout'), ('delivery_timeout', 'not handed out before its delivery deadline'), ('max_errors', "the command's error threshold was passed")], max_length=32)),
-                ('actor', models.CharField(blank=True, max_length=150)),
-                ('invocation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transitions', to='commands.invocation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("from_state", models.CharField(blank=True, help_text="Empty for the first (queued).", max_length=16)),
+                (
+                    "to_state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("dispatched", "Dispatched"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("timed_out", "Timed Out"),
+                            ("cancelled", "Cancelled"),
+                            ("undeliverable", "Undeliverable"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                (
+                    "cause",
+                    models.CharField(
+                        choices=[
+                            ("created", "created by an operator"),
+                            ("batch", "handed out in a batch answer"),
+                            ("poll", "handed out by the long poll"),
+                            ("agent", "reported by the agent"),
+                            ("operator", "cancelled by an operator"),
+                            ("timeout", "not finished within its timeout"),
+                            ("delivery_timeout", "not handed out before its delivery deadline"),
+                            ("max_errors", "the command's error threshold was passed"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("actor", models.CharField(blank=True, max_length=150)),
+                (
+                    "invocation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="transitions",
+                        to="commands.invocation",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['invocation_id', 'id'],
+                "ordering": ["invocation_id", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ShellAccess',
+            name="ShellAccess",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('granted_by', models.CharField(max_length=150)),
-                ('granted_at', models.DateTimeField()),
-                ('revoked_by', models.CharField(blank=True, max_length=150)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('host', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='hosts.host')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("granted_by", models.CharField(max_length=150)),
+                ("granted_at", models.DateTimeField()),
+                ("revoked_by", models.CharField(blank=True, max_length=150)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "host",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="hosts.host"),
+                ),
             ],
             options={
-                'verbose_name': 'shell access',
-                'verbose_name_plural': 'shell access',
-                'ordering': ['-granted_at'],
+                "verbose_name": "shell access",
+                "verbose_name_plural": "shell access",
+                "ordering": ["-granted_at"],
             },
         ),
         migrations.CreateModel(
-            name='IdempotencyKey',
+            name="IdempotencyKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=128)),
-                ('fingerprint', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField()),
-                ('command', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='commands.command')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=128)),
+                ("fingerprint", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "command",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="commands.command"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user', 'key'), name='idempotency_key_per_user')],
+                "constraints": [models.UniqueConstraint(fields=("user", "key"), name="idempotency_key_per_user")],
             },
         ),
         migrations.AddIndex(
-            model_name='invocation',
-            index=models.Index(condition=models.Q(('state__in', ['queued', 'dispatched', 'running'])), fields=['host', 'state'], name='invocation_active_by_host'),
+            model_name="invocation",
+            index=models.Index(
+                condition=models.Q(("state__in", ["queued", "dispatched", "running"])),
+                fields=["host", "state"],
+                name="invocation_active_by_host",
+            ),
         ),
         migrations.AddIndex(
-            model_name='invocation',
-            index=models.Index(fields=['state', 'deliver_by'], name='invocation_delivery_due'),
+            model_name="invocation",
+            index=models.Index(fields=["state", "deliver_by"], name="invocation_delivery_due"),
         ),
         migrations.AddIndex(
-            model_name='invocation',
-            index=models.Index(fields=['state', 'timeout_at'], name='invocation_timeout_due'),
+            model_name="invocation",
+            index=models.Index(fields=["state", "timeout_at"], name="invocation_timeout_due"),
         ),
         migrations.AddConstraint(
-            model_name='invocation',
-            constraint=models.UniqueConstraint(fields=('command', 'host'), name='invocation_one_per_host'),
+            model_name="invocation",
+            constraint=models.UniqueConstraint(fields=("command", "host"), name="invocation_one_per_host"),
         ),
         migrations.AddConstraint(
-            model_name='shellaccess',
-            constraint=models.UniqueConstraint(condition=models.Q(('revoked_at__isnull', True)), fields=('host',), name='shell_access_one_active_per_host'),
+            model_name="shellaccess",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("revoked_at__isnull", True)),
+                fields=("host",),
+                name="shell_access_one_active_per_host",
+            ),
         ),
     ]
