@@ -404,6 +404,29 @@ def _agent_time(value: datetime | None, name: str) -> datetime | None:
     return value
 
 
+# Numbers in an agent's data stay within 64 bits: PostgreSQL's jsonb writes a large float back as a
+# whole number without exponent, which no 64-bit JSON encoder (the renderer's, the event layer's) can send.
+JSON_NUMBER_MAX = 2**63
+
+
+def _json_numbers_check(value: Any) -> str | None:
+    """Why a decoded JSON value cannot be stored and sent back as it came, or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif (
+            isinstance(item, int | float)
+            and not isinstance(item, bool)
+            and not -JSON_NUMBER_MAX < item < JSON_NUMBER_MAX
+        ):
+            return f"the number {item!r} is beyond 64 bits (at most 2^63 in magnitude)."
+    return None
+
+
 def _report_check(report: ResultReport) -> None:
     if report.status == S.RUNNING and (
         report.exit_code is not None or report.output is not None or report.data is not None or report.finished_at
@@ -414,6 +437,8 @@ def _report_check(report: ResultReport) -> None:
     _agent_time(report.started_at, "started_at")
     _agent_time(report.finished_at, "finished_at")
     if report.data is not None:
+        if reason := _json_numbers_check(report.data):
+            raise CommandRefused("invalid_result", f"data: {reason}")
         encoded = orjson.dumps(report.data)
         # PostgreSQL's jsonb refuses NUL characters in strings.
         if b"\\u0000" in encoded:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -388,3 +389,22 @@ def test_a_session_user_sends_commands_with_a_csrf_token_like_any_form(django_us
     created = browser.post("/api/commands", data=body, content_type="application/json", headers={"X-CSRFToken": token})
     assert created.status_code == 201 and created.json()["issuedBy"] == "carol"
     assert InvocationTransition.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "status"), [(2**70, 400), (-(2**70), 400), (1.5e300, 400), (2**62, 200), (-0.25, 200), ("text", 200)]
+)
+def test_numbers_in_data_beyond_64_bits_are_refused_and_the_rest_kept_as_sent(operator, agents, value, status):
+    agent = agents("titan-01")
+    command = operator.send(action="ping").json()
+    agent.get(PENDING)
+    # The standard library writes integers of any size, as some agents will.
+    body = json.dumps({"status": "succeeded", "exit_code": 0, "data": {"n": [value]}}).encode()
+    response = agent.client.post(
+        result_path(command["id"]), data=body, content_type="application/json", headers=agent.headers(body)
+    )
+    assert response.status_code == status, response.content
+    if status == 200:
+        assert operator.read(command["id"])["invocations"][0]["data"] == {"n": [value]}
+    else:
+        assert response.json()["error"] == "invalid_result"
