@@ -31,6 +31,7 @@ from commands.models import (
     TRANSITIONS,
     Cause,
     Command,
+    CommandState,
     IdempotencyKey,
     Invocation,
     InvocationState,
@@ -83,15 +84,17 @@ class _Outbox:
     available: set[str] = field(default_factory=set)
 
     def flush(self) -> None:
-        if self.updates:
-            commands = Command.objects.filter(pk__in={u["id"] for u in self.updates}).values_list("pk", "cancelled_at")
+        unknown = {u["id"] for u in self.updates if not u["commandState"]}
+        if unknown:
+            commands = Command.objects.filter(pk__in=unknown).values_list("pk", "cancelled_at")
             counts = invocation_counts(command_ids=[pk for pk, _ in commands])
             states = {pk: command_state(counts=counts.get(pk, {}), cancelled=at is not None) for pk, at in commands}
             for update in self.updates:
-                update["commandState"] = states.get(update["id"], update["commandState"])
-                event_publish_on_commit(
-                    {"type": EventType.COMMAND_UPDATED, "audience": Audience.STAFF, "payload": dict(update)}
-                )
+                update["commandState"] = update["commandState"] or states.get(update["id"], "")
+        for update in self.updates:
+            event_publish_on_commit(
+                {"type": EventType.COMMAND_UPDATED, "audience": Audience.STAFF, "payload": dict(update)}
+            )
         for hostname in sorted(self.available):
             event: Event = {
                 "type": EventType.INVOCATION_AVAILABLE,
@@ -128,7 +131,10 @@ def invocation_transition(
     InvocationTransition.objects.create(
         invocation=invocation, from_state=before, to_state=to, at=now, cause=cause, actor=actor
     )
-    outbox.updates.append(command_update(invocation, at=now))
+    # Once one invocation is dispatched or running the command is in progress (a cancelled one
+    # has nothing left to dispatch): no need to count all of a fleet's invocations at each hand-out.
+    known = CommandState.IN_PROGRESS if to in (S.DISPATCHED, S.RUNNING) else ""
+    outbox.updates.append(command_update(invocation, at=now, command_state=known))
 
 
 # --- Create and fan out ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from commands.longpoll import pending_answer, pending_asgi, run_on_worker, wait_
 from common.events import Audience, EventType, agent_events_deliver
 from hosts.credentials import signature_compute
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def _signed(agent, path: str) -> dict[str, str]:

@@ -305,7 +305,7 @@ def test_a_key_retried_within_a_day_returns_the_first_command_and_another_body_i
     assert later.created and Command.objects.count() == 2
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_creates_with_one_key_make_one_command(operator, titan):
     body = b'{"action": "ping"}'
     request = CommandCreateRequest(action="ping", targets=Targets(hosts=["titan-01"]))
