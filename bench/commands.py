@@ -9,8 +9,10 @@ only to 127.0.0.1, stops it when done, and writes ``bench/commands-results.md``.
 1. Register N agents (1,000), let each poll once with ``wait=0`` (every
    worker thread and code path warmed), and read the server's RSS: idle.
 2. Every agent waits on ``GET /api/commands/pending?wait=25``, as a real one
-   does: when an invocation arrives it acknowledges and reports it, then waits
-   again. With all of them waiting, read the RSS again (and the thread count).
+   does: when an invocation arrives it reports it, then waits again. Their
+   first waits are spread over 0-25 s, as in a fleet whose agents started at
+   different times. With all of them waiting, read the RSS again (and the
+   thread count).
 3. Single commands: an operator posts ``ping`` to one random waiting host, 200
    times, 100 ms apart; dispatch latency is from just before the POST is sent
    to the moment that agent's poll answer carrying the command is read. Its
@@ -99,10 +101,13 @@ class Waiter:
                 self.errors += 1
 
     async def run(self) -> None:
+        # A fleet in its steady state: agents started at different times, so their waits end apart.
+        wait = random.uniform(0, 25)
         while True:
             self.waiting.set()
-            for invocation in await self.poll(25):
+            for invocation in await self.poll(wait):
                 await self.report(invocation["commandId"])
+            wait = 25
 
 
 async def gather_in_rounds(calls: list[Callable[[], Awaitable[Any]]], size: int = 50) -> list[Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
@@ -40,6 +41,7 @@ from hosts.selectors import AgentIdentity
 T = TypeVar("T")
 PENDING_PATH = "/api/commands/pending"
 WAIT_MAX_SECONDS = 25.0
+WAIT_JITTER = 0.2
 AGENT_REALM = 'Twin-HMAC-SHA256 realm="agents"'
 
 # How a sync function is run from the poll: ``run(fn, **kwargs)``.
@@ -129,7 +131,9 @@ async def pending_answer(
     if wait is None:
         return _error(400, "invalid_wait", f"wait is a number of seconds from 0 to {WAIT_MAX_SECONDS:g}.")
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
+    # Each wait ends at a random point of its last fifth: agents that started together (after a
+    # restart, say) drift apart instead of all asking again at the same instant, every time.
+    deadline = loop.time() + wait * random.uniform(1 - WAIT_JITTER, 1)
     try:
         with AgentEventListener(identity.hostname) as listener:
             while True:

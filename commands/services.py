@@ -227,7 +227,7 @@ def command_create(
             )
             for invocation in invocations:
                 invocation.command = command
-                outbox.updates.append(command_update(invocation, at=now))
+                outbox.updates.append(command_update(invocation, at=now, command_state=CommandState.PENDING))
             _invocations_release(command=command, limit=command.max_concurrency, now=now, outbox=outbox)
             if idempotency_key:
                 IdempotencyKey.objects.filter(
@@ -324,6 +324,11 @@ def _command_progress(*, command: Command, now: datetime, outbox: _Outbox) -> No
     released into the slots that freed up, so at most ``max_concurrency`` are
     released, dispatched or running at once.
     """
+    held = Invocation.objects.filter(command=command, state=S.QUEUED, released_at__isnull=True)
+    if not held.exists():
+        # Nothing held back (the common case for a command within max_concurrency): nothing to
+        # release or cancel, and no need to count every invocation of a fleet at each report.
+        return
     tally = Invocation.objects.filter(command=command).aggregate(
         errors=Count("id", filter=Q(state__in=ERROR_STATES)),
         in_flight=Count(
@@ -332,10 +337,7 @@ def _command_progress(*, command: Command, now: datetime, outbox: _Outbox) -> No
     )
     errors, in_flight = tally["errors"], tally["in_flight"]
     if errors > command.max_errors:
-        held_back = Invocation.objects.select_for_update().filter(
-            command=command, state=S.QUEUED, released_at__isnull=True
-        )
-        for invocation in held_back.order_by("id"):
+        for invocation in held.select_for_update().order_by("id"):
             invocation.command = command
             invocation_transition(invocation=invocation, to=S.CANCELLED, cause=Cause.MAX_ERRORS, now=now, outbox=outbox)
         return

@@ -62,7 +62,7 @@ def test_a_wake_up_with_nothing_new_makes_the_poll_look_again_and_keep_waiting(m
     assert (status, body) == (200, {"invocations": []})
     # A look at first, one after the wake-up, and a last one when the wait ends (a lost event costs no more).
     assert looks == ["pending_authenticate", *["invocations_dispatch"] * 3]
-    assert took >= 1.0  # it went on waiting until the wait ended
+    assert took >= 0.8  # it went on waiting until the wait ended (in its last fifth)
 
 
 def test_an_agent_that_hangs_up_ends_its_poll_and_is_sent_nothing(make_agent):
