@@ -6,7 +6,8 @@ its time and cause, and queues a ``command.updated`` event for after commit.
 
 Locks are always taken in one order, a command's row before its invocations'
 rows (in id order), so writers never wait on each other in a cycle. Handing
-invocations out locks only the invocations and never ends one.
+invocations out locks only the invocations and never ends one; a report locks
+its command only while rate control holds invocations back.
 """
 
 from __future__ import annotations
@@ -315,6 +316,11 @@ def _invocations_release(*, command: Command, limit: int, now: datetime, outbox:
     outbox.available.update(i.hostname for i in waiting)
 
 
+def _held_back(*, command_id: int) -> QuerySet[Invocation]:
+    """A command's invocations rate control holds back: queued, not released. The set only ever shrinks."""
+    return Invocation.objects.filter(command_id=command_id, state=S.QUEUED, released_at__isnull=True)
+
+
 def _command_progress(*, command: Command, now: datetime, outbox: _Outbox) -> None:
     """Rate control, after invocations of a locked command ended.
 
@@ -324,7 +330,7 @@ def _command_progress(*, command: Command, now: datetime, outbox: _Outbox) -> No
     released into the slots that freed up, so at most ``max_concurrency`` are
     released, dispatched or running at once.
     """
-    held = Invocation.objects.filter(command=command, state=S.QUEUED, released_at__isnull=True)
+    held = _held_back(command_id=command.pk)
     if not held.exists():
         # Nothing held back (the common case for a command within max_concurrency): nothing to
         # release or cancel, and no need to count every invocation of a fleet at each report.
@@ -470,9 +476,14 @@ def invocation_report(*, host_id: int, command_id: int, report: ResultReport, no
     found = Invocation.objects.filter(command_id=command_id, host_id=host_id).values_list("pk", flat=True).first()
     if found is None:
         raise CommandNotFound
+    # Rate control needs the command's lock only while it holds invocations back. Once none is
+    # held back none ever is again, so the reports of a fleet within its max_concurrency do not
+    # queue behind each other on one row.
+    rate_controlled = _held_back(command_id=command_id).exists()
     outbox = _Outbox()
     with transaction.atomic():
-        command = Command.objects.select_for_update().get(pk=command_id)
+        commands = Command.objects.select_for_update() if rate_controlled else Command.objects
+        command = commands.get(pk=command_id)
         invocation = Invocation.objects.select_for_update().get(pk=found)
         invocation.command = command
         if report.status == S.RUNNING:
@@ -511,7 +522,8 @@ def invocation_report(*, host_id: int, command_id: int, report: ResultReport, no
                 agent_finished_at=report.finished_at,
                 **outcome,
             )
-            _command_progress(command=command, now=now, outbox=outbox)
+            if rate_controlled:
+                _command_progress(command=command, now=now, outbox=outbox)
         outbox.flush()
     return invocation
 
