@@ -181,6 +181,10 @@ async def main(count: int, singles: int) -> None:
                 fleet.extend(arrivals)
                 fleet_rounds.append(f"p50 {pct(arrivals, 0.5):.0f} / p99 {pct(arrivals, 0.99):.0f} ms")
             peak_threads = threads(pid)
+            # Let the last round's reports finish before the agents stop.
+            deadline = time.monotonic() + 120
+            while Invocation.objects.exclude(state="succeeded").exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
             errors = sum(w.errors for w in waiters)
             for task in tasks:
                 task.cancel()

@@ -10,6 +10,7 @@ from typing import Any, TypedDict
 
 import msgspec
 
+from commands.actions import CATALOGUE
 from commands.longpoll import PENDING_PATH, WAIT_MAX_SECONDS
 from commands.schema import (
     ActionCatalogue,
@@ -29,6 +30,10 @@ from metrics.views import BatchAccepted
 from twin.snapshot import TwinState
 
 REF = "#/components/schemas/{name}"
+
+
+class CommandCreateFields(CommandCreateRequest):
+    """The fields of a create request every action shares (``CommandCreateRequest`` adds each action's args)."""
 
 
 class Error(TypedDict):
@@ -51,7 +56,7 @@ def components_append(result: dict[str, Any], generator: Any, request: Any, publ
                 HostRegistrationResponse,
                 Error,
             ),
-            *(CommandCreateRequest, CommandDocument, CommandList, InvocationDocument, InvalidTransition, ResultReport),
+            *(CommandCreateFields, CommandDocument, CommandList, InvocationDocument, InvalidTransition, ResultReport),
             *(PendingInvocations, ActionCatalogue, CommandUpdate),
         ],
         ref_template=REF,
@@ -69,11 +74,39 @@ def components_append(result: dict[str, Any], generator: Any, request: Any, publ
     }
     batch["title"] = "MetricsBatch"
     components["MetricsBatch"] = batch
+    components.update(_command_requests())
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(components)
     result["components"].setdefault("securitySchemes", {})["enrollmentKey"] = {"type": "http", "scheme": "bearer"}
     result.setdefault("paths", {})[PENDING_PATH] = {"get": _pending_operation()}
     return result
+
+
+def _command_requests() -> dict[str, Any]:
+    """Each action's arguments as a component, and a create request per action (``action`` tells them apart).
+
+    The catalogue's Structs give the schemas, so the OpenAPI schema says exactly
+    what ``GET /api/commands/actions`` says.
+    """
+    structs = [spec.args for spec in CATALOGUE.values()]
+    _, components = msgspec.json.schema_components(structs, ref_template=REF)
+    fields = REF.format(name="CommandCreateFields")
+    variants = [
+        {
+            "title": f"{name} command",
+            "allOf": [{"$ref": fields}],
+            "properties": {"action": {"const": name}, "args": {"$ref": REF.format(name=spec.args.__name__)}},
+        }
+        for name, spec in CATALOGUE.items()
+    ]
+    return {
+        **components,
+        "CommandCreateRequest": {
+            "title": "CommandCreateRequest",
+            "description": "POST /api/commands: an action of the catalogue with its arguments, targets and limits.",
+            "oneOf": variants,
+        },
+    }
 
 
 def _pending_operation() -> dict[str, Any]:
