@@ -74,7 +74,7 @@ class CommandNotFound(Exception):
 
 
 @dataclass
-class _Outbox:
+class EventOutbox:
     """Events of one transaction, handed to ``common.events`` to leave after commit.
 
     Each transition's document is taken when it happens; the command's state,
@@ -108,13 +108,14 @@ class _Outbox:
 
 
 def invocation_transition(
-    *, invocation: Invocation, to: str, cause: str, now: datetime, outbox: _Outbox, actor: str = "", **facts: Any
+    *, invocation: Invocation, to: str, cause: str, now: datetime, outbox: EventOutbox, actor: str = "", **facts: Any
 ) -> None:
     """Move a locked invocation to ``to``, recording the move, or raise ``InvalidTransition`` with its state.
 
     ``facts`` are the fields the move sets (times, the agent's result). The
-    caller holds the row lock (and, for a move to an end, the command's lock,
-    then calls ``_command_progress``).
+    caller holds the row lock (and, for a move to an end while rate control
+    holds invocations back, the command's lock first, then calls
+    ``_command_progress``).
     """
     if to not in TRANSITIONS[invocation.state]:
         raise InvalidTransition(
@@ -201,7 +202,7 @@ def command_create(
                 403,
             )
     targets = {"hosts": [h.hostname for h in hosts]} if request.targets.hosts else {"rack": request.targets.rack}
-    outbox = _Outbox()
+    outbox = EventOutbox()
     try:
         with transaction.atomic():
             command = Command.objects.create(
@@ -300,7 +301,7 @@ def _targets_resolve(targets: Targets | None) -> list[Host]:
     return sorted(found.values(), key=lambda h: h.hostname)
 
 
-def _invocations_release(*, command: Command, limit: int, now: datetime, outbox: _Outbox) -> None:
+def _invocations_release(*, command: Command, limit: int, now: datetime, outbox: EventOutbox) -> None:
     """Let go up to ``limit`` queued invocations of a locked command to their agents, in hostname order."""
     if limit <= 0:
         return
@@ -321,7 +322,7 @@ def _held_back(*, command_id: int) -> QuerySet[Invocation]:
     return Invocation.objects.filter(command_id=command_id, state=S.QUEUED, released_at__isnull=True)
 
 
-def _command_progress(*, command: Command, now: datetime, outbox: _Outbox) -> None:
+def _command_progress(*, command: Command, now: datetime, outbox: EventOutbox) -> None:
     """Rate control, after invocations of a locked command ended.
 
     Past ``max_errors`` errors, every invocation rate control still holds back
@@ -371,7 +372,7 @@ def invocations_dispatch(*, host_id: int, now: datetime, cause: str) -> list[Age
     """
     if not Invocation.objects.filter(_deliverable(host_id=host_id, now=now)).exists():
         return []
-    outbox = _Outbox()
+    outbox = EventOutbox()
     with transaction.atomic():
         invocations = list(
             Invocation.objects.select_for_update(of=("self",))
@@ -480,7 +481,7 @@ def invocation_report(*, host_id: int, command_id: int, report: ResultReport, no
     # held back none ever is again, so the reports of a fleet within its max_concurrency do not
     # queue behind each other on one row.
     rate_controlled = _held_back(command_id=command_id).exists()
-    outbox = _Outbox()
+    outbox = EventOutbox()
     with transaction.atomic():
         commands = Command.objects.select_for_update() if rate_controlled else Command.objects
         command = commands.get(pk=command_id)
@@ -537,7 +538,7 @@ def command_cancel(*, command_id: int, actor: str, now: datetime) -> Command:
     An agent that reports on a cancelled invocation is answered ``409`` with
     state ``cancelled``, which tells it to stop.
     """
-    outbox = _Outbox()
+    outbox = EventOutbox()
     with transaction.atomic():
         command = Command.objects.select_for_update().filter(pk=command_id).first()
         if command is None:
@@ -568,7 +569,7 @@ def _deadlines_pass(*, due: Q, to: str, cause: str, now: datetime) -> int:
     command_ids = sorted(set(Invocation.objects.filter(due).values_list("command_id", flat=True)))
     ended = 0
     for command_id in command_ids:
-        outbox = _Outbox()
+        outbox = EventOutbox()
         with transaction.atomic():
             command = Command.objects.select_for_update().get(pk=command_id)
             # Read again under the lock: an agent's result may have ended one meanwhile.

@@ -25,8 +25,8 @@ from commands.models import (
 from commands.schema import CommandCreateRequest, ResultReport, Targets
 from commands.selectors import command_document
 from commands.services import (
+    EventOutbox,
     InvalidTransition,
-    _Outbox,
     command_cancel,
     command_create,
     commands_prune,
@@ -120,7 +120,9 @@ def test_every_move_outside_the_table_is_refused_with_the_current_state_and_chan
     invocation = Invocation.objects.select_related("command").get(command=command)
     recorded = InvocationTransition.objects.count()
     with pytest.raises(InvalidTransition) as refused:
-        invocation_transition(invocation=invocation, to=target, cause=Cause.AGENT, now=timezone.now(), outbox=_Outbox())
+        invocation_transition(
+            invocation=invocation, to=target, cause=Cause.AGENT, now=timezone.now(), outbox=EventOutbox()
+        )
     assert refused.value.state == current
     assert Invocation.objects.get(pk=invocation.pk).state == current
     assert InvocationTransition.objects.count() == recorded
