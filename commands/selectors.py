@@ -235,18 +235,18 @@ def commands_list(
     return {"commands": documents, "next": str(page[-1].pk) if more else None}
 
 
-def command_update(invocation: Invocation, *, at: datetime, command_state: str = "") -> CommandUpdate:
+def command_update(invocation: Invocation, *, at: datetime, known_command_state: str = "") -> CommandUpdate:
     """The ``command-update`` document of an invocation as it stands (its command must be loaded).
 
-    The command's state depends on all its invocations: the services fill it in
-    once every invocation of a change has moved.
+    The command's state depends on all its invocations: unless the caller knows
+    it, the services fill it in once every invocation of a change has moved.
     """
     payload: CommandUpdate = {
         "id": invocation.command_id,
         "host": invocation.hostname,
         "action": invocation.command.action,
         "state": invocation.state,
-        "commandState": command_state,
+        "commandState": known_command_state,
         "cause": invocation.cause,
         "at": iso_utc(at),
         "queuedAt": iso_utc(invocation.queued_at),

@@ -136,7 +136,7 @@ def invocation_transition(
     # Once one invocation is dispatched or running the command is in progress (a cancelled one
     # has nothing left to dispatch): no need to count all of a fleet's invocations at each hand-out.
     known = CommandState.IN_PROGRESS if to in (S.DISPATCHED, S.RUNNING) else ""
-    outbox.updates.append(command_update(invocation, at=now, command_state=known))
+    outbox.updates.append(command_update(invocation, at=now, known_command_state=known))
 
 
 # --- Create and fan out ----------------------------------------------------------------------
@@ -229,7 +229,7 @@ def command_create(
             )
             for invocation in invocations:
                 invocation.command = command
-                outbox.updates.append(command_update(invocation, at=now, command_state=CommandState.PENDING))
+                outbox.updates.append(command_update(invocation, at=now, known_command_state=CommandState.PENDING))
             _invocations_release(command=command, limit=command.max_concurrency, now=now, outbox=outbox)
             if idempotency_key:
                 IdempotencyKey.objects.filter(
