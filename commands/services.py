@@ -85,6 +85,17 @@ class EventOutbox:
     available: set[str] = field(default_factory=set)
 
     def flush(self) -> None:
+        # Wake-ups first: within a process, events leave at most every 50 ms
+        # (common.events), and an agent waiting for work should not wait behind
+        # a dashboard's update.
+        for hostname in sorted(self.available):
+            event: Event = {
+                "type": EventType.INVOCATION_AVAILABLE,
+                "audience": Audience.AGENT,
+                "host": hostname,
+                "payload": {"hostname": hostname},
+            }
+            event_publish_on_commit(event)
         unknown = {u["id"] for u in self.updates if not u["commandState"]}
         if unknown:
             commands = Command.objects.filter(pk__in=unknown).values_list("pk", "cancelled_at")
@@ -96,14 +107,6 @@ class EventOutbox:
             event_publish_on_commit(
                 {"type": EventType.COMMAND_UPDATED, "audience": Audience.STAFF, "payload": dict(update)}
             )
-        for hostname in sorted(self.available):
-            event: Event = {
-                "type": EventType.INVOCATION_AVAILABLE,
-                "audience": Audience.AGENT,
-                "host": hostname,
-                "payload": {"hostname": hostname},
-            }
-            event_publish_on_commit(event)
         self.updates, self.available = [], set()
 
 
