@@ -135,6 +135,7 @@ async def main(count: int, singles: int) -> None:
     from rest_framework.authtoken.models import Token
 
     started = datetime.now(UTC)
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
     call_command("migrate", verbosity=0)
     _, key = enrollment_key_create(name="bench")
     operator = get_user_model().objects.create_superuser("bench-operator", password="bench-only-password-1")
@@ -212,6 +213,7 @@ async def main(count: int, singles: int) -> None:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    load_after = Path("/proc/loadavg").read_text().split()[:3]
     commands = Command.objects.count()
     unfinished = Invocation.objects.exclude(state="succeeded").count()
     d50, d99 = pct(dispatch, 0.5), pct(dispatch, 0.99)
@@ -265,7 +267,9 @@ async def main(count: int, singles: int) -> None:
         f"Run {started:%Y-%m-%d %H:%M} UTC by `python -m bench.commands` on {platform.node()} "
         f"({platform.processor() or platform.machine()}, Python {platform.python_version()}): one daphne process, "
         "PostgreSQL, in-memory channel layer, the agents and the operator in the benchmark's own process on the "
-        "same two cores. See the docstring of `bench/commands.py` for the method.",
+        "same two cores, shared with whatever else ran on the machine (load average "
+        f"{' '.join(load_before)} at the start, {' '.join(load_after)} at the end). "
+        "See the docstring of `bench/commands.py` for the method.",
         "",
         "| figure | measured | floor | target | met |",
         "| --- | --- | --- | --- | --- |",
