@@ -221,9 +221,24 @@ def command_create(
                 max_concurrency=request.max_concurrency,
                 max_errors=request.max_errors,
             )
+            # The first max_concurrency (in hostname order) are released to their agents at once.
+            deliver_by = now + timedelta(seconds=command.delivery_timeout_seconds)
             invocations = Invocation.objects.bulk_create(
-                [Invocation(command=command, host=h, hostname=h.hostname, queued_at=now) for h in hosts]
+                [
+                    Invocation(command=command, host=h, hostname=h.hostname, queued_at=now)
+                    if i >= command.max_concurrency
+                    else Invocation(
+                        command=command,
+                        host=h,
+                        hostname=h.hostname,
+                        queued_at=now,
+                        released_at=now,
+                        deliver_by=deliver_by,
+                    )
+                    for i, h in enumerate(hosts)
+                ]
             )
+            outbox.available.update(i.hostname for i in invocations if i.released_at is not None)
             InvocationTransition.objects.bulk_create(
                 [
                     InvocationTransition(invocation=i, to_state=S.QUEUED, at=now, cause=Cause.CREATED)
@@ -233,7 +248,6 @@ def command_create(
             for invocation in invocations:
                 invocation.command = command
                 outbox.updates.append(command_update(invocation, at=now, known_command_state=CommandState.PENDING))
-            _invocations_release(command=command, limit=command.max_concurrency, now=now, outbox=outbox)
             if idempotency_key:
                 IdempotencyKey.objects.filter(
                     user=user, key=idempotency_key, created_at__lt=now - IDEMPOTENCY_WINDOW
