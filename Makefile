@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two stamps: `make run` needs the runtime requirements only, `make test` the test tools too.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -11,23 +13,49 @@ PORT ?= 8000
 RUN_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=$${TWIN_AGENT_AUTH:-open} TWIN_PUBLIC_READ=$${TWIN_PUBLIC_READ:-true}
 TEST_ENV := SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key}
 
-.PHONY: install run migrate superuser manage test lint format clean bench soak
+.PHONY: install run demo migrate superuser manage test lint format clean bench soak vendor
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(RUN_STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): $(RUN_STAMP) requirements-dev.txt agent/pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	touch $(STAMP)
+	touch $(TEST_STAMP)
 
-install: $(STAMP)
+# The reference agent (agent/), for `make demo`'s simulated fleet; `make test` has it too.
+AGENT_STAMP := $(VENV)/.installed-agent
+$(AGENT_STAMP): $(RUN_STAMP) agent/pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ./agent
+	touch $(AGENT_STAMP)
 
-migrate: $(STAMP)
+install: $(TEST_STAMP)
+
+migrate: $(RUN_STAMP)
 	mkdir -p var
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
 
 run: migrate
 	$(RUN_ENV) $(BIN)/python -m twinsite.serve -b $(HOST) -p $(PORT)
+
+# A living twin at once: the server (signed agents, public reads, its own SQLite file) and a
+# simulated fleet beside it, enrolled through the real endpoint. Ctrl-C stops both.
+DEMO_HOSTS ?= 300
+DEMO_RACKS ?= 8
+DEMO_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=signed TWIN_PUBLIC_READ=true \
+	DATABASE_URL=$${DATABASE_URL:-sqlite:///$(CURDIR)/var/demo.sqlite3}
+
+demo: $(AGENT_STAMP)
+	mkdir -p var
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+	@echo "The twin: http://$(HOST):$(PORT)/api/twin/state (server log: var/demo-server.log). Ctrl-C stops it."
+	$(DEMO_ENV) $(BIN)/python -m twinsite.serve -b $(HOST) -p $(PORT) >var/demo-server.log 2>&1 & server=$$!; \
+	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
+	$(DEMO_ENV) $(BIN)/python manage.py simulate_fleet --server http://$(HOST):$(PORT) \
+		--hosts $(DEMO_HOSTS) --racks $(DEMO_RACKS) --interval 10 --state-dir var/demo-simulator
 
 superuser: migrate
 	$(RUN_ENV) $(BIN)/python manage.py createsuperuser
@@ -35,16 +63,16 @@ superuser: migrate
 manage: migrate
 	$(RUN_ENV) $(BIN)/python manage.py $(ARGS)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	mkdir -p var
 	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-format: $(STAMP)
+format: $(TEST_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
@@ -52,11 +80,17 @@ clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
 
 # The benchmark needs PostgreSQL (BENCH_DATABASE_URL); it writes bench/results.md.
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	mkdir -p var
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # A bounded soak test (180 s, loopback only): memory and queues under sustained load.
-soak: $(STAMP)
+soak: $(TEST_STAMP)
 	mkdir -p var
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+# Re-create the dashboard's committed browser libraries from the npm registry at the
+# versions package-lock.json pins (needs npm; run and test never do).
+vendor: $(STAMP)
+	npm ci --ignore-scripts --no-audit --no-fund
+	$(BIN)/python -m dashboard.vendoring

@@ -8,8 +8,8 @@ from the last two counter readings (``metrics.rates``) and is read as stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from operator import itemgetter
 from typing import Any, NotRequired, TypedDict
 
 from django.conf import settings
@@ -118,17 +118,41 @@ _IS_VIRTUAL = HOST_ROW.index("is_virtual")
 _LAST_SEEN = HOST_ROW.index("last_seen")
 _LAST_SEEN_ISO = HOST_ROW.index("last_seen_iso")
 _THROUGHPUT = HOST_ROW.index("net_throughput_gbps")
-_inventory = itemgetter(*(HOST_ROW.index(c) for c in ("hostname", "display_name", "ip", "agent_version", "platform")))
-_placement = itemgetter(*(HOST_ROW.index(c) for c in ("rack__name", "position_x", "position_y", "position_z")))
-# Each metric's key and where its value sits in a row: required ones always shown, the others when known.
-_REQUIRED_KEYS = tuple(f.key for f in METRIC_FIELDS if f.required)
-_required_values = itemgetter(*(HOST_ROW.index(f.name) for f in METRIC_FIELDS if f.required))
-_OPTIONAL = tuple((f.key, HOST_ROW.index(f.name)) for f in METRIC_FIELDS if not f.required)
+# A row starts with the inventory, in this order: unpacked at once, the cheapest read.
+_INVENTORY = ("id", "hostname", "display_name", "ip", "agent_version", "platform", "is_virtual", "rack__name")
+_INVENTORY += ("position_x", "position_y", "position_z")
+assert HOST_ROW[: len(_INVENTORY)] == _INVENTORY, "metrics.selectors.HOST_ROW changed: update _host_doc"
+_INVENTORY_END = len(_INVENTORY)
+
+
+def _metrics_reader() -> Callable[[tuple], dict[str, Any]]:
+    """Compile, from the registry, the function that reads a host's ``metrics`` from its row.
+
+    Required metrics are always there; the others only when known. A loop over
+    the registry cost 0.8 µs a host, 8 ms of a 10,000-host snapshot; compiled
+    (as ``namedtuple`` compiles its class), the function is the one a person
+    would write by hand for today's fields, and stays right when a field is
+    added. Its source comes from the registry only, never from data.
+    """
+    required = ", ".join(f"{f.key!r}: row[{HOST_ROW.index(f.name)}]" for f in METRIC_FIELDS if f.required)
+    lines = ["def metrics_of(row):", f"    metrics = {{{required}}}"]
+    for f in METRIC_FIELDS:
+        if not f.required:
+            lines += [
+                f"    value = row[{HOST_ROW.index(f.name)}]",
+                f"    if value is not None: metrics[{f.key!r}] = value",
+            ]
+    lines.append("    return metrics")
+    namespace: dict[str, Any] = {}
+    exec("\n".join(lines), namespace)
+    return namespace["metrics_of"]
+
+
+_metrics_of = _metrics_reader()
 
 
 def _host_doc(row: tuple, status: HostStatus, last_seen: str | None) -> HostDoc:
-    hostname, display_name, ip, agent_version, platform = _inventory(row)
-    rack, x, y, z = _placement(row)
+    _, hostname, display_name, ip, agent_version, platform, _, rack, x, y, z = row[:_INVENTORY_END]
     # Keys in the seed's order; "rack" only for a host that has one, optional metrics only when known.
     doc: dict[str, Any] = {
         "hostname": hostname,
@@ -141,11 +165,7 @@ def _host_doc(row: tuple, status: HostStatus, last_seen: str | None) -> HostDoc:
     }
     if rack is not None:
         doc["rack"] = rack
-    metrics = dict(zip(_REQUIRED_KEYS, _required_values(row), strict=True))
-    for key, index in _OPTIONAL:
-        if row[index] is not None:
-            metrics[key] = row[index]
-    doc["metrics"] = metrics
+    doc["metrics"] = _metrics_of(row)
     doc["position"] = {"x": x or 0.0, "y": y or 0.0, "z": z or 0.0}
     return doc  # type: ignore[return-value]
 

@@ -9,6 +9,7 @@ a newcomer a working twin on an embedded SQLite file with no server to install.
 """
 
 import hashlib
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -73,10 +74,12 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SECURE_REDIRECT_EXEMPT = [r"^api/health$"]  # load balancers probe over plain HTTP
+# Load balancers probe and Prometheus scrapes over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^api/health$", r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = None
 if env_bool("TWIN_TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
@@ -93,6 +96,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "corsheaders",
     "channels",
     "common",
     "jobs",
@@ -100,10 +105,18 @@ INSTALLED_APPS = [
     "commands",
     "metrics",
     "twin",
+    "fleet",
+    "ops",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
+    # First, so every line logged and every response (static files and CORS preflights too) has an id and is counted.
+    "ops.middleware.RequestIdMiddleware",
+    "ops.middleware.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before anything that answers on its own (WhiteNoise, CommonMiddleware), as django-cors-headers asks.
+    "corsheaders.middleware.CorsMiddleware",
     "twinsite.middleware.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -231,15 +244,46 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "POSTPROCESSING_HOOKS": ["twinsite.openapi.components_append"],
+    # Swagger UI and Redoc from the project's static files (drf-spectacular-sidecar): no CDN, works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Swagger UI would otherwise send the schema to validator.swagger.io for a badge.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
+# --- Logs: human-readable lines by default, one JSON object per line with LOG_FORMAT=json.
+# Every line carries the request id (ops.logs); both formats redact credentials.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be 'plain' or 'json'.")
+# One line per request (method, path without its query, status, time, view) on the ops.requests logger.
+LOG_REQUESTS = env_bool("LOG_REQUESTS", True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "ops.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "ops.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
+        "json": {
+            "()": "ops.logs.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s %(threadName)s",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        # python-socketio and python-engineio add a plain handler of their own to a logger
+        # whose level is unset; set here, their lines go through ours (JSON, redacted) only.
+        "engineio.server": {"level": "ERROR"},
+        "socketio.server": {"level": "ERROR"},
+    },
 }
 
 # --- The twin itself -----------------------------------------------------------
@@ -270,8 +314,28 @@ TWIN_PUSH_MAX_PER_SECOND = env_number("TWIN_PUSH_MAX_PER_SECOND", 2.0)
 TWIN_REFRESH_SECONDS = env_number("TWIN_REFRESH_SECONDS", 5.0)
 TWIN_CORE_HOSTNAME = env.str("TWIN_CORE_HOSTNAME", default="core-switch")
 TWIN_DEFAULT_LINK_CAPACITY_GBPS = env_number("TWIN_DEFAULT_LINK_CAPACITY_GBPS", 10.0)
-# Browser origins allowed to open a Socket.IO connection ("*" for any).
-TWIN_SOCKETIO_ORIGINS = env.list("TWIN_SOCKETIO_ORIGINS", default=["http://localhost:8000", "http://127.0.0.1:8000"])
+# Browser origins other than the twin's own allowed to read it: Socket.IO connections and
+# the HTTP API's CORS headers alike ("*" for any). TWIN_SOCKETIO_ORIGINS is its former name.
+TWIN_ALLOWED_ORIGINS = env.list(
+    "TWIN_ALLOWED_ORIGINS",
+    default=env.list("TWIN_SOCKETIO_ORIGINS", default=["http://localhost:8000", "http://127.0.0.1:8000"]),
+)
+# django-cors-headers, for the HTTP API only. Readers on another origin send an API
+# token (Authorization), so no cookies cross origins.
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_ALL_ORIGINS = "*" in TWIN_ALLOWED_ORIGINS
+CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else TWIN_ALLOWED_ORIGINS
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
+
+# --- Operator endpoints (ops/) -------------------------------------------------------
+# Who may read /metrics: these networks (the connection's own address, never a
+# forwarded one), or anyone with `Authorization: Bearer <TWIN_METRICS_TOKEN>` when set.
+TWIN_METRICS_ALLOW = env.list("TWIN_METRICS_ALLOW", default=["127.0.0.1/32", "::1/128"])
+try:
+    TWIN_METRICS_ALLOW_NETWORKS = [ipaddress.ip_network(net.strip(), strict=False) for net in TWIN_METRICS_ALLOW]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TWIN_METRICS_ALLOW: {exc}") from None
+TWIN_METRICS_TOKEN = env.str("TWIN_METRICS_TOKEN", default="")
 
 
 # --- Limits ------------------------------------------------------------------------

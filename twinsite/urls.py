@@ -1,8 +1,8 @@
 """URL routes. Socket.IO is mounted outside Django, in ``twinsite.asgi``."""
 
 from django.contrib import admin
-from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
 from commands.views import (
     ActionCatalogueView,
@@ -29,7 +29,9 @@ urlpatterns = [
     path("api/twin/state", TwinStateView.as_view(), name="twin-state"),
     path("api/health", HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # /healthz, /readyz, /metrics, /api/docs/, /api/redoc/
+    path("", include("ops.urls")),
+    path("", include("dashboard.urls")),
 ]
 
 handler400 = "common.errors.bad_request"

@@ -48,9 +48,13 @@ class LiveServer:
         return self.log.read_text(errors="replace")
 
 
-def server_start(tmp_path: Path, **env_overrides: str) -> LiveServer:
-    """Start the twin as ``make run`` does (``python -m twinsite.serve``) and wait until it answers."""
-    port = free_port()
+def server_start(tmp_path: Path, *, port: int | None = None, **env_overrides: str) -> LiveServer:
+    """Start the twin as ``make run`` does (``python -m twinsite.serve``) and wait until it answers.
+
+    ``port`` starts it on a port chosen beforehand: where a stopped one listened (agents keep their
+    server's URL), or one a browser test names in the server's settings.
+    """
+    port = port or free_port()
     env = {
         **os.environ,
         "DATABASE_URL": child_database_url(),

@@ -148,3 +148,37 @@ def test_a_browser_from_a_foreign_origin_is_refused(private_twin: LiveServer, re
         await allowed.close()
 
     asyncio.run(scenario())
+
+
+def test_a_page_served_by_the_twin_on_any_port_may_connect(private_twin: LiveServer, reader_token):
+    # The server listens on a free port, not one of TWIN_ALLOWED_ORIGINS: its own origin is still accepted.
+    async def scenario() -> None:
+        own = Dashboard()
+        await own.client.connect(
+            private_twin.url,
+            namespaces=["/digital-twin"],
+            transports=["polling"],
+            headers={"Origin": private_twin.url},
+            auth={"token": reader_token},
+        )
+        assert own.client.connected
+        await own.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_page_on_a_name_the_twin_does_not_serve_is_refused_even_as_its_own_origin(private_twin, reader_token):
+    # DNS rebinding: evil.example resolves to the twin, so Origin and Host agree, but the name is not in ALLOWED_HOSTS.
+    async def scenario() -> None:
+        client = socketio.AsyncClient(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(
+                private_twin.url,
+                namespaces=["/digital-twin"],
+                transports=["polling"],
+                headers={"Origin": "http://evil.example:8000", "Host": "evil.example:8000"},
+                auth={"token": reader_token},
+            )
+        await client.eio.disconnect(abort=True)
+
+    asyncio.run(scenario())

@@ -75,7 +75,7 @@ def test_a_lease_left_by_a_dead_process_is_taken_over_once_it_expires(ledger):
     assert job_claim(spec=spec, now=now + timedelta(seconds=spec.lease_seconds + 1), owner="other")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_runners_racing_in_several_threads_run_each_due_job_exactly_once(ledger):
     start = timezone.now()
     jobs_ensure(now=start)

@@ -12,9 +12,11 @@ Its parts, each in its own module:
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import socketio
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 
 from twin.live.calls import snapshot_call
 from twin.live.dispatch import EventDispatcher
@@ -65,13 +67,38 @@ class TwinLive:
         return feed
 
 
+def origin_allowed(origin: str | None, environ: dict[str, Any]) -> bool:
+    """May a browser page from ``origin`` open a Socket.IO connection?
+
+    The twin's own pages always may, on whatever host and port it is served
+    (the Origin is the scheme and Host of the request itself, a host in
+    ``ALLOWED_HOSTS``; behind a proxy that sets X-Forwarded-Proto, with that
+    scheme), and so may the configured origins (``TWIN_ALLOWED_ORIGINS``, ``*``
+    for any). Clients that are not browsers send no Origin and
+    are not checked here: they authenticate in the connect handler.
+    """
+    if origin is None:
+        return True
+    configured = settings.TWIN_ALLOWED_ORIGINS
+    if "*" in configured or origin in configured:
+        return True
+    host = environ.get("HTTP_HOST")
+    # Socket.IO bypasses Django's own Host check: without this one, a page on a
+    # name that resolves to the twin (DNS rebinding) would count as the twin's own.
+    if not host or not validate_host(split_domain_port(host)[0], settings.ALLOWED_HOSTS):
+        return False
+    schemes = {environ.get("wsgi.url_scheme", "http")}
+    if settings.SECURE_PROXY_SSL_HEADER and environ.get("HTTP_X_FORWARDED_PROTO"):
+        schemes.add(environ["HTTP_X_FORWARDED_PROTO"].split(",")[0].strip())
+    return origin in {f"{scheme}://{host}" for scheme in schemes}
+
+
 def server_create() -> tuple[socketio.AsyncServer, TwinLive]:
     """The Socket.IO server of this process, with its namespace and live side."""
-    origins = settings.TWIN_SOCKETIO_ORIGINS
     server = socketio.AsyncServer(
         # Explicit: with aiohttp installed python-socketio would pick its driver.
         async_mode="asgi",
-        cors_allowed_origins="*" if origins == ["*"] else origins,
+        cors_allowed_origins=origin_allowed,
         json=OrjsonForSocketIO,
     )
     live = TwinLive(server)

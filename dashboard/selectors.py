@@ -1,0 +1,96 @@
+"""What the dashboard page needs to know about the server and the person looking at it."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
+from django.urls import Resolver404, resolve, reverse
+
+# The Socket.IO namespace the twin serves (twin/realtime.py; fixed by the seed contract).
+NAMESPACE = "/digital-twin"
+
+
+class PageUser(TypedDict):
+    username: str | None
+    isStaff: bool
+    canCommand: bool
+
+
+class PageFeatures(TypedDict):
+    commands: bool
+    history: bool
+
+
+class PageConfig(TypedDict):
+    publicRead: bool
+    features: PageFeatures
+    namespace: str
+    coreHostname: str
+    staleAfterSeconds: float
+    offlineAfterSeconds: float
+    csrfToken: str
+    user: PageUser
+    urls: dict[str, str]
+
+
+def route_exists(path: str) -> bool:
+    """Whether this server routes ``path`` (a feature another app adds, such as commands or history)."""
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
+
+
+def page_features() -> PageFeatures:
+    """The server features the page can use, found by their routes.
+
+    The page still hides a panel whose endpoint answers 404; knowing the
+    routes up front spares it requests that would fail (and log errors).
+    """
+    return {
+        "commands": route_exists("/api/commands/actions"),
+        "history": route_exists("/api/hosts/probe-host/metrics"),
+    }
+
+
+def dashboard_config(*, user: User | AnonymousUser, csrf_token: str) -> PageConfig:
+    """The page's configuration, embedded in it as JSON (``json_script``).
+
+    ``canCommand`` only decides whether the "send command" form is shown; the
+    server checks the permission again on every command.
+    """
+    authenticated = bool(user.is_authenticated)
+    return {
+        "publicRead": settings.TWIN_PUBLIC_READ,
+        "features": page_features(),
+        "namespace": NAMESPACE,
+        "coreHostname": settings.TWIN_CORE_HOSTNAME,
+        "staleAfterSeconds": settings.TWIN_STALE_AFTER_SECONDS,
+        "offlineAfterSeconds": settings.TWIN_OFFLINE_AFTER_SECONDS,
+        "csrfToken": csrf_token,
+        "user": {
+            "username": user.get_username() if authenticated else None,
+            "isStaff": authenticated and user.is_staff,
+            "canCommand": authenticated and user.has_perm("commands.add_command"),
+        },
+        "urls": {
+            "login": f"{reverse('dashboard:login')}?next=/",
+            "logout": reverse("dashboard:logout"),
+            "admin": reverse("admin:index"),
+        },
+    }
+
+
+def import_map(*, static: Any) -> dict[str, dict[str, str]]:
+    """The browser import map: bare module names to the vendored files (``static`` is Django's ``static``)."""
+    return {
+        "imports": {
+            "three": static("dashboard/vendor/three/three.module.js"),
+            "three/addons/": static("dashboard/vendor/three/addons/"),
+            "socket.io-client": static("dashboard/vendor/socket.io-client/socket.io.esm.min.js"),
+            "uplot": static("dashboard/vendor/uplot/uPlot.esm.js"),
+        }
+    }

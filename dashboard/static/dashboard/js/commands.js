@@ -1,0 +1,249 @@
+// The command panel of the selected host: its recent commands with their live
+// state, and, for users allowed to issue them, "send command" with the
+// server's catalogue (docs: the command lifecycle's wire protocol).
+//
+// Switched on by feature detection: when GET /api/commands/actions answers
+// 404 (a server without commands) or refuses this user, the panel stays hidden.
+
+import { dateTime } from "./format.js";
+
+const TERMINAL = new Set(["succeeded", "failed", "timed_out", "cancelled", "undeliverable"]);
+
+function list(body, ...keys) {
+  if (Array.isArray(body)) return body;
+  for (const key of keys) if (Array.isArray(body && body[key])) return body[key];
+  return [];
+}
+
+/** The catalogue as [{name, description, schema, timeoutSeconds}], whatever envelope it comes in. */
+export function catalogueNormalize(body) {
+  let items = list(body, "actions", "results", "catalogue");
+  if (!items.length && body && typeof body === "object" && !Array.isArray(body)) {
+    items = Object.entries(body).filter(([, v]) => v && typeof v === "object").map(([name, v]) => ({ name, ...v }));
+  }
+  return items
+    .map((a) => ({
+      name: a.action || a.name || a.id,
+      description: a.description || a.summary || "",
+      schema: a.argsSchema || a.args_schema || a.schema || a.args || a.parameters || { type: "object", properties: {} },
+      timeoutSeconds: a.timeoutSeconds ?? a.defaultTimeoutSeconds ?? 60,
+    }))
+    .filter((a) => typeof a.name === "string");
+}
+
+function randomKey() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export class CommandPanel {
+  constructor(root, { canCommand, csrfToken }) {
+    this.root = root;
+    this.canCommand = canCommand;
+    this.csrfToken = csrfToken;
+    this.available = false;
+    this.catalogue = [];
+    this.hostname = null;
+    this.commands = new Map(); // id -> {id, action, state, issuedAt, issuedBy, output, exitCode}
+    this.listEl = root.querySelector("[data-commands-list]");
+    this.form = root.querySelector("[data-command-form]");
+    this.argsEl = root.querySelector("[data-command-args]");
+    this.actionSelect = root.querySelector("[data-command-action]");
+    this.messageEl = root.querySelector("[data-command-message]");
+    this.pendingKey = null;
+    root.hidden = true;
+    this.actionSelect.addEventListener("change", () => this.renderArgs());
+    this.form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.send();
+    });
+  }
+
+  /** Ask the server for its catalogue; the panel appears only if it answers. */
+  async probe() {
+    let response;
+    try {
+      response = await fetch("/api/commands/actions", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    } catch {
+      return false;
+    }
+    if (!response.ok) {
+      this.available = false;
+      this.root.hidden = true;
+      return false;
+    }
+    this.catalogue = catalogueNormalize(await response.json());
+    this.available = true;
+    this.actionSelect.replaceChildren(...this.catalogue.map((a) => new Option(a.name, a.name)));
+    this.form.hidden = !this.canCommand || !this.catalogue.length;
+    this.renderArgs();
+    if (this.hostname) this.show(this.hostname);
+    return true;
+  }
+
+  async show(hostname) {
+    this.hostname = hostname;
+    this.commands.clear();
+    if (!this.available) return;
+    this.root.hidden = false;
+    this.message("");
+    this.render();
+    try {
+      const response = await fetch(`/api/commands?host=${encodeURIComponent(hostname)}&limit=10`, { credentials: "same-origin" });
+      if (!response.ok || hostname !== this.hostname) return;
+      for (const doc of list(await response.json(), "results", "commands", "items")) this.take(doc);
+      this.render();
+    } catch {
+      this.message("Could not load the recent commands.");
+    }
+  }
+
+  hide() {
+    this.hostname = null;
+    this.root.hidden = true;
+  }
+
+  take(doc) {
+    const mine = (doc.invocations || []).find((inv) => inv.host === this.hostname) || {};
+    this.commands.set(doc.id, {
+      id: doc.id,
+      action: doc.action,
+      state: mine.state || doc.state,
+      issuedAt: doc.issuedAt,
+      issuedBy: doc.issuedBy,
+      exitCode: mine.exitCode,
+      output: mine.output,
+    });
+  }
+
+  /** A live `command-update` event. */
+  update(event) {
+    if (!this.available || event.host !== this.hostname) return;
+    const known = this.commands.get(event.id) || { id: event.id, action: event.action, issuedAt: event.queuedAt || event.at };
+    known.state = event.state;
+    if (event.result) {
+      known.exitCode = event.result.exitCode;
+      known.output = event.result.output;
+    }
+    this.commands.set(event.id, known);
+    this.render();
+  }
+
+  render() {
+    const items = [...this.commands.values()].sort((a, b) => b.id - a.id).slice(0, 10);
+    if (!items.length) {
+      const empty = document.createElement("li");
+      empty.className = "muted";
+      empty.textContent = "No recent commands.";
+      this.listEl.replaceChildren(empty);
+      return;
+    }
+    this.listEl.replaceChildren(
+      ...items.map((c) => {
+        const li = document.createElement("li");
+        li.dataset.commandId = c.id;
+        const head = document.createElement("div");
+        head.className = "command-head";
+        const name = document.createElement("strong");
+        name.textContent = `#${c.id} ${c.action}`;
+        const state = document.createElement("span");
+        state.className = `command-state state-${c.state}`;
+        state.textContent = c.state.replace("_", " ");
+        head.append(name, state);
+        const meta = document.createElement("div");
+        meta.className = "muted small";
+        const at = Date.parse(c.issuedAt);
+        meta.textContent = `${Number.isFinite(at) ? dateTime(new Date(at)) : ""}${c.issuedBy ? ` · ${c.issuedBy}` : ""}${
+          TERMINAL.has(c.state) && c.exitCode !== undefined && c.exitCode !== null ? ` · exit ${c.exitCode}` : ""
+        }`;
+        li.append(head, meta);
+        if (c.output) {
+          const pre = document.createElement("pre");
+          pre.textContent = c.output.length > 400 ? `${c.output.slice(0, 400)}…` : c.output;
+          li.append(pre);
+        }
+        return li;
+      }),
+    );
+  }
+
+  renderArgs() {
+    const action = this.catalogue.find((a) => a.name === this.actionSelect.value);
+    const fields = [];
+    const properties = (action && action.schema && action.schema.properties) || {};
+    const required = new Set((action && action.schema && action.schema.required) || []);
+    for (const [name, spec] of Object.entries(properties)) {
+      const label = document.createElement("label");
+      label.textContent = name.replace(/_/g, " ");
+      let input;
+      if (spec.type === "string" && (spec.maxLength || 0) > 200) {
+        input = document.createElement("textarea");
+        input.rows = 2;
+      } else {
+        input = document.createElement("input");
+        input.type = spec.type === "integer" || spec.type === "number" ? "number" : spec.type === "boolean" ? "checkbox" : "text";
+        if (spec.minimum !== undefined) input.min = spec.minimum;
+        if (spec.maximum !== undefined) input.max = spec.maximum;
+        if (spec.type === "integer") input.step = 1;
+      }
+      if (spec.maxLength) input.maxLength = spec.maxLength;
+      if (spec.default !== undefined) input.value = spec.default;
+      input.name = name;
+      input.dataset.kind = spec.type || "string";
+      input.required = required.has(name) && spec.type !== "boolean";
+      label.append(input);
+      fields.push(label);
+    }
+    if (action && action.description) {
+      const p = document.createElement("p");
+      p.className = "muted small";
+      p.textContent = action.description;
+      fields.unshift(p);
+    }
+    this.argsEl.replaceChildren(...fields);
+    this.pendingKey = null;
+  }
+
+  message(text, isError = false) {
+    this.messageEl.textContent = text;
+    this.messageEl.classList.toggle("error", isError);
+  }
+
+  async send() {
+    const action = this.actionSelect.value;
+    const args = {};
+    for (const input of this.argsEl.querySelectorAll("[name]")) {
+      if (input.dataset.kind === "boolean") args[input.name] = input.checked;
+      else if (input.value === "") continue;
+      else if (input.dataset.kind === "integer") args[input.name] = parseInt(input.value, 10);
+      else if (input.dataset.kind === "number") args[input.name] = Number(input.value);
+      else args[input.name] = input.value;
+    }
+    // The same key for a retry of the same submission: the server never creates it twice.
+    this.pendingKey = this.pendingKey || randomKey();
+    const button = this.form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const response = await fetch("/api/commands", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": this.csrfToken, "Idempotency-Key": this.pendingKey },
+        body: JSON.stringify({ action, args, targets: { hosts: [this.hostname] } }),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        this.message(`${body.error || response.status}: ${body.detail || "refused"}`, true);
+        return;
+      }
+      this.pendingKey = null;
+      this.take(body);
+      this.render();
+      this.message(`Command #${body.id} sent.`);
+    } catch {
+      this.message("The server could not be reached; send again to retry (it will not run twice).", true);
+    } finally {
+      button.disabled = false;
+    }
+  }
+}
+

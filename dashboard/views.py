@@ -1,0 +1,76 @@
+"""The dashboard page at ``/``, and the sign-in and sign-out pages it sends people to."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.views import LoginView, LogoutView, redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.shortcuts import render
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+from django.views import View
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from dashboard.selectors import dashboard_config, import_map
+
+# The page loads nothing from another host: the policy makes the browser refuse
+# it too. Scripts run only from this origin, plus the inline import map by nonce.
+# 'self' in connect-src covers the same host's ws:/wss: (CSP Level 3).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def _json_for_script(value: object) -> str:
+    """JSON safe inside a <script> element (as ``json_script`` escapes it)."""
+    text = json.dumps(value)
+    return text.replace("<", "\\u003C").replace(">", "\\u003E").replace("&", "\\u0026")
+
+
+class DashboardView(View):
+    """``GET /``: the live dashboard. With private reads, anonymous visitors are sent to sign in first."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if not settings.TWIN_PUBLIC_READ and not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), login_url=reverse("dashboard:login"))
+        nonce = secrets.token_urlsafe(16)
+        response = render(
+            request,
+            "dashboard/index.html",
+            {
+                "config": dashboard_config(user=request.user, csrf_token=get_token(request)),
+                "import_map": mark_safe(_json_for_script(import_map(static=static))),  # escaped above
+                "nonce": nonce,
+            },
+        )
+        response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.format(nonce=nonce)
+        # The page embeds who is looking (and a CSRF token): never from a shared cache.
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class DashboardLoginView(LoginView):
+    """``/login/``: Django's sign-in with the dashboard's look; back to ``next`` (``/``) afterwards."""
+
+    template_name = "dashboard/login.html"
+    redirect_authenticated_user = True
+
+    def get_default_redirect_url(self) -> str:
+        return reverse("dashboard:index")
+
+
+class DashboardLogoutView(LogoutView):
+    """``POST /logout/``: sign out, then the sign-in page."""
+
+    def get_default_redirect_url(self) -> str:
+        return reverse("dashboard:login")
+
+
+dashboard_page = ensure_csrf_cookie(DashboardView.as_view())

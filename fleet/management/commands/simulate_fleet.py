@@ -1,0 +1,70 @@
+"""``manage.py simulate_fleet``: drive simulated hosts against a running twin.
+
+The simulator is a client: it reaches the server only over HTTP, through the
+agent package's own protocol code (``twin_agent.simulate``). The one thing it
+takes from the server's side is an enrollment key, created here in the
+database the server uses, limited to the fleet's registrations and to a day.
+"""
+
+from __future__ import annotations
+
+import sys
+from argparse import ArgumentParser
+from datetime import timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from hosts.services import enrollment_key_create
+
+try:
+    from twin_agent.logs import logging_setup
+    from twin_agent.protocol import EnrollmentRefused
+    from twin_agent.simulate import simulate_arguments, simulate_check, simulate_run
+    from twin_agent.transport import TransportError
+except ImportError:  # the server's image installs only requirements.txt
+    simulate_arguments = None  # type: ignore[assignment]
+
+
+class Command(BaseCommand):
+    help = (
+        "Enroll N simulated hosts with a running twin (--server) and send their metrics through the agent's "
+        "protocol: racks on a floor grid, hosts going silent and coming back, simulated commands."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        if simulate_arguments is not None:
+            simulate_arguments(parser, enrollment_key=False)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if simulate_arguments is None:
+            raise CommandError("The agent package is not installed: pip install ./agent")
+        logging_setup(fmt=options["log_format"], level="warning")
+        problem = simulate_check(options)
+        if problem:
+            raise CommandError(problem)
+        _, key = enrollment_key_create(
+            name=f"simulate_fleet {timezone.now():%Y-%m-%d %H:%M}",
+            max_uses=options["hosts"],
+            expires_at=timezone.now() + timedelta(days=1),
+        )
+        live = sys.stderr.isatty()
+
+        def out(line: str) -> None:
+            self.stderr.write(("\r\033[K" if live else "") + line)
+            self.stderr.flush()
+
+        def progress(line: str) -> None:
+            if live:
+                self.stderr.write("\r\033[K" + line, ending="")
+                self.stderr.flush()
+            else:
+                out(line)
+
+        try:
+            stats = simulate_run(options, enrollment_key=key, out=out, progress=progress, live=live)
+        except (TransportError, EnrollmentRefused) as exc:
+            raise CommandError(str(exc)) from None
+        if stats.refused:
+            raise CommandError(f"the server refused the credentials of {stats.refused} simulated hosts")

@@ -1,0 +1,163 @@
+"""The fleet simulator: its layout and metrics, simulated commands, and a few seconds against a live twin."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+import random
+import time
+from datetime import datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from twin_agent import simulate
+from twin_agent.collect import sample_bytes
+from twin_agent.simulate import Fleet, MetricModel, fleet_layout
+
+from hosts.models import Host
+from hosts.schema import hostname_normalize
+from metrics.models import BatchReceipt, Sample
+from metrics.schema import SampleIn, sample_validate
+from tests.agent.fake_twin import FakeTwin
+from tests.e2e.conftest import server_start, server_stop
+
+
+def test_racks_stand_on_a_floor_grid_and_hosts_are_stacked_in_them():
+    slots = fleet_layout(hosts=100, racks=9)
+    racks: dict[str, list] = {}
+    for slot in slots:
+        racks.setdefault(slot.rack, []).append(slot)
+
+    assert len(racks) == 9 and len({s.hostname for s in slots}) == 100
+    assert all(hostname_normalize(s.hostname) == s.hostname for s in slots)
+    floor = {rack: {(s.position["x"], s.position["z"]) for s in members} for rack, members in racks.items()}
+    assert all(len(spots) == 1 for spots in floor.values())  # one floor spot per rack
+    assert len({next(iter(spots)) for spots in floor.values()}) == 9  # and no two racks share one
+    xs = sorted({x for spots in floor.values() for x, _ in spots})
+    zs = sorted({z for spots in floor.values() for _, z in spots})
+    assert (len(xs), len(zs)) == (3, 3) and min(zs) > 0  # a 3 x 3 grid in front of the core switch
+    for members in racks.values():
+        heights = [s.position["y"] for s in members]
+        assert heights == sorted(heights) and heights[0] >= 0.1 and heights[-1] <= 2.0
+
+
+def test_simulated_metrics_vary_smoothly_within_their_ranges_and_pass_the_servers_checks():
+    start = time.time() - 3600
+    model = MetricModel(random.Random(7), now=start)
+    samples = [model.sample(hostname="sim-r01-h01", now=start + 10 * i) for i in range(360)]
+
+    for before, after in itertools.pairwise(samples):
+        assert abs(after["cpu_load"] - before["cpu_load"]) < 20
+        assert abs(after["memory_used_percent"] - before["memory_used_percent"]) < 5
+        assert after["net_bytes_tx"] > before["net_bytes_tx"] and after["net_bytes_rx"] > before["net_bytes_rx"]
+        assert after["uptime_seconds"] == pytest.approx(before["uptime_seconds"] + 10, abs=0.2)
+    cpu = [s["cpu_load"] for s in samples]
+    assert all(0 <= c <= 100 for c in cpu) and max(cpu) - min(cpu) > 5  # it moves
+    for sample in samples[::50]:
+        checked = sample_validate(sample_bytes(sample), now=timezone.now(), max_future_skew=timedelta(seconds=300))
+        assert isinstance(checked, SampleIn), checked
+
+
+@pytest.fixture
+def fake_twin():
+    twin = FakeTwin().start()
+    yield twin
+    twin.stop()
+
+
+def fleet_against(twin: FakeTwin, tmp_path, **kw) -> Fleet:
+    kw.setdefault("silence", 0.0)
+    kw.setdefault("workers", 4)
+    return Fleet(server=twin.url, interval=kw.pop("interval", 0.2), state_dir=tmp_path / "sim", **kw)
+
+
+def test_simulated_hosts_run_commands_through_the_agents_runner_and_never_a_real_shell(fake_twin, tmp_path):
+    fleet = fleet_against(fake_twin, tmp_path, hosts=3, racks=1)
+    fleet.enroll(enrollment_key="unused-by-the-fake")
+    marker = tmp_path / "ran"
+    ping = fake_twin.invocation_add("sim-r01-h01", 1, "ping")
+    interval = fake_twin.invocation_add("sim-r01-h02", 2, "set-interval", {"seconds": 5})
+    shell = fake_twin.invocation_add("sim-r01-h03", 3, "shell", {"command": f"touch {marker}"})
+    restart = fake_twin.invocation_add("sim-r01-h01", 4, "restart-agent")
+
+    stats = fleet.run(duration=3)
+
+    assert stats.commands == 4
+    assert ping.posts[-1]["status"] == "succeeded" and "agentTime" in ping.posts[-1]["data"]
+    assert interval.posts[-1]["data"] == {"intervalSeconds": 5} and fleet.hosts[1].interval == 5
+    assert shell.posts[-1]["data"] == {"refused": "not_allowed"} and not marker.exists()
+    assert restart.posts[-1]["status"] == "succeeded"
+    sessions = {b["agent_session"] for b in fake_twin.batches if b["host"] == "sim-r01-h01"}
+    assert len(sessions) == 2  # the restarted host came back with a new session
+    fleet.close()
+
+
+def test_an_allowed_simulated_shell_answers_without_running_anything(fake_twin, tmp_path):
+    fleet = fleet_against(fake_twin, tmp_path, hosts=1, racks=1, allow=("shell",))
+    fleet.enroll(enrollment_key="unused-by-the-fake")
+    marker = tmp_path / "ran"
+    shell = fake_twin.invocation_add("sim-r01-h01", 1, "shell", {"command": f"touch {marker}"})
+    fleet.run(duration=1)
+    assert shell.posts[-1]["status"] == "succeeded"
+    assert shell.posts[-1]["output"] == f"[simulated on sim-r01-h01] $ touch {marker}\n"
+    assert not marker.exists()
+    fleet.close()
+
+
+def test_hosts_go_silent_and_come_back_with_what_they_spooled(fake_twin, tmp_path, monkeypatch):
+    monkeypatch.setattr(simulate, "SILENCE_SECONDS", (0.6, 1.0))
+    fleet = fleet_against(fake_twin, tmp_path, hosts=20, racks=2, silence=0.3, seed=3)
+    fleet.enroll(enrollment_key="unused-by-the-fake")
+    stats = fleet.run(duration=4)
+
+    by_host: dict[str, list] = {}
+    for batch in fake_twin.batches:
+        by_host.setdefault(batch["host"], []).append(batch)
+    gaps = {host: max(len(b["samples"]) for b in batches) for host, batches in by_host.items() if len(batches) > 1}
+    assert len(by_host) == 20 and stats.errors == 0
+    assert any(n > 1 for n in gaps.values())  # a "cut" host sent its backlog in one batch when it came back
+    silent_spells = []
+    for batches in by_host.values():
+        moments = sorted(datetime.fromisoformat(s["timestamp"]).timestamp() for b in batches for s in b["samples"])
+        silent_spells += [b - a for a, b in itertools.pairwise(moments) if b - a >= 0.55]
+    assert silent_spells  # a "down" host sent nothing for a while, then resumed
+    fleet.close()
+
+
+@pytest.mark.e2e
+def test_the_simulator_drives_a_live_twin_through_the_real_endpoints(
+    transactional_db, django_db_serialized_rollback, tmp_path, channel_prefix
+):
+    server = server_start(tmp_path, CHANNEL_LAYER_PREFIX=channel_prefix, TWIN_AGENT_AUTH="signed")
+    try:
+        err = io.StringIO()
+        call_command(
+            "simulate_fleet",
+            server=server.url,
+            hosts=30,
+            racks=3,
+            interval=1,
+            duration=4,
+            silence=0,
+            state_dir=tmp_path / "sim",
+            progress_every=1,
+            stderr=err,
+        )
+    finally:
+        server_stop(server)
+
+    output = err.getvalue()
+    assert "enrolled 30 hosts" in output
+    assert "fleet    30/30 online" in output, output
+    assert "errors 0" in output and "0 samples left in the spool" in output
+    hosts = Host.objects.filter(hostname__startswith="sim-")
+    assert hosts.count() == 30
+    assert set(hosts.values_list("rack__name", flat=True)) == {"SIM-R01", "SIM-R02", "SIM-R03"}
+    assert all(h.position_y is not None and h.position_z >= 3 for h in hosts)
+    samples = Sample.objects.filter(host__in=hosts).count()
+    assert samples >= 30 * 3
+    assert BatchReceipt.objects.filter(reporter__startswith="sim-").count() == samples
+    per_host = [Sample.objects.filter(host=h).count() for h in hosts]
+    assert min(per_host) >= 3 and math.isclose(sum(per_host), samples)
