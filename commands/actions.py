@@ -73,8 +73,9 @@ class ActionSpec:
         return msgspec.to_builtins(checked)
 
     def args_schema(self) -> dict[str, Any]:
-        """The JSON Schema of the arguments, self-contained."""
-        return msgspec.json.schema(self.args)
+        """The JSON Schema of the arguments, inline (``properties`` at the top, no ``$ref``), as forms read it."""
+        _, components = msgspec.json.schema_components([self.args])
+        return components[self.args.__name__]
 
 
 CATALOGUE: dict[str, ActionSpec] = {

@@ -360,7 +360,9 @@ def test_the_catalogue_lists_each_action_with_its_json_schema(operator):
     actions = {a["name"]: a for a in catalogue["actions"]}
     assert set(actions) == {"ping", "collect-now", "set-interval", "restart-agent", "shell"}
     interval = actions["set-interval"]["argsSchema"]
-    assert interval["$defs"]["SetIntervalArgs"]["properties"]["seconds"] == {
+    # Inline, as a form reads it: properties at the top.
+    assert interval["required"] == ["seconds"] and interval["additionalProperties"] is False
+    assert interval["properties"]["seconds"] == {
         "type": "integer",
         "minimum": 1,
         "maximum": 3600,
