@@ -31,9 +31,8 @@ from commands.schema import (
     CommandCreateRequest,
     Targets,
 )
-from commands.selectors import commands_with_state, state_filter
+from commands.selectors import ADD_PERMISSION, commands_readable_by, commands_with_state, state_filter
 from commands.services import (
-    ADD_PERMISSION,
     CommandNotFound,
     CommandRefused,
     InvalidTransition,
@@ -291,7 +290,7 @@ class InvocationAdmin(ReadOnlyAdmin):
     readonly_fields = fields
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("commands.view_command") or super().has_view_permission(request, obj)
+        return commands_readable_by(request.user) or super().has_view_permission(request, obj)
 
     @admin.display(description="output")
     def output_block(self, invocation: Invocation) -> str:

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Count, F, Q, QuerySet, Subquery
 
@@ -47,8 +48,15 @@ COUNT_KEYS: dict[str, str] = {
     InvocationState.CANCELLED: "cancelled",
     InvocationState.UNDELIVERABLE: "undeliverable",
 }
+VIEW_PERMISSION = "commands.view_command"
+ADD_PERMISSION = "commands.add_command"
 LIST_LIMIT_DEFAULT = 50
 LIST_LIMIT_MAX = 200
+
+
+def commands_readable_by(user: Any) -> bool:
+    """Whether a user may read commands: ``commands.view_command``, or ``commands.add_command`` (who sends, reads)."""
+    return bool(user and user.is_authenticated and (user.has_perm(VIEW_PERMISSION) or user.has_perm(ADD_PERMISSION)))
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -40,13 +40,12 @@ from commands.models import (
     ShellAccess,
 )
 from commands.schema import AgentInvocation, CommandCreateRequest, CommandUpdate, ResultReport, Targets
-from commands.selectors import agent_invocation, command_state, command_update, invocation_counts
+from commands.selectors import ADD_PERMISSION, agent_invocation, command_state, command_update, invocation_counts
 from common.events import Audience, Event, EventType, event_publish_on_commit
 from hosts.models import Host, Rack
 from hosts.schema import hostname_normalize
 
 S = InvocationState
-ADD_PERMISSION = "commands.add_command"
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 # The agent's own clock, as reported, is kept only when it is a plausible time.
 AGENT_TIME_RANGE = (1970, 2200)

@@ -21,16 +21,17 @@ from commands.longpoll import pending_answer
 from commands.models import CommandState
 from commands.schema import CommandCreateRequest, ResultReport
 from commands.selectors import (
+    ADD_PERMISSION,
     LIST_LIMIT_DEFAULT,
     LIST_LIMIT_MAX,
     CommandFilters,
     action_catalogue,
     command_document,
     commands_list,
+    commands_readable_by,
     invocation_documents,
 )
 from commands.services import (
-    ADD_PERMISSION,
     CommandNotFound,
     CommandRefused,
     InvalidTransition,
@@ -44,7 +45,6 @@ from hosts.authentication import AgentSignatureAuthentication
 from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from hosts.selectors import AgentIdentity
 
-VIEW_PERMISSION = "commands.view_command"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Printable ASCII, as the header's draft standard and Stripe's keys.
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x20-\x7e]{1,128}$")
@@ -69,7 +69,7 @@ class OperatorAccess(BasePermission):
         if not (user and user.is_authenticated):
             return False
         if request.method in SAFE_METHODS:
-            return user.has_perm(VIEW_PERMISSION) or user.has_perm(ADD_PERMISSION)
+            return commands_readable_by(user)
         return user.has_perm(ADD_PERMISSION)
 
 
