@@ -16,6 +16,9 @@ from hosts.services import enrollment_key_create
 from tests.dashboard.conftest import page_open, screenshot
 
 pytestmark = pytest.mark.e2e
+SUCCEEDED_SHOWN = (
+    "() => [...document.querySelectorAll('#commands .command-state')].some(e => e.textContent === 'succeeded')"
+)
 
 
 class PollingAgent:
@@ -24,6 +27,7 @@ class PollingAgent:
     def __init__(self, url: str, credential: dict) -> None:
         self.url, self.key_id, self.secret = url, credential["keyId"], credential["signingSecret"]
         self.stop = threading.Event()
+        self.errors: list[str] = []
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _request(self, method: str, path: str, body: bytes | None = None) -> dict:
@@ -39,11 +43,15 @@ class PollingAgent:
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            for invocation in self._request("GET", "/api/commands/pending?wait=2")["invocations"]:
-                path = f"/api/commands/{invocation['commandId']}/result"
-                self._request("POST", path, json.dumps({"status": "running"}).encode())
-                outcome = {"status": "succeeded", "exit_code": 0, "output": "pong from titan-01", "data": {}}
-                self._request("POST", path, json.dumps(outcome).encode())
+            try:
+                for invocation in self._request("GET", "/api/commands/pending?wait=2")["invocations"]:
+                    path = f"/api/commands/{invocation['commandId']}/result"
+                    self._request("POST", path, json.dumps({"status": "running"}).encode())
+                    outcome = {"status": "succeeded", "exit_code": 0, "output": "pong from titan-01", "data": {}}
+                    self._request("POST", path, json.dumps(outcome).encode())
+            except OSError as exc:  # as an agent does: note it, and ask again
+                self.errors.append(repr(exc))
+                time.sleep(0.5)
 
 
 @pytest.fixture
@@ -82,10 +90,13 @@ def test_a_staff_operator_sends_a_command_from_the_host_panel_and_sees_it_succee
         page.wait_for_selector("#commands:not([hidden]) [data-command-action] option[value=ping]", state="attached")
         page.locator("[data-command-action]").select_option("ping")
         page.click("#commands button[type=submit]")
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('#commands .command-state')].some(e => e.textContent === 'succeeded')",
-            timeout=20000,
-        )
+        try:
+            page.wait_for_function(SUCCEEDED_SHOWN, timeout=20000)
+        except Exception:
+            states = list(Command.objects.values_list("invocations__state", flat=True))
+            raise AssertionError(
+                f"invocations {states}; agent errors {agent.errors}; page {watch.problems()}"
+            ) from None
         command = Command.objects.get()
         item = page.locator(f"[data-command-id='{command.pk}']")
         assert "pong from titan-01" in item.locator("pre").text_content()
