@@ -8,8 +8,10 @@ import json
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connection
 
 from commands.models import Command
 from hosts.services import enrollment_key_create
@@ -54,6 +56,29 @@ class PollingAgent:
                 time.sleep(0.5)
 
 
+def db_read(fn):
+    """Run an ORM read on a thread of its own and close its connection.
+
+    While Playwright's loop runs, the ORM on the test's own thread would open a
+    connection pytest-django never closes (and the test database could not be
+    dropped at the end).
+    """
+
+    def read():
+        try:
+            return fn()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(read).result()
+
+
+@pytest.fixture
+def enrollment(transactional_db) -> str:
+    return enrollment_key_create(name="browser")[1]
+
+
 @pytest.fixture
 def operator(transactional_db, django_user_model):
     user = django_user_model.objects.create_user("olga", password="pw-for-tests-only", is_staff=True)
@@ -64,10 +89,10 @@ def operator(transactional_db, django_user_model):
 
 
 def test_a_staff_operator_sends_a_command_from_the_host_panel_and_sees_it_succeed_live(
-    operator, browser, start_dashboard
+    operator, enrollment, browser, start_dashboard
 ):
     server = start_dashboard()
-    _, key = enrollment_key_create(name="browser")
+    key = enrollment
     registration = urllib.request.Request(
         server.url + "/api/hosts/register",
         data=json.dumps({"hostname": "titan-01", "platform": "Linux-x86_64", "agent_version": "1.0.0"}).encode(),
@@ -93,11 +118,11 @@ def test_a_staff_operator_sends_a_command_from_the_host_panel_and_sees_it_succee
         try:
             page.wait_for_function(SUCCEEDED_SHOWN, timeout=20000)
         except Exception:
-            states = list(Command.objects.values_list("invocations__state", flat=True))
+            states = db_read(lambda: list(Command.objects.values_list("invocations__state", flat=True)))
             raise AssertionError(
                 f"invocations {states}; agent errors {agent.errors}; page {watch.problems()}"
             ) from None
-        command = Command.objects.get()
+        command = db_read(Command.objects.get)
         item = page.locator(f"[data-command-id='{command.pk}']")
         assert "pong from titan-01" in item.locator("pre").text_content()
         assert command.issued_by_name == "olga"
