@@ -8,6 +8,8 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.urls import Resolver404, resolve, reverse
 
+from commands.selectors import commands_readable_by
+
 # The Socket.IO namespace the twin serves (twin/realtime.py; fixed by the seed contract).
 NAMESPACE = "/digital-twin"
 
@@ -63,9 +65,13 @@ def dashboard_config(*, user: User | AnonymousUser, csrf_token: str) -> PageConf
     server checks the permission again on every command.
     """
     authenticated = bool(user.is_authenticated)
+    features = page_features()
+    # The command panel only for those who may read commands: asking on behalf of anyone
+    # else would be refused (and the browser logs every refusal as an error).
+    features["commands"] = features["commands"] and commands_readable_by(user)
     return {
         "publicRead": settings.TWIN_PUBLIC_READ,
-        "features": page_features(),
+        "features": features,
         "namespace": NAMESPACE,
         "coreHostname": settings.TWIN_CORE_HOSTNAME,
         "staleAfterSeconds": settings.TWIN_STALE_AFTER_SECONDS,

@@ -17,6 +17,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from commands.models import Cause
+from commands.schema import AgentInvocation
+from commands.services import invocations_dispatch
 from common.formats import iso_utc
 from common.http import MalformedBody, PayloadTooLarge, json_decoded
 from common.params import InvalidParameter, param_choices, param_datetime, param_int
@@ -44,6 +47,8 @@ class BatchAccepted(TypedDict):
     duplicates: NotRequired[int]
     duplicate: NotRequired[bool]
     rejected: NotRequired[list[RejectedSample]]
+    # The agent's pending command invocations (docs/api.md, "Command lifecycle"); absent when none.
+    invocations: NotRequired[list[AgentInvocation]]
 
 
 class AgentWriteAccess(BasePermission):
@@ -146,10 +151,14 @@ class MetricsBatchView(APIView):
             sequence=batch.sequence,
         )
         result = samples_ingest(raw_samples=batch.samples, received_at=timezone.now(), origin=origin)
-        return _batch_response(result)
+        invocations = []
+        if identity is not None and not result.nothing_valid:
+            # Piggy-backed on the agent's own traffic: no extra request for an agent reporting every 10 s.
+            invocations = invocations_dispatch(host_id=identity.host_id, now=timezone.now(), cause=Cause.BATCH)
+        return _batch_response(result, invocations)
 
 
-def _batch_response(result: IngestResult) -> Response:
+def _batch_response(result: IngestResult, invocations: list[AgentInvocation]) -> Response:
     body: BatchAccepted = {"accepted": result.accepted, "receivedAt": iso_utc(result.received_at)}
     if result.duplicate_batch:
         body["duplicate"] = True
@@ -157,6 +166,8 @@ def _batch_response(result: IngestResult) -> Response:
         body["duplicates"] = result.duplicates
     if result.rejected:
         body["rejected"] = [r.as_dict() for r in result.rejected]  # type: ignore[misc]
+    if invocations:
+        body["invocations"] = invocations
     if result.nothing_valid:
         error = {"error": "no_valid_samples", "detail": "No sample in the batch was valid.", **body}
         return Response(error, status=status.HTTP_400_BAD_REQUEST)

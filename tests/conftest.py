@@ -106,6 +106,16 @@ class SigningAgent:
         body = self.body(samples if samples is not None else [sample_dict(self.hostname)], **envelope)
         return self.send(body, self.headers(body))
 
+    def get(self, path: str, *, timestamp: int | None = None):
+        """A signed GET: the signature covers ``"<timestamp>." + "GET " + <path with query>``."""
+        headers = self.headers(f"GET {path}".encode(), timestamp=timestamp)
+        return self.client.get(path, headers=headers)
+
+    def post_json(self, path: str, document: dict[str, Any]):
+        """A signed POST of a JSON document to any agent endpoint (a command's result, say)."""
+        body = orjson.dumps(document)
+        return self.client.post(path, data=body, content_type="application/json", headers=self.headers(body))
+
 
 @pytest.fixture
 def enrollment_key(db) -> str:

@@ -16,6 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twinsite.settings")
 
 django_asgi_app = get_asgi_application()
 
+from commands.longpoll import PENDING_PATH, pending_asgi  # noqa: E402
 from jobs.runner import runner_ensure_started  # noqa: E402  (needs the apps loaded)
 from twin.live import server_create  # noqa: E402
 from twin.live.transport import EngineIOGuard  # noqa: E402
@@ -54,4 +55,8 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     dashboard has connected to yet. After the first, this is a comparison or two.
     """
     live.ensure_started()
+    if scope["type"] == "http" and scope["path"] == PENDING_PATH and scope["method"] == "GET":
+        # Agents' long polls wait on the event loop alone, outside Django (commands/longpoll.py).
+        await pending_asgi(scope, receive, send)
+        return
     await socketio_app(scope, receive, send)

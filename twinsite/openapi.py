@@ -10,6 +10,20 @@ from typing import Any, NotRequired, TypedDict
 
 import msgspec
 
+from commands.actions import CATALOGUE
+from commands.longpoll import PENDING_PATH, WAIT_MAX_SECONDS
+from commands.schema import (
+    ActionCatalogue,
+    CommandCreateRequest,
+    CommandDocument,
+    CommandList,
+    CommandUpdate,
+    InvalidTransition,
+    InvocationDocument,
+    PendingInvocations,
+    ResultReport,
+)
+from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from hosts.schema import HostRegistrationRequest, HostRegistrationResponse
 from metrics.schema import BatchEnvelope, SampleIn
 from metrics.views import BatchAccepted, HostSeries
@@ -17,6 +31,10 @@ from twin.snapshot import TwinState
 from twin.views import HostEvents
 
 REF = "#/components/schemas/{name}"
+
+
+class CommandCreateFields(CommandCreateRequest):
+    """The fields of a create request every action shares (``CommandCreateRequest`` adds each action's args)."""
 
 
 class Error(TypedDict):
@@ -31,15 +49,19 @@ def components_append(result: dict[str, Any], generator: Any, request: Any, publ
     """drf-spectacular post-processing hook: add the Structs' and TypedDicts' schemas."""
     _, components = msgspec.json.schema_components(
         [
-            BatchEnvelope,
-            SampleIn,
-            BatchAccepted,
-            TwinState,
-            HostRegistrationRequest,
-            HostRegistrationResponse,
-            HostSeries,
-            HostEvents,
-            Error,
+            *(
+                BatchEnvelope,
+                SampleIn,
+                BatchAccepted,
+                TwinState,
+                HostRegistrationRequest,
+                HostRegistrationResponse,
+                HostSeries,
+                HostEvents,
+                Error,
+            ),
+            *(CommandCreateFields, CommandDocument, CommandList, InvocationDocument, InvalidTransition, ResultReport),
+            *(PendingInvocations, ActionCatalogue, CommandUpdate),
         ],
         ref_template=REF,
     )
@@ -56,7 +78,77 @@ def components_append(result: dict[str, Any], generator: Any, request: Any, publ
     }
     batch["title"] = "MetricsBatch"
     components["MetricsBatch"] = batch
+    components.update(_command_requests())
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(components)
     result["components"].setdefault("securitySchemes", {})["enrollmentKey"] = {"type": "http", "scheme": "bearer"}
+    result.setdefault("paths", {})[PENDING_PATH] = {"get": _pending_operation()}
     return result
+
+
+def _command_requests() -> dict[str, Any]:
+    """Each action's arguments as a component, and a create request per action (``action`` tells them apart).
+
+    The catalogue's Structs give the schemas, so the OpenAPI schema says exactly
+    what ``GET /api/commands/actions`` says.
+    """
+    structs = [spec.args for spec in CATALOGUE.values()]
+    _, components = msgspec.json.schema_components(structs, ref_template=REF)
+    fields = REF.format(name="CommandCreateFields")
+    variants = [
+        {
+            "title": f"{name} command",
+            "allOf": [{"$ref": fields}],
+            "properties": {"action": {"const": name}, "args": {"$ref": REF.format(name=spec.args.__name__)}},
+        }
+        for name, spec in CATALOGUE.items()
+    ]
+    return {
+        **components,
+        "CommandCreateRequest": {
+            "title": "CommandCreateRequest",
+            "description": "POST /api/commands: an action of the catalogue with its arguments, targets and limits.",
+            "oneOf": variants,
+        },
+    }
+
+
+def _pending_operation() -> dict[str, Any]:
+    """The agents' long poll: a bare ASGI endpoint under daphne, so drf-spectacular does not see it."""
+    error = {"application/json": {"schema": {"$ref": REF.format(name="Error")}}}
+    signature = {
+        HEADER_KEY_ID: "The host credential's key id.",
+        HEADER_TIMESTAMP: "Unix time in seconds.",
+        HEADER_SIGNATURE: "sha256=<hex HMAC-SHA256 of '<timestamp>.GET <path?query>' under the signing secret>.",
+    }
+    return {
+        "operationId": "commands_pending",
+        "summary": "An agent waits for its host's invocations (long poll).",
+        "description": "Answers as soon as an invocation is waiting for the signing host, or with an empty list "
+        "when the wait ends. Handing one out moves it to dispatched; it is handed out again until acknowledged.",
+        "tags": ["api"],
+        "security": [],
+        "parameters": [
+            {
+                "name": "wait",
+                "in": "query",
+                "required": False,
+                "description": f"Longest wait in seconds, 0 to {WAIT_MAX_SECONDS:g} (default {WAIT_MAX_SECONDS:g}).",
+                "schema": {"type": "number", "minimum": 0, "maximum": WAIT_MAX_SECONDS},
+            },
+            *(
+                {"name": name, "in": "header", "required": False, "description": text, "schema": {"type": "string"}}
+                for name, text in signature.items()
+            ),
+        ],
+        "responses": {
+            "200": {
+                "description": "The invocations waiting for this host (possibly none).",
+                "content": {"application/json": {"schema": {"$ref": REF.format(name="PendingInvocations")}}},
+            },
+            "400": {"description": "wait is not 0 to 25 seconds.", "content": error},
+            "401": {"description": "Not signed by a host's valid credential.", "content": error},
+            "403": {"description": "The host waits for an admin's approval.", "content": error},
+            "503": {"description": "The database cannot be reached.", "content": error},
+        },
+    }

@@ -163,6 +163,7 @@ INSTALLED_APPS = [
     "common",
     "jobs",
     "hosts",
+    "commands",
     "metrics",
     "twin",
     "fleet",
@@ -478,6 +479,12 @@ TWIN_HEARTBEAT_SECONDS = env_int("TWIN_HEARTBEAT_SECONDS", 10)
 # TWIN_CREDENTIAL_KEY (see "Secrets" above): agents' signing secrets are derived
 # from it and their key id, so the database holds no secret an attacker could
 # sign with. Changing it revokes every agent credential at once.
+
+# --- Commands ----------------------------------------------------------------------------
+# An agent's reported output is kept up to this many bytes (then cut, with a marker).
+TWIN_COMMAND_OUTPUT_MAX_BYTES = env_int("TWIN_COMMAND_OUTPUT_MAX_BYTES", 65536)
+# Finished commands are removed this many days after their last invocation ended.
+TWIN_COMMAND_RETENTION_DAYS = env_number("TWIN_COMMAND_RETENTION_DAYS", 30.0)
 
 # --- Background jobs ------------------------------------------------------------------
 # Each server process runs due jobs (pruning, timeouts, status by the clock) on a

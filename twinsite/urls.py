@@ -4,6 +4,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from commands.views import (
+    ActionCatalogueView,
+    CommandCancelView,
+    CommandDetailView,
+    CommandResultView,
+    CommandsView,
+    pending_view,
+)
 from hosts.views import HostRegisterView
 from metrics.views import HostSeriesView, MetricsBatchView
 from twin.views import HealthView, HostEventsView, TwinStateView
@@ -14,6 +22,12 @@ urlpatterns = [
     path("api/metrics/batch", MetricsBatchView.as_view(), name="metrics-batch"),
     path("api/hosts/<str:hostname>/metrics", HostSeriesView.as_view(), name="host-metrics"),
     path("api/hosts/<str:hostname>/events", HostEventsView.as_view(), name="host-events"),
+    path("api/commands", CommandsView.as_view(), name="commands"),
+    path("api/commands/actions", ActionCatalogueView.as_view(), name="commands-actions"),
+    path("api/commands/pending", pending_view, name="commands-pending"),
+    path("api/commands/<int:command_id>", CommandDetailView.as_view(), name="command"),
+    path("api/commands/<int:command_id>/cancel", CommandCancelView.as_view(), name="command-cancel"),
+    path("api/commands/<int:command_id>/result", CommandResultView.as_view(), name="command-result"),
     path("api/twin/state", TwinStateView.as_view(), name="twin-state"),
     path("api/health", HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -11,6 +11,7 @@ from common.events import (
     EVENTS_GROUP,
     EVENTS_MESSAGE,
     HOSTNAMES_MAX,
+    AgentEventListener,
     Audience,
     Event,
     EventType,
@@ -118,5 +119,19 @@ def test_an_agent_event_wakes_only_the_requests_waiting_for_that_host():
         agent_events_deliver({"type": EventType.INVOCATION_AVAILABLE, "audience": Audience.AGENT, "host": "titan-01",
                               "payload": {"hostname": "titan-01"}})  # fmt: skip
         return await waiting, await other
+
+    assert asyncio.run(main()) == (True, False)
+
+
+def test_a_listener_hears_an_event_that_arrives_between_its_look_and_its_wait():
+    async def main() -> tuple[bool, bool]:
+        with AgentEventListener("titan-01") as listener:
+            # The long poll looked at the database here and found nothing; the event comes before it waits.
+            agent_events_deliver({"type": EventType.INVOCATION_AVAILABLE, "audience": Audience.AGENT,
+                                  "host": "titan-01", "payload": {"hostname": "titan-01"}})  # fmt: skip
+            woken = await listener.wait(5)
+            # Listening again at once: a quiet spell afterwards is a timeout, not a stale wake-up.
+            quiet = await listener.wait(0.05)
+        return woken, quiet
 
     assert asyncio.run(main()) == (True, False)

@@ -1,11 +1,11 @@
-"""The command panel, history charts and time slider, against the agreed shapes of servers still being built.
+"""The command panel, history charts and time slider, against the agreed shapes, answered by the test itself.
 
-The twin does not yet serve commands (/work/briefs/commands-protocol.md) or
-history (/work/briefs/history-api.md): the page hides those panels, as
-``test_browser`` checks. Here the test answers those endpoints itself with
-documents in the agreed shapes (everything else is the live server), so the
-page's side of both contracts runs in the browser today. Once the server
-serves them, ``test_browser`` covers the real thing.
+Here the test answers those endpoints with documents in the agreed shapes
+(everything else is the live server), so the page's side of both contracts
+runs in the browser whatever the server serves. The twin now serves commands:
+``test_browser_commands`` covers the real thing (a command sent from the panel,
+run by an agent, followed live). History (/work/briefs/history-api.md) is not
+served yet.
 """
 
 from __future__ import annotations

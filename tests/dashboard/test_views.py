@@ -133,3 +133,18 @@ def test_features_are_found_by_the_servers_routes():
     features = page_features()
     assert features["commands"] == route_exists("/api/commands/actions")
     assert features["history"] == route_exists("/api/hosts/probe-host/metrics")
+
+
+@pytest.mark.django_db
+def test_the_command_panel_is_announced_only_to_those_who_may_read_commands(django_user_model):
+    from django.contrib.auth.models import AnonymousUser, Permission
+
+    from dashboard.selectors import dashboard_config
+
+    assert route_exists("/api/commands/actions")
+    assert dashboard_config(user=AnonymousUser(), csrf_token="t")["features"]["commands"] is False
+    reader = django_user_model.objects.create_user("reader", password="a-long-password-1")
+    assert dashboard_config(user=reader, csrf_token="t")["features"]["commands"] is False
+    reader.user_permissions.add(Permission.objects.get(codename="view_command"))
+    reader = django_user_model.objects.get(pk=reader.pk)  # permissions are cached per instance
+    assert dashboard_config(user=reader, csrf_token="t")["features"]["commands"] is True
