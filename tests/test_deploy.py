@@ -102,9 +102,12 @@ def test_debug_accepts_any_key():
     assert result.returncode == 0, result.stderr
 
 
-def test_docker_compose_requires_a_secret_key():
+def test_docker_compose_requires_a_secret_key_in_every_service_of_the_twin():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    assert compose["services"]["web"]["environment"]["SECRET_KEY"].startswith("${SECRET_KEY:?")
+    twins = [name for name, service in compose["services"].items() if "SECRET_KEY" in service.get("environment", {})]
+    assert {"migrate", "web-1", "web-2"} <= set(twins)
+    for name in twins:
+        assert compose["services"][name]["environment"]["SECRET_KEY"].startswith("${SECRET_KEY:?"), name
 
 
 def test_a_malformed_setting_fails_loudly():

@@ -76,7 +76,7 @@ def test_a_form_posted_without_its_csrf_token_is_a_json_403():
 def test_the_last_resort_turns_a_client_fault_into_a_json_400_logged_in_one_line(client, caplog, monkeypatch):
     from twin import views
 
-    def too_deep():
+    def too_deep(**kwargs):
         raise RecursionError("maximum recursion depth exceeded while deserializing an object")
 
     monkeypatch.setattr(views, "snapshot_build", too_deep)

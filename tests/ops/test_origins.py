@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 
@@ -25,7 +26,7 @@ def settings_in_a_fresh_process(**env: str) -> dict:
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env={**base, "DJANGO_SETTINGS_MODULE": "twinsite.settings", "SECRET_KEY": "origins-test", **env},
+        env={**base, "DJANGO_SETTINGS_MODULE": "twinsite.settings", "SECRET_KEY": secrets.token_urlsafe(50), **env},
         capture_output=True,
         text=True,
         timeout=60,
