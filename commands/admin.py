@@ -1,8 +1,8 @@
 """Commands in the admin: send one to hosts from the host list, follow each command and invocation, cancel.
 
-The host list's actions come from here, not from ``hosts``: this module
-registers the host admin again as a subclass with the command actions, so the
-inventory app never imports the layer above it.
+The host list's actions come from here, not from ``hosts``: ``HostCommandsAdmin``
+extends the inventory's host admin, so the inventory app never imports the layer
+above it; the project composes it with the other layers' parts (``twinsite.admin``).
 """
 
 from __future__ import annotations
@@ -132,10 +132,6 @@ class HostCommandsAdmin(HostAdmin):
     def shell_disable(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
         count = shell_disable(hosts=queryset, actor=request.user.get_username(), now=timezone.now())
         messages.success(request, f"Shell commands disabled on {count} host(s).")
-
-
-admin.site.unregister(Host)
-admin.site.register(Host, HostCommandsAdmin)
 
 
 class CommandStateFilter(admin.SimpleListFilter):

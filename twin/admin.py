@@ -111,7 +111,3 @@ class HostWithHistoryAdmin(HostAdmin):
             "<th>sent B</th><th>received B</th></tr>"
         )
         return format_html("<table>{}{}</table>", head, rows)
-
-
-admin.site.unregister(Host)
-admin.site.register(Host, HostWithHistoryAdmin)

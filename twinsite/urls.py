@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+import twinsite.admin  # noqa: F401  (the host admin, composed from every layer)
 from commands.views import (
     ActionCatalogueView,
     CommandCancelView,
