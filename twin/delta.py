@@ -7,23 +7,28 @@ reference a client follows (and the tests check: old state + delta == new state)
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from twin.snapshot import HostDoc, LinkDoc, TwinState
 
 
 class TwinDelta(TypedDict):
-    """``twin-delta``: what changed between version ``baseVersion`` and ``version``."""
+    """``twin-delta``: what changed between version ``baseVersion`` and ``version``.
+
+    A resync signal (``resync`` true, ``baseVersion`` null, nothing changed in
+    it) follows no version a client holds, so every client re-reads the state.
+    """
 
     type: str
     twinId: str
     version: int
-    baseVersion: int
+    baseVersion: int | None
     generatedAt: str
     hosts: list[HostDoc]
     removedHosts: list[str]
     links: list[LinkDoc]
     removedLinks: list[str]
+    resync: NotRequired[bool]
 
 
 def state_diff(*, before: TwinState, after: TwinState, version: int) -> TwinDelta:
@@ -47,6 +52,32 @@ def state_diff(*, before: TwinState, after: TwinState, version: int) -> TwinDelt
 
 def delta_is_empty(delta: TwinDelta) -> bool:
     return not (delta["hosts"] or delta["removedHosts"] or delta["links"] or delta["removedLinks"])
+
+
+def delta_size(delta: TwinDelta) -> int:
+    """How many hosts and links a delta carries or removes."""
+    return len(delta["hosts"]) + len(delta["removedHosts"]) + len(delta["links"]) + len(delta["removedLinks"])
+
+
+def delta_resync_signal(*, after: TwinState, version: int) -> TwinDelta:
+    """Instead of a delta too large to send to every delta listener: "re-read the state at ``version``".
+
+    Its ``baseVersion`` is null, which no client holds, so a client applies
+    nothing and emits ``resync``, as on any gap (docs/api.md, "The delta
+    stream"); the state it then receives carries ``version``.
+    """
+    return {
+        "type": "twin-delta",
+        "twinId": after["twinId"],
+        "version": version,
+        "baseVersion": None,
+        "generatedAt": after["generatedAt"],
+        "hosts": [],
+        "removedHosts": [],
+        "links": [],
+        "removedLinks": [],
+        "resync": True,
+    }
 
 
 def delta_apply(state: dict[str, Any], delta: TwinDelta) -> dict[str, Any]:

@@ -72,10 +72,12 @@ class SocketEmitter:
     def has_listeners(self) -> bool:
         return next(iter(self.server.manager.get_participants(NAMESPACE, None)), None) is not None
 
-    async def push(self, *, state: TwinState, delta: TwinDelta) -> None:
+    async def push(self, *, state: TwinState | None, delta: TwinDelta | None) -> None:
         async with self._emit_lock:
-            await self.server.emit(TWIN_DELTA_EVENT, delta, room=DELTA_ROOM, namespace=NAMESPACE)
-            await self.server.emit(TWIN_STATE_EVENT, state, room=FULL_ROOM, namespace=NAMESPACE)
+            if delta is not None:
+                await self.server.emit(TWIN_DELTA_EVENT, delta, room=DELTA_ROOM, namespace=NAMESPACE)
+            if state is not None:
+                await self.server.emit(TWIN_STATE_EVENT, state, room=FULL_ROOM, namespace=NAMESPACE)
 
     # --- routed events ----------------------------------------------------------------
 

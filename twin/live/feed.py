@@ -5,11 +5,18 @@ push (``FeedOutput``) and a clock, so tests drive it in process with a fake
 clock and a fake output (tests/twin/live/test_feed.py).
 
 The rules, each a reason the feed exists:
-1. Changes are coalesced: at most one push every ``min_gap`` seconds, however
-   many changes arrive (dashboards cannot use more, and a 5 MB state per
-   batch would drown them).
-2. The last change is always pushed: a change that arrives during a rebuild
-   leaves the feed dirty, so another rebuild follows.
+1. Changes are coalesced. Full states go out at most once every ``min_gap``
+   seconds, however many changes arrive (dashboards cannot use more, and a
+   5 MB state per batch would drown them). Deltas, small by design, have a
+   shorter gap of their own (``delta_min_gap``, stretched to a few times the
+   last build's duration so rebuilds never take more than a share of the
+   process): a change arriving just after a push reaches delta listeners
+   within that gap instead of waiting for the next full-state slot, which
+   put up to 500 ms on a delta's latency (bench/live_shapes.py).
+2. The last change is always pushed, on both streams: a change that arrives
+   during a rebuild leaves the feed dirty, so another rebuild follows, and a
+   state built between two full-state slots goes to full listeners at the
+   next slot.
 3. A rebuild happens at least every ``refresh_seconds`` while someone listens:
    statuses change with the clock alone, and a change event the channel
    layer dropped is healed by the next refresh.
@@ -18,6 +25,12 @@ The rules, each a reason the feed exists:
 5. After a quiet spell (nobody listening), the feed forgets what it pushed:
    the next listeners start from the twin of their time, not from an old push
    whose first delta would carry the whole fleet.
+6. A delta of more than ``delta_max_items`` hosts and links goes out as a
+   resync signal instead (``twin.delta.delta_resync_signal``): a change that
+   touches the whole fleet was a 5 MB delta copied into every delta
+   listener's socket buffer at once (about 1 GB with 200 listeners at 10,000
+   hosts); re-reading the state instead happens in the starting-state rounds,
+   a few clients at a time.
 """
 
 from __future__ import annotations
@@ -29,16 +42,28 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from twin.delta import TwinDelta, delta_is_empty, state_diff
+from twin.delta import TwinDelta, delta_is_empty, delta_resync_signal, delta_size, state_diff
 from twin.snapshot import TwinState
 
 logger = logging.getLogger(__name__)
 
+# Deltas may follow each other this closely (rule 1)...
+DELTA_MIN_GAP_SECONDS = 0.1
+# ...but at least this many times the last build's duration apart, so that
+# rebuilds for deltas take at most a third of the process (a 10,000-host build
+# takes 100-150 ms: its deltas keep about the full states' gap).
+DELTA_GAP_BUILDS = 3.0
+# Beyond this many hosts and links a delta is sent as a resync signal (rule 6):
+# about 500 kB of JSON, a tenth of a 10,000-host state.
+DELTA_MAX_ITEMS = 1000
+# Slack on "is it time yet": a wait until an instant may wake a rounding error early.
+EPSILON = 1e-6
+
 
 class FeedOutput(Protocol):
-    """Where the feed pushes: every full-state listener gets ``state``, every delta listener ``delta``."""
+    """Where the feed pushes: full-state listeners get ``state``, delta listeners ``delta`` (either may be None)."""
 
-    async def push(self, *, state: TwinState, delta: TwinDelta) -> None: ...
+    async def push(self, *, state: TwinState | None, delta: TwinDelta | None) -> None: ...
 
     def has_listeners(self) -> bool: ...
 
@@ -80,20 +105,30 @@ class TwinFeed:
         output: FeedOutput,
         min_gap: float,
         refresh_seconds: float,
+        delta_min_gap: float = DELTA_MIN_GAP_SECONDS,
+        delta_max_items: int = DELTA_MAX_ITEMS,
         clock: Clock | None = None,
     ) -> None:
         self._build = build
         self._output = output
         self._min_gap = min_gap
+        self._delta_min_gap = min(delta_min_gap, min_gap)
+        self._delta_max_items = delta_max_items
         self._refresh_seconds = refresh_seconds
         self._clock = clock or MonotonicClock()
         self._dirty = asyncio.Event()
-        # The last state built and when; the last state pushed and its version.
+        # The last state built, when and in how long; the last state pushed and its version.
         self.state: TwinState | None = None
         self._built_at = float("-inf")
+        self._build_seconds = 0.0
         self.published: TwinState | None = None
         self.version = 0
-        self._last_push = float("-inf")
+        # When each stream was last pushed, when the loop last stepped, and
+        # whether full listeners are owed a state built since their last push.
+        self._last_delta_push = float("-inf")
+        self._last_full_push = float("-inf")
+        self._stepped_at = self._clock.now()
+        self._full_owed = False
         # Held while a state is pushed, so a listener's starting state and the
         # deltas that follow it never interleave.
         self.push_lock = asyncio.Lock()
@@ -101,6 +136,10 @@ class TwinFeed:
     def changed(self) -> None:
         """Something committed changed the twin: rebuild soon."""
         self._dirty.set()
+
+    def delta_gap(self) -> float:
+        """The shortest time between two deltas now: rule 1's gap, stretched for slow builds."""
+        return min(self._min_gap, max(self._delta_min_gap, DELTA_GAP_BUILDS * self._build_seconds))
 
     async def current(self) -> TwinState:
         """The state for a new full-state listener: the last one built if still current."""
@@ -125,11 +164,15 @@ class TwinFeed:
     async def step(self) -> bool:
         """Rebuild and push if the twin differs from the last push; True if pushed.
 
-        With no listener, nothing is built and the pushed state is forgotten (rule 5).
+        The delta goes out at once; the state goes to full listeners only if
+        their gap has passed, otherwise at their next slot (``flush``). With
+        no listener, nothing is built and the pushed state is forgotten (rule 5).
         """
         self._dirty.clear()
+        self._stepped_at = self._clock.now()
         if not self._output.has_listeners():
             self.published = None
+            self._full_owed = False
             return False
         state = await self._rebuild()
         async with self.push_lock:
@@ -137,21 +180,46 @@ class TwinFeed:
             delta = state_diff(before=self.published, after=state, version=self.version + 1)
             if delta_is_empty(delta):
                 return False
+            if delta_size(delta) > self._delta_max_items:
+                delta = delta_resync_signal(after=state, version=self.version + 1)
             self.version += 1
             self.published = state
-            await self._output.push(state=state, delta=delta)
-        self._last_push = self._clock.now()
+            now = self._clock.now()
+            full_due = now - self._last_full_push >= self._min_gap - EPSILON
+            self._full_owed = not full_due
+            await self._output.push(state=state if full_due else None, delta=delta)
+        self._last_delta_push = now
+        if full_due:
+            self._last_full_push = now
+        return True
+
+    async def flush(self) -> bool:
+        """Push the newest state to full listeners if they are owed one and their gap has passed; True if pushed."""
+        now = self._clock.now()
+        if not self._full_owed or now - self._last_full_push < self._min_gap - EPSILON:
+            return False
+        self._full_owed = False
+        if not self._output.has_listeners() or self.state is None:
+            return False
+        await self._output.push(state=self.state, delta=None)
+        self._last_full_push = now
         return True
 
     async def cycle(self) -> None:
-        """One turn of the loop: wait for a change or the refresh interval, keep the gap, step."""
-        await self._clock.wait(self._dirty, self._refresh_seconds)
-        if self._output.has_listeners():
-            gap = self._last_push + self._min_gap - self._clock.now()
-            if gap > 0:
-                await self._clock.sleep(gap)
+        """One turn of the loop: wait for a change, the refresh or a full-state slot; keep the gaps; step or flush."""
+        now = self._clock.now()
+        timeout = self._stepped_at + self._refresh_seconds - now
+        if self._full_owed:
+            timeout = min(timeout, self._last_full_push + self._min_gap - now)
+        changed = await self._clock.wait(self._dirty, max(0.0, timeout))
         try:
-            await self.step()
+            if changed or self._clock.now() - self._stepped_at >= self._refresh_seconds - EPSILON:
+                if self._output.has_listeners():
+                    gap = self._last_delta_push + self.delta_gap() - self._clock.now()
+                    if gap > 0:
+                        await self._clock.sleep(gap)
+                await self.step()
+            await self.flush()
         except Exception:
             logger.warning("twin snapshot failed; retrying at the next interval", exc_info=True)
 
@@ -161,8 +229,10 @@ class TwinFeed:
             await self.cycle()
 
     async def _rebuild(self) -> TwinState:
+        started = self._clock.now()
         state = await self._build()
         self.state, self._built_at = state, self._clock.now()
+        self._build_seconds = self._built_at - started
         if self.published is None:
             self._rebase()
         return state

@@ -1,6 +1,6 @@
-"""twin.live.feed: coalescing, the last change, the quiet spell and versions, on a virtual clock.
+"""twin.live.feed: coalescing, both streams' gaps, the last change, quiet spells, versions, resync signals.
 
-No server and no real time: the feed is driven by a clock whose time moves
+All on a virtual clock: no server and no real time; the feed is driven by a clock whose time moves
 only when the feed sleeps or waits, with changes scheduled at virtual instants.
 """
 
@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from twin.delta import delta_apply
-from twin.live.feed import TwinFeed
+from twin.live.feed import DELTA_GAP_BUILDS, DELTA_MIN_GAP_SECONDS, TwinFeed
 
 MIN_GAP = 0.5  # TWIN_PUSH_MAX_PER_SECOND = 2
+BUILD = 0.05
+DELTA_GAP = max(DELTA_MIN_GAP_SECONDS, DELTA_GAP_BUILDS * BUILD)
 REFRESH = 5.0
 
 
@@ -55,7 +57,7 @@ class VirtualClock:
 class Twin:
     """The fleet the feed builds from: a counter per host, changed by the test."""
 
-    def __init__(self, clock: VirtualClock, build_seconds: float = 0.05) -> None:
+    def __init__(self, clock: VirtualClock, build_seconds: float = BUILD) -> None:
         self.clock = clock
         self.build_seconds = build_seconds
         self.values: dict[str, int] = {"titan-01": 0}
@@ -74,29 +76,38 @@ class Twin:
 
 
 class Screen:
-    """What listeners saw: every push with its time."""
+    """What listeners saw: every full state and every delta, with its time."""
 
     def __init__(self, clock: VirtualClock) -> None:
         self.clock = clock
         self.listening = True
-        self.pushes: list[tuple[float, dict[str, Any], dict[str, Any]]] = []
+        self.states: list[tuple[float, dict[str, Any]]] = []
+        self.deltas: list[tuple[float, dict[str, Any]]] = []
 
     def has_listeners(self) -> bool:
         return self.listening
 
-    async def push(self, *, state: dict[str, Any], delta: dict[str, Any]) -> None:
-        self.pushes.append((self.clock.t, state, delta))
+    async def push(self, *, state: dict[str, Any] | None, delta: dict[str, Any] | None) -> None:
+        if state is not None:
+            self.states.append((self.clock.t, state))
+        if delta is not None:
+            self.deltas.append((self.clock.t, delta))
 
 
 class World:
     """A feed, the twin it builds from, the screen it pushes to, on a virtual clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, **options: Any) -> None:
         self.clock = VirtualClock()
         self.twin = Twin(self.clock)
         self.screen = Screen(self.clock)
         self.feed = TwinFeed(
-            build=self.twin.build, output=self.screen, min_gap=MIN_GAP, refresh_seconds=REFRESH, clock=self.clock
+            build=self.twin.build,
+            output=self.screen,
+            min_gap=MIN_GAP,
+            refresh_seconds=REFRESH,
+            clock=self.clock,
+            **options,
         )
 
     def changes_at(self, *moments: float, hostname: str = "titan-01") -> None:
@@ -122,7 +133,12 @@ class World:
         asyncio.run(scenario())
 
     def pushed_values(self) -> list[int]:
-        return [state["hosts"][0]["metrics"]["cpuLoad"] for _, state, _ in self.screen.pushes]
+        """The values full-state listeners saw."""
+        return [state["hosts"][0]["metrics"]["cpuLoad"] for _, state in self.screen.states]
+
+    def delta_values(self) -> list[int]:
+        """The values delta listeners saw."""
+        return [delta["hosts"][0]["metrics"]["cpuLoad"] for _, delta in self.screen.deltas]
 
 
 @pytest.fixture
@@ -130,18 +146,65 @@ def world() -> World:
     return World()
 
 
-def test_a_flood_of_changes_is_coalesced_to_the_rate_limit(world):
+def test_a_flood_of_changes_is_coalesced_to_each_streams_rate_limit(world):
     world.changes_at(*(i * 0.01 for i in range(300)))  # 100 changes a second for 3 s
     world.play(until=4.0)
-    times = [t for t, _, _ in world.screen.pushes]
-    assert len(times) >= 5
-    assert all(later - earlier >= MIN_GAP for earlier, later in itertools.pairwise(times))
+    state_times = [t for t, _ in world.screen.states]
+    delta_times = [t for t, _ in world.screen.deltas]
+    assert len(state_times) >= 5
+    assert all(later - earlier >= MIN_GAP for earlier, later in itertools.pairwise(state_times))
+    assert len(delta_times) > len(state_times)
+    assert all(later - earlier >= DELTA_GAP for earlier, later in itertools.pairwise(delta_times))
 
 
-def test_the_last_change_of_a_flood_is_always_pushed(world):
+def test_the_last_change_of_a_flood_is_always_pushed_on_both_streams(world):
     world.changes_at(*(i * 0.01 for i in range(300)))
     world.play(until=4.0)
     assert world.pushed_values()[-1] == 300
+    assert world.delta_values()[-1] == 300
+
+
+def test_a_change_just_after_a_push_reaches_delta_listeners_before_the_next_full_state_slot(world):
+    world.changes_at(1.0, 1.05)
+    world.play(until=3.0)
+    (_, _), (second_delta, _) = world.screen.deltas
+    (first_state, _), (second_state, _) = world.screen.states
+    assert second_delta - 1.05 <= DELTA_GAP + BUILD + 1e-9
+    assert second_delta < first_state + MIN_GAP <= second_state
+    assert world.pushed_values() == world.delta_values() == [1, 2]
+
+
+def test_deltas_of_a_slow_build_keep_apart_by_a_few_builds_but_never_more_than_the_full_gap():
+    world = World()
+    world.twin.build_seconds = 0.12
+    world.changes_at(*(i * 0.01 for i in range(300)))
+    world.play(until=4.0)
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(world.screen.deltas)]
+    assert min(gaps) >= DELTA_GAP_BUILDS * 0.12
+    assert max(gaps[:-1]) <= MIN_GAP + 0.12 + 1e-9
+
+
+def test_a_delta_larger_than_the_limit_is_sent_as_a_resync_signal_to_the_state_of_its_version():
+    world = World(delta_max_items=2)
+
+    def change_three() -> None:
+        for name in ("titan-01", "titan-02", "titan-03"):
+            world.twin.change(name)
+        world.feed.changed()
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        start = await world.join()
+        world.clock.at(1.0, change_three)
+        await world.run_until(2.0)
+        return start, await world.join()
+
+    start, resynced = asyncio.run(scenario())
+    ((_, signal),) = world.screen.deltas
+    assert signal["resync"] is True and signal["baseVersion"] is None
+    assert signal["hosts"] == signal["links"] == signal["removedHosts"] == signal["removedLinks"] == []
+    assert signal["version"] == start["version"] + 1 == resynced["version"]
+    assert [h["metrics"]["cpuLoad"] for h in resynced["hosts"]] == [1, 1, 1]
+    assert world.pushed_values() == [1]  # full listeners get the state as always
 
 
 def test_a_change_during_a_rebuild_is_pushed_by_the_next_one(world):
@@ -156,7 +219,7 @@ def test_without_changes_the_twin_is_rebuilt_each_refresh_and_pushed_only_if_it_
     world.clock.at(7.0, world.twin.change)
     world.play(until=16.0)
     assert world.twin.builds >= 3
-    assert [round(t) for t, _, _ in world.screen.pushes] == [10]
+    assert [round(t) for t, _ in world.screen.states] == [round(t) for t, _ in world.screen.deltas] == [10]
 
 
 def test_deltas_carry_consecutive_versions_from_the_state_a_listener_started_with(world):
@@ -165,14 +228,14 @@ def test_deltas_carry_consecutive_versions_from_the_state_a_listener_started_wit
         world.changes_at(1.0, 2.0, 3.0)
         world.changes_at(2.5, hostname="titan-02")
         await world.run_until(4.0)
-        return start, [delta for _, _, delta in world.screen.pushes]
+        return start, [delta for _, delta in world.screen.deltas]
 
     start, deltas = asyncio.run(scenario())
     assert [d["baseVersion"] for d in deltas] == [start["version"], *(d["version"] for d in deltas[:-1])]
     held = start
     for delta in deltas:
         held = delta_apply(held, delta)
-    assert held["hosts"] == world.screen.pushes[-1][1]["hosts"]
+    assert held["hosts"] == world.screen.states[-1][1]["hosts"]
 
 
 def test_after_a_quiet_spell_new_listeners_start_from_the_twin_of_their_time(world):
@@ -185,7 +248,7 @@ def test_after_a_quiet_spell_new_listeners_start_from_the_twin_of_their_time(wor
         return before, await world.join()
 
     before, after = asyncio.run(scenario())
-    assert world.screen.pushes == []
+    assert world.screen.states == world.screen.deltas == []
     assert after["version"] > before["version"]
     assert after["hosts"][0]["metrics"]["cpuLoad"] == 2
 
@@ -205,6 +268,7 @@ def test_a_resync_gets_the_last_pushed_state_with_its_version(world):
         return await world.join()
 
     resynced = asyncio.run(scenario())
-    _, pushed, delta = world.screen.pushes[-1]
+    _, pushed = world.screen.states[-1]
+    _, delta = world.screen.deltas[-1]
     assert resynced["version"] == delta["version"]
     assert resynced["hosts"] == pushed["hosts"]
