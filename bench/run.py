@@ -33,6 +33,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 import bench.django_setup  # noqa: F401  (first: a fresh database, Django set up)
+from bench import live_shapes
 from bench.fleet import fleet_seed
 from bench.harness import (
     ROOT,
@@ -407,8 +408,8 @@ async def figure_memory_and_delta(server: Server, poller: Agent, clients_count: 
         await asyncio.sleep(2)
         notes.append(
             f"Figure 5: peak {connected_peak:.0f} MB once all {clients_count} clients held their starting state; "
-            f"a change touching all {len(hosts):,} hosts (a 5 MB delta to {clients_count - 1} clients at once) "
-            f"peaked at {server.peak_rss_mb():.0f} MB."
+            f"a change touching all {len(hosts):,} hosts (a resync signal to {clients_count - 1} clients that do "
+            f"not resync; figure 9 has clients that do) peaked at {server.peak_rss_mb():.0f} MB."
         )
         for c in full + delta:
             await c.close()
@@ -542,15 +543,20 @@ async def main(quick: bool, profile: bool) -> None:
         rss.phase = "push at 1,000 hosts"
         profiler.enter(rss.phase)
         await figure_push(server, bare, probe, clients_count=50 if quick else 200, probes=5 if quick else 15)
+        await live_shapes.figure_delta_latency(
+            record, server, bare, probe, senders[0], clients_count=50 if quick else 200, runs=1 if quick else 3
+        )
         fleet_seed(hosts=10_000, prefix="node")
         Host.objects.get(hostname="bench-poller").reports_for.add(*Host.objects.filter(hostname__startswith="node-"))
         Host.objects.filter(hostname__startswith="k-").delete()
         rss.phase = "snapshot at 10,000"
         profiler.enter(rss.phase)
         await figure_snapshot(server, queries_small, small_hosts)
+        live_shapes.figure_snapshot_rounds(record, rounds=2 if quick else 5)
         rss.phase = "clients at 10,000"
         profiler.enter(rss.phase)
         await figure_memory_and_delta(server, poller, clients_count=50 if quick else 200, seconds=5 if quick else 15)
+        await live_shapes.figure_everything_changes(record, server, clients_count=50 if quick else 200)
         profiler.stop()
         notes.append(f"Server RSS, peak of each phase: {rss.summary()}.")
     results_write(started, quick)

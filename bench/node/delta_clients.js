@@ -14,6 +14,8 @@ const seen = new Map();
 let connected = 0;
 let states = 0;
 let resyncs = 0;
+let deltas = 0;
+let ignored = 0;
 
 function now() {
   return performance.timeOrigin + performance.now();
@@ -47,7 +49,11 @@ for (let i = 0; i < count; i += 1) {
   });
   socket.on("twin-delta", (delta) => {
     const at = now();
-    if (version === null) return; // waiting for a (re)sync
+    deltas += 1;
+    if (version === null) {
+      ignored += 1;
+      return; // waiting for a (re)sync
+    }
     if (delta.baseVersion !== version) {
       version = null; // as the dashboard: resync once, ignore deltas until the state arrives
       resyncs += 1;
@@ -63,7 +69,7 @@ for (let i = 0; i < count; i += 1) {
 readline.createInterface({ input: process.stdin }).on("line", (line) => {
   const command = line.trim();
   if (command === "report") {
-    const out = { connected, states, resyncs, seen: Object.fromEntries(seen) };
+    const out = { connected, states, resyncs, deltas, ignored, seen: Object.fromEntries(seen) };
     seen.clear();
     process.stdout.write(JSON.stringify(out) + "\n");
   } else if (command === "quit") {

@@ -326,3 +326,39 @@ def test_a_delta_subscriber_after_a_quiet_spell_starts_from_the_twin_of_its_time
             await late.close()
 
     asyncio.run(scenario())
+
+
+def test_a_change_too_large_for_a_delta_makes_delta_subscribers_resync_to_its_version(live_twin: LiveServer):
+    # Every host's last contact moves at once: sent as a delta, this would be
+    # the whole fleet in every delta subscriber's socket at the same time.
+    from datetime import UTC, datetime
+
+    from bench.fleet import fleet_seed
+    from metrics.models import LatestMetrics
+    from twin.live.feed import DELTA_MAX_ITEMS
+
+    fleet_seed(hosts=DELTA_MAX_ITEMS + 200, prefix="wide")
+
+    async def scenario() -> None:
+        client = await Dashboard().connect(live_twin.url, "websocket")
+        deltas: list[dict[str, Any]] = []
+        client.client.on("twin-delta", deltas.append, namespace=NAMESPACE)
+        try:
+            await client.client.call("subscribe", {"mode": "delta"}, namespace=NAMESPACE, timeout=5)
+            base = await client.wait_for(lambda s: "version" in s, timeout=15)
+            await asyncio.to_thread(lambda: LatestMetrics.objects.update(last_seen=datetime.now(UTC)))
+            deadline = time.monotonic() + 10  # the refresh (1 s here) finds the change
+            while not deltas and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            signal, *_ = deltas
+            assert signal["resync"] is True and signal["baseVersion"] is None
+            assert signal["version"] == base["version"] + 1
+            assert signal["hosts"] == signal["links"] == signal["removedHosts"] == signal["removedLinks"] == []
+            # As any client on a gap: resync, and get the state at the signal's version.
+            await client.client.call("resync", namespace=NAMESPACE, timeout=5)
+            state = await client.wait_for(lambda s: s.get("version") == signal["version"], timeout=15)
+            assert host_of(state, "wide-00000")["lastSeen"] != host_of(base, "wide-00000")["lastSeen"]
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())

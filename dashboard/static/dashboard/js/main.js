@@ -55,6 +55,10 @@ function onDelta(delta) {
   const t0 = performance.now();
   const result = live.applyDelta(delta);
   if (!result.applied) {
+    // One resync per gap: until the state arrives (with its version), later
+    // deltas are ignored rather than each asking again. A resync signal
+    // ("resync": true, baseVersion null) is such a gap.
+    live.version = null;
     stats.resyncs += 1;
     return "resync";
   }
