@@ -69,14 +69,16 @@ class SocketEmitter:
 
     # --- FeedOutput ---------------------------------------------------------------
 
-    def has_listeners(self) -> bool:
-        return next(iter(self.server.manager.get_participants(NAMESPACE, None)), None) is not None
+    def has_listeners(self, room: str | None = None) -> bool:
+        return next(iter(self.server.manager.get_participants(NAMESPACE, room)), None) is not None
 
     async def push(self, *, state: TwinState | None, delta: TwinDelta | None) -> None:
+        # python-socketio encodes a packet before looking for recipients: a
+        # 10,000-host state for an empty room cost 20-30 ms of the loop per push.
         async with self._emit_lock:
-            if delta is not None:
+            if delta is not None and self.has_listeners(DELTA_ROOM):
                 await self.server.emit(TWIN_DELTA_EVENT, delta, room=DELTA_ROOM, namespace=NAMESPACE)
-            if state is not None:
+            if state is not None and self.has_listeners(FULL_ROOM):
                 await self.server.emit(TWIN_STATE_EVENT, state, room=FULL_ROOM, namespace=NAMESPACE)
 
     # --- routed events ----------------------------------------------------------------
