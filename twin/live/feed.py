@@ -9,8 +9,8 @@ The rules, each a reason the feed exists:
    seconds, however many changes arrive (dashboards cannot use more, and a
    5 MB state per batch would drown them). Deltas, small by design, have a
    shorter gap of their own (``delta_min_gap``, stretched to a few times the
-   last build's duration so rebuilds never take more than a share of the
-   process): a change arriving just after a push reaches delta listeners
+   last step's work, building and pushing, so the feed never takes more than
+   a share of the process): a change arriving just after a push reaches delta listeners
    within that gap instead of waiting for the next full-state slot, which
    put up to 500 ms on a delta's latency (bench/live_shapes.py).
 2. The last change is always pushed, on both streams: a change that arrives
@@ -48,10 +48,10 @@ from twin.snapshot import TwinState
 logger = logging.getLogger(__name__)
 
 # Deltas may follow each other this closely (rule 1)...
-DELTA_MIN_GAP_SECONDS = 0.1
-# ...but at least this many times the last build's duration apart, so that
-# rebuilds for deltas take at most a third of the process (a 10,000-host build
-# takes 100-150 ms: its deltas keep about the full states' gap).
+DELTA_MIN_GAP_SECONDS = 0.05
+# ...but at least this many times the last step's work (build, diff, push)
+# apart, so that the feed takes at most a quarter of the process (a
+# 10,000-host build takes 100-150 ms: its deltas keep about the full states' gap).
 DELTA_GAP_BUILDS = 3.0
 # Beyond this many hosts and links a delta is sent as a resync signal (rule 6):
 # about 500 kB of JSON, a tenth of a 10,000-host state.
@@ -117,10 +117,10 @@ class TwinFeed:
         self._refresh_seconds = refresh_seconds
         self._clock = clock or MonotonicClock()
         self._dirty = asyncio.Event()
-        # The last state built, when and in how long; the last state pushed and its version.
+        # The last state built and when; the last state pushed and its version; the last step's work.
         self.state: TwinState | None = None
         self._built_at = float("-inf")
-        self._build_seconds = 0.0
+        self._work_seconds = 0.0
         self.published: TwinState | None = None
         self.version = 0
         # When each stream was last pushed, when the loop last stepped, and
@@ -138,8 +138,8 @@ class TwinFeed:
         self._dirty.set()
 
     def delta_gap(self) -> float:
-        """The shortest time between two deltas now: rule 1's gap, stretched for slow builds."""
-        return min(self._min_gap, max(self._delta_min_gap, DELTA_GAP_BUILDS * self._build_seconds))
+        """The shortest time between two deltas now: rule 1's gap, stretched for slow steps."""
+        return min(self._min_gap, max(self._delta_min_gap, DELTA_GAP_BUILDS * self._work_seconds))
 
     async def current(self) -> TwinState:
         """The state for a new full-state listener: the last one built if still current."""
@@ -169,7 +169,7 @@ class TwinFeed:
         no listener, nothing is built and the pushed state is forgotten (rule 5).
         """
         self._dirty.clear()
-        self._stepped_at = self._clock.now()
+        self._stepped_at = started = self._clock.now()
         if not self._output.has_listeners():
             self.published = None
             self._full_owed = False
@@ -188,6 +188,7 @@ class TwinFeed:
             full_due = now - self._last_full_push >= self._min_gap - EPSILON
             self._full_owed = not full_due
             await self._output.push(state=state if full_due else None, delta=delta)
+        self._work_seconds = self._clock.now() - started
         self._last_delta_push = now
         if full_due:
             self._last_full_push = now
@@ -229,10 +230,8 @@ class TwinFeed:
             await self.cycle()
 
     async def _rebuild(self) -> TwinState:
-        started = self._clock.now()
         state = await self._build()
         self.state, self._built_at = state, self._clock.now()
-        self._build_seconds = self._built_at - started
         if self.published is None:
             self._rebase()
         return state

@@ -174,7 +174,7 @@ def test_a_change_just_after_a_push_reaches_delta_listeners_before_the_next_full
     assert world.pushed_values() == world.delta_values() == [1, 2]
 
 
-def test_deltas_of_a_slow_build_keep_apart_by_a_few_builds_but_never_more_than_the_full_gap():
+def test_deltas_of_a_slow_build_keep_apart_by_a_few_steps_but_never_more_than_the_full_gap():
     world = World()
     world.twin.build_seconds = 0.12
     world.changes_at(*(i * 0.01 for i in range(300)))
