@@ -9,7 +9,7 @@ The rules, each a reason the feed exists:
    seconds, however many changes arrive (dashboards cannot use more, and a
    5 MB state per batch would drown them). Deltas, small by design, have a
    shorter gap of their own (``delta_min_gap``, stretched to a few times the
-   last step's work, building and pushing, so the feed never takes more than
+   average step's work, building and pushing, so the feed never takes more than
    a share of the process): a change arriving just after a push reaches delta listeners
    within that gap instead of waiting for the next full-state slot, which
    put up to 500 ms on a delta's latency (bench/live_shapes.py).
@@ -49,10 +49,14 @@ logger = logging.getLogger(__name__)
 
 # Deltas may follow each other this closely (rule 1)...
 DELTA_MIN_GAP_SECONDS = 0.05
-# ...but at least this many times the last step's work (build, diff, push)
-# apart, so that the feed takes at most a quarter of the process (a
-# 10,000-host build takes 100-150 ms: its deltas keep about the full states' gap).
+# ...but at least this many times a step's work (build, diff, push) apart, so
+# that the feed takes at most a quarter of the process (a 10,000-host build
+# takes 100-150 ms: its deltas keep about the full states' gap). The work is
+# averaged (this weight for the newest step): one slow step, a garbage
+# collection or a busy loop, stretched the next gap to 300 ms and made the
+# latency's tail (bench/live_shapes.py, figure 7).
 DELTA_GAP_BUILDS = 3.0
+WORK_WEIGHT = 0.2
 # Beyond this many hosts and links a delta is sent as a resync signal (rule 6):
 # about 500 kB of JSON, a tenth of a 10,000-host state.
 DELTA_MAX_ITEMS = 1000
@@ -117,7 +121,7 @@ class TwinFeed:
         self._refresh_seconds = refresh_seconds
         self._clock = clock or MonotonicClock()
         self._dirty = asyncio.Event()
-        # The last state built and when; the last state pushed and its version; the last step's work.
+        # The last state built and when; the last state pushed and its version; an average step's work.
         self.state: TwinState | None = None
         self._built_at = float("-inf")
         self._work_seconds = 0.0
@@ -138,7 +142,7 @@ class TwinFeed:
         self._dirty.set()
 
     def delta_gap(self) -> float:
-        """The shortest time between two deltas now: rule 1's gap, stretched for slow steps."""
+        """The shortest time between two deltas now: rule 1's gap, stretched for slow steps (on average)."""
         return min(self._min_gap, max(self._delta_min_gap, DELTA_GAP_BUILDS * self._work_seconds))
 
     async def current(self) -> TwinState:
@@ -188,7 +192,9 @@ class TwinFeed:
             full_due = now - self._last_full_push >= self._min_gap - EPSILON
             self._full_owed = not full_due
             await self._output.push(state=state if full_due else None, delta=delta)
-        self._work_seconds = self._clock.now() - started
+        work = self._clock.now() - started
+        # The first step sets the average; later ones move it by their weight.
+        self._work_seconds += (work - self._work_seconds) * (WORK_WEIGHT if self._work_seconds else 1.0)
         self._last_delta_push = now
         if full_due:
             self._last_full_push = now

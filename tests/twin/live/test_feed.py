@@ -272,3 +272,16 @@ def test_a_resync_gets_the_last_pushed_state_with_its_version(world):
     _, delta = world.screen.deltas[-1]
     assert resynced["version"] == delta["version"]
     assert resynced["hosts"] == pushed["hosts"]
+
+
+def test_one_slow_step_does_not_hold_the_next_delta_back_by_three_times_its_length():
+    world = World()
+    world.twin.build_seconds = 0.02
+    slow_at = 2.0
+    world.clock.at(slow_at - 0.01, lambda: setattr(world.twin, "build_seconds", 0.3))
+    world.clock.at(slow_at + 0.35, lambda: setattr(world.twin, "build_seconds", 0.02))
+    world.changes_at(*(i * 0.25 for i in range(16)))
+    world.changes_at(slow_at + 0.32, hostname="probe")
+    world.play(until=5.0)
+    arrival = next(t for t, d in world.screen.deltas if any(h["hostname"] == "probe" for h in d["hosts"]))
+    assert arrival - (slow_at + 0.32) < 0.3  # the full gap (0.5 s) without averaging
