@@ -85,7 +85,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # The history's figures (series, the twin at a past time, pruning); writes bench/history-results.md.
-bench-history: $(STAMP)
+bench-history: $(TEST_STAMP)
 	mkdir -p var
 	$(BIN)/python -m bench.history $(BENCH_ARGS)
 
@@ -96,6 +96,6 @@ soak: $(TEST_STAMP)
 
 # Re-create the dashboard's committed browser libraries from the npm registry at the
 # versions package-lock.json pins (needs npm; run and test never do).
-vendor: $(STAMP)
+vendor: $(RUN_STAMP)
 	npm ci --ignore-scripts --no-audit --no-fund
 	$(BIN)/python -m dashboard.vendoring
