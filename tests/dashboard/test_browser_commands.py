@@ -88,8 +88,16 @@ def operator(transactional_db, django_user_model):
     return user
 
 
+@pytest.fixture
+def token(operator) -> str:
+    """The operator's API token, for a command sent without the page (made before the browser starts)."""
+    from rest_framework.authtoken.models import Token
+
+    return Token.objects.create(user=operator).key
+
+
 def test_a_staff_operator_sends_a_command_from_the_host_panel_and_sees_it_succeed_live(
-    operator, enrollment, browser, start_dashboard
+    operator, token, enrollment, browser, start_dashboard
 ):
     server = start_dashboard()
     key = enrollment
@@ -153,6 +161,19 @@ def test_a_staff_operator_sends_a_command_from_the_host_panel_and_sees_it_succee
             command.pk,
         )
         assert state == "succeeded"
+
+        # A command sent by another way (the API, with a token): the open page hears of it
+        # live and reads who sent it from the command's document (GET /api/commands/{id}).
+        sent = urllib.request.Request(
+            server.url + "/api/commands",
+            data=json.dumps({"action": "ping", "targets": {"hosts": ["titan-01"]}, "comment": "from curl"}).encode(),
+            headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(sent, timeout=10) as response:
+            other = json.loads(response.read())["id"]
+        later.wait_for_selector(f"[data-command-id='{other}'] .command-state.state-succeeded", timeout=20000)
+        assert "olga" in later.locator(f"[data-command-id='{other}']").text_content()
+        assert any(url.endswith(f"/api/commands/{other}") for url in later_watch.requests)
         assert watch.problems() == []
         assert later_watch.problems() == []
     finally:

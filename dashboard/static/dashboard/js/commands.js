@@ -158,6 +158,9 @@ export class CommandPanel {
   /** A live `command-update` event (staff readers only). */
   update(event) {
     if (!this.available || event.host !== this.hostname) return;
+    // A command this page has not seen (sent from the admin, another page or the API):
+    // the event says little of it; its document (GET /api/commands/{id}) says who sent it.
+    if (!this.commands.has(event.id)) this.detailLoad(event.id);
     this.merge(event.id, {
       action: event.action,
       state: event.state,
@@ -167,6 +170,18 @@ export class CommandPanel {
     const known = this.commands.get(event.id);
     if (!known.issuedAt) known.issuedAt = event.at;
     this.render();
+  }
+
+  async detailLoad(id) {
+    const hostname = this.hostname;
+    try {
+      const response = await fetch(`/api/commands/${encodeURIComponent(id)}`, { credentials: "same-origin" });
+      if (!response.ok || hostname !== this.hostname) return;
+      this.take(await response.json());
+      this.render();
+    } catch {
+      // The list is read again after a reconnect; nothing is lost for good.
+    }
   }
 
   render() {
