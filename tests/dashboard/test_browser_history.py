@@ -26,7 +26,8 @@ pytestmark = pytest.mark.e2e
 # a sample a minute keeps a host online; ten minutes of silence make it offline.
 THRESHOLDS = {"TWIN_STALE_AFTER_SECONDS": 300, "TWIN_OFFLINE_AFTER_SECONDS": 600}
 MINUTES = 60
-SILENT_FROM = 45  # titan-02 falls silent 45 minutes ago, and reports again now
+SILENT_FROM = 45
+TITAN_02 = {"x": 3, "y": 0.4, "z": 0}  # titan-02 falls silent 45 minutes ago, and reports again now
 
 
 def cpu(minute: int) -> float:
@@ -49,11 +50,14 @@ def an_hour_of_history(transactional_db, settings):
         at = now - timedelta(minutes=minute)
         samples = [sample_dict("titan-01", at=at, cpu_load=cpu(minute), net_bytes_tx=1_000_000 * (MINUTES - minute))]
         if minute >= SILENT_FROM:
-            samples.append(sample_dict("titan-02", at=at, position={"x": 3, "y": 0.4, "z": 0}))
+            samples.append(sample_dict("titan-02", at=at, position=TITAN_02))
         ingest_at(samples, received_at=at + timedelta(milliseconds=150))
         status_transitions_record(now=at + timedelta(seconds=1))
     now = timezone.now()
-    ingest_at([sample_dict("titan-01", at=now, cpu_load=cpu(0)), sample_dict("titan-02", at=now)], received_at=now)
+    ingest_at(
+        [sample_dict("titan-01", at=now, cpu_load=cpu(0)), sample_dict("titan-02", at=now, position=TITAN_02)],
+        received_at=now,
+    )
     status_transitions_record(now=now + timedelta(milliseconds=1))
     return now
 
@@ -112,6 +116,11 @@ def test_the_time_slider_shows_the_twin_the_server_had_at_that_time_and_goes_bac
         assert shown == str(list(statuses.values()).count(status))
     assert page.locator("[data-status-chip=offline] [data-count]").text_content() == "1"
     assert page.locator("[data-f=status]").get_attribute("data-status") == "offline"
+    # Its status changes as they stood then: none of the later return.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#status-events li[data-to]')].map(e => e.dataset.to).join() === "
+        "'offline,stale,online'"
+    )
     # The page shows what the server answers for that time, asked again outside the browser.
     at = urlsplit(answered.value.url).query
     assert server_json(f"{server.url}/api/twin/state?{at}") == past
@@ -121,4 +130,5 @@ def test_the_time_slider_shows_the_twin_the_server_had_at_that_time_and_goes_bac
     page.wait_for_selector("#connection[data-state=live]")
     assert page.locator("[data-status-chip=offline] [data-count]").text_content() == "0"
     assert page.locator("[data-f=status]").get_attribute("data-status") == "online"
+    page.wait_for_selector("#status-events li[data-to=online][data-cause=data]")
     assert watch.problems() == []

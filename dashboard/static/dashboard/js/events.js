@@ -54,11 +54,16 @@ export class StatusEvents {
     this.noteEl = root.querySelector("[data-status-events-note]");
     this.hostname = null;
     this.events = []; // oldest first, as the API answers
+    this.to = null;
     this.available = false;
   }
 
-  /** Load the host's recent changes; `available` is whether the server keeps them. */
-  async show(hostname, { available }) {
+  /**
+   * Load the host's recent changes; `available` is whether the server keeps them,
+   * `to` the time shown (the time slider's; none: now, and live changes are added).
+   */
+  async show(hostname, { available, to = null }) {
+    this.to = to;
     this.available = available;
     this.hostname = hostname;
     this.events = [];
@@ -68,7 +73,10 @@ export class StatusEvents {
     this.render();
     let body;
     try {
-      const response = await fetch(`/api/hosts/${encodeURIComponent(hostname)}/events?limit=${SHOWN}`, {
+      const params = new URLSearchParams({ limit: String(SHOWN) });
+      // Up to the time shown, and including it (the API's `to` is exclusive).
+      if (to) params.set("to", new Date(to.getTime() + 1).toISOString());
+      const response = await fetch(`/api/hosts/${encodeURIComponent(hostname)}/events?${params}`, {
         credentials: "same-origin",
         headers: { Accept: "application/json" },
       });
@@ -99,6 +107,7 @@ export class StatusEvents {
 
   /** Live `host-status` events (any host's; only the selected host's are kept). */
   add(events) {
+    if (this.to) return; // showing the past: later changes do not belong there
     if (this.merge(events.filter((event) => event.hostname === this.hostname))) this.render();
   }
 

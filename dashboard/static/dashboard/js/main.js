@@ -150,7 +150,7 @@ function hostSelect(hostname, { fly = false } = {}) {
   if (selected) {
     chartsLoad(selected);
     commands.show(selected);
-    statusEvents.show(selected, { available: historyAvailable });
+    statusEvents.show(selected, { available: historyAvailable, to: shownTime() });
   } else {
     commands.hide();
     statusEvents.hide();
@@ -187,6 +187,11 @@ async function chartsLoad(hostname) {
     chartSeries = series;
     charts.show(series, `${view === live ? "Last hour" : "The hour before the time chosen"}, from the history API${view === live ? "; live points added as they arrive" : ""}.`);
   }
+}
+
+/** The time the page shows: null when live, else the time the slider chose. */
+function shownTime() {
+  return view === live ? null : new Date(Date.parse(view.generatedAt));
 }
 
 // --- host-status events --------------------------------------------------------------------
@@ -293,7 +298,7 @@ function connectionShow(state) {
     // Back after a loss: events are delivered at most once, so read again what they would have said.
     if (everLive && selected) {
       commands.reload();
-      statusEvents.show(selected, { available: historyAvailable });
+      if (view === live) statusEvents.show(selected, { available: historyAvailable });
     }
     everLive = true;
   }
@@ -457,7 +462,10 @@ async function pastShow(at) {
   document.body.classList.add("in-history");
   showAll();
   connectionShow();
-  if (selected) chartsLoad(selected);
+  if (selected) {
+    chartsLoad(selected);
+    statusEvents.show(selected, { available: historyAvailable, to: shownTime() });
+  }
 }
 
 function liveReturn() {
@@ -472,6 +480,7 @@ function liveReturn() {
   if (selected) {
     chartSeries = null;
     chartsLoad(selected);
+    statusEvents.show(selected, { available: historyAvailable });
   }
 }
 
