@@ -146,10 +146,6 @@ def test_a_burst_of_host_status_events_is_handled_once_per_frame(browser, start_
     page.wait_for_function("() => twinDashboard.hostStatus.queue.length === 0")
     assert page.evaluate("twinDashboard.hostStatus.flushes") - burst["before"]["flushes"] <= 2
     assert "20,000 status changes" in page.locator("#status-feed").text_content()
-    print(
-        "host-status burst: one flush of",
-        page.evaluate("[twinDashboard.hostStatus.lastFlushEvents, twinDashboard.hostStatus.lastFlushMs]"),
-    )
     # The panel keeps the selected host's newest 20 changes: its 20 of the burst.
     assert page.locator("#status-events li[data-to]").count() == 20
     assert watch.problems() == []
