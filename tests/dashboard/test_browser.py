@@ -148,6 +148,21 @@ def test_a_burst_of_host_status_events_is_handled_once_per_frame(browser, start_
     assert "20,000 status changes" in page.locator("#status-feed").text_content()
     # The panel keeps the selected host's newest 20 changes: its 20 of the burst.
     assert page.locator("#status-events li[data-to]").count() == 20
+
+    # A hidden tab draws no frames: there a timer takes the queue.
+    timer = page.evaluate(
+        """() => {
+            Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+            document.dispatchEvent(new Event('visibilitychange'));
+            const d = twinDashboard;
+            d.socket.listeners('host-status')[0]({type: 'host-status', hostname: 'titan-01', from: 'offline',
+                to: 'online', at: new Date().toISOString(), cause: 'data'});
+            return d.hostStatus.timer !== null && d.hostStatus.frame === null;
+        }"""
+    )
+    assert timer
+    page.wait_for_function("() => twinDashboard.hostStatus.queue.length === 0")
+    assert "titan-01 offline → online" in page.locator("#status-feed").text_content()
     assert watch.problems() == []
 
 

@@ -9,30 +9,51 @@ import { STATUS_COLORS, STATUS_LABELS } from "./colors.js";
 import { clock, dateTime } from "./format.js";
 
 const SHOWN = 20; // changes listed in the panel, newest first
+const HIDDEN_FLUSH_MS = 1000; // how often a hidden page takes its queued events
 const CAUSES = { data: "a sample arrived", silence: "no sample", inventory: "inventory" };
 
-/** Calls `flush(events)` once per animation frame with the events queued since the last one. */
+/**
+ * Calls `flush(events)` once per animation frame with the events queued since the last one.
+ *
+ * A hidden tab draws no frames: there a timer takes the queue instead, so a
+ * dashboard left in the background does not hold every event until it is seen.
+ */
 export class FrameBatch {
   constructor(flush) {
     this.flush = flush;
     this.queue = [];
-    this.frame = null;
+    this.frame = null; // a pending requestAnimationFrame id
+    this.timer = null; // or a pending setTimeout id, while the page is hidden
     this.received = 0;
     this.flushes = 0;
     this.lastFlushMs = null;
     this.lastFlushEvents = 0;
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden && this.frame !== null) {
+        cancelAnimationFrame(this.frame);
+        this.frame = null;
+        this.schedule();
+      }
+    });
   }
 
   push(event) {
     this.queue.push(event);
     this.received += 1;
-    if (this.frame === null) this.frame = requestAnimationFrame(() => this.run());
+    if (this.frame === null && this.timer === null) this.schedule();
+  }
+
+  schedule() {
+    if (document.hidden) this.timer = setTimeout(() => this.run(), HIDDEN_FLUSH_MS);
+    else this.frame = requestAnimationFrame(() => this.run());
   }
 
   run() {
     this.frame = null;
+    this.timer = null;
     const events = this.queue;
     this.queue = [];
+    if (!events.length) return;
     this.flushes += 1;
     const t0 = performance.now();
     this.flush(events);
