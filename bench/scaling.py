@@ -8,14 +8,15 @@ channel layer and cache, as in production) and Debian's nginx (``apt-get install
 nginx``). Everything listens on loopback; every load is bounded in time. Writes
 bench/scaling-results.md.
 
-Three topologies run side by side and are measured in turn within each round
+Four topologies run side by side and are measured in turn within each round
 (so a slow moment of the shared machine does not fall on one topology only):
 
 - **one** - one daphne process, spoken to directly;
 - **one+nginx** - the same process behind the project's nginx configuration
   (deploy/nginx/default.conf.template, rendered as tests/ops does), both
   upstream lines naming it: the proxy's own cost;
-- **two+nginx** - two daphne processes behind the same configuration.
+- **two** - two daphne processes, clients spoken to directly, taking them in turn;
+- **two+nginx** - the same two processes behind the same configuration.
 
 nginx hashes on the client's address (sticky sessions for Socket.IO's polling
 transport). Each simulated client binds its own loopback address (127.0.0.x),
@@ -225,10 +226,14 @@ async def addresses_balanced(proxy: Proxy, replicas: list[Server], count: int) -
 @dataclass
 class Topology:
     name: str
-    url: str
+    urls: list[str]
     servers: list[Server]
     proxy: Proxy | None = None
     results: dict[str, list[Any]] = field(default_factory=dict)
+
+    def url(self, client: int) -> str:
+        """Where client number ``client`` sends: the proxy, or (without one) the processes in turn."""
+        return self.urls[client % len(self.urls)]
 
     def pids(self) -> list[int]:
         return [s.process.pid for s in self.servers]
@@ -288,22 +293,22 @@ async def small_batches(
         clock.setdefault(agent.hostname, datetime.now(UTC) - timedelta(days=1))
     latencies: list[float] = []
 
-    def poster(agent: Agent, http: aiohttp.ClientSession) -> Callable[[], Awaitable[None]]:
+    def poster(agent: Agent, http: aiohttp.ClientSession, url: str) -> Callable[[], Awaitable[None]]:
         async def post() -> None:
             clock[agent.hostname] += timedelta(milliseconds=10)
             body, headers = agent.signed([sample(agent.hostname, clock[agent.hostname])])
             t0 = time.perf_counter()
-            async with http.post(f"{topo.url}/api/metrics/batch", data=body, headers=headers) as response:
+            async with http.post(f"{url}/api/metrics/batch", data=body, headers=headers) as response:
                 await response.read()
                 assert response.status == 202, (response.status, await response.text())
             latencies.append(time.perf_counter() - t0)
 
         return post
 
-    def getter(http: aiohttp.ClientSession) -> Callable[[], Awaitable[None]]:
+    def getter(http: aiohttp.ClientSession, url: str) -> Callable[[], Awaitable[None]]:
         async def get() -> None:
             t0 = time.perf_counter()
-            async with http.get(f"{topo.url}/api/health") as response:
+            async with http.get(f"{url}/api/health") as response:
                 await response.read()
                 assert response.status == 200
             latencies.append(time.perf_counter() - t0)
@@ -313,12 +318,12 @@ async def small_batches(
     before = replica_split(topo.servers, "twin_ingest_batches_total", {"outcome": "stored"})
     watch = cpu_watch(topo)
     watch.start()
-    await run_for(seconds, [poster(a, h) for a, h in zip(agents, clients, strict=True)])
+    await run_for(seconds, [poster(a, h, topo.url(i)) for i, (a, h) in enumerate(zip(agents, clients, strict=True))])
     cores = watch.stop()
     rate, p99 = len(latencies) / seconds, pct(latencies, 0.99)
     after = replica_split(topo.servers, "twin_ingest_batches_total", {"outcome": "stored"})
     latencies.clear()
-    await run_for(seconds, [getter(h) for h in clients])
+    await run_for(seconds, [getter(h, topo.url(i)) for i, h in enumerate(clients)])
     floor, floor_p99 = len(latencies) / seconds, pct(latencies, 0.99)
     split = [a - b for a, b in zip(after, before, strict=True)]
     topo.results.setdefault("small", []).append(
@@ -344,9 +349,9 @@ async def big_batches(topo: Topology, agents: list[Agent], clients: list[aiohttp
         for agent in agents
     ]
 
-    async def sender(http: aiohttp.ClientSession, own: list[tuple[bytes, dict[str, str]]]) -> None:
+    async def sender(http: aiohttp.ClientSession, url: str, own: list[tuple[bytes, dict[str, str]]]) -> None:
         for body, headers in own:
-            async with http.post(f"{topo.url}/api/metrics/batch", data=body, headers=headers) as response:
+            async with http.post(f"{url}/api/metrics/batch", data=body, headers=headers) as response:
                 result = await response.json()
                 assert response.status == 202 and result["accepted"] == PER_BATCH, result
 
@@ -354,7 +359,9 @@ async def big_batches(topo: Topology, agents: list[Agent], clients: list[aiohttp
     watch = cpu_watch(topo)
     watch.start()
     t0 = time.perf_counter()
-    await asyncio.gather(*(sender(h, own) for h, own in zip(clients, prepared, strict=True)))
+    await asyncio.gather(
+        *(sender(h, topo.url(i), own) for i, (h, own) in enumerate(zip(clients, prepared, strict=True)))
+    )
     rate = len(agents) * batches * PER_BATCH / (time.perf_counter() - t0)
     cores = watch.stop()
     after = replica_split(topo.servers, "twin_ingest_samples_total", {"outcome": "accepted"})
@@ -397,10 +404,10 @@ async def snapshot_reads(topo: Topology, clients: list[aiohttp.ClientSession], s
     latencies: list[float] = []
     sizes: list[int] = []
 
-    def reader(http: aiohttp.ClientSession) -> Callable[[], Awaitable[None]]:
+    def reader(http: aiohttp.ClientSession, url: str) -> Callable[[], Awaitable[None]]:
         async def read() -> None:
             t0 = time.perf_counter()
-            async with http.get(f"{topo.url}/api/twin/state") as response:
+            async with http.get(f"{url}/api/twin/state") as response:
                 body = await response.read()
                 assert response.status == 200
             latencies.append(time.perf_counter() - t0)
@@ -410,7 +417,7 @@ async def snapshot_reads(topo: Topology, clients: list[aiohttp.ClientSession], s
 
     watch = cpu_watch(topo)
     watch.start()
-    await run_for(seconds, [reader(h) for h in clients])
+    await run_for(seconds, [reader(h, topo.url(i)) for i, h in enumerate(clients)])
     cores = watch.stop()
     topo.results.setdefault("snapshot", []).append(
         {
@@ -461,6 +468,14 @@ def median_of(topo: Topology, figure: str, key: str) -> float:
     return statistics.median(r[key] for r in topo.results[figure])
 
 
+def cpu_per(topo: Topology, figure: str, party: str, scale: float) -> float:
+    """CPU time of ``party`` per unit of work (batch, sample, read), median over rounds, times ``scale``.
+
+    Steadier than the rates on a shared machine: contention slows the work, it changes little what it costs.
+    """
+    return statistics.median(r["cores"][party] / r["rate"] for r in topo.results[figure]) * scale
+
+
 def cores_summary(topo: Topology, figure: str) -> str:
     parties = topo.results[figure][0]["cores"].keys()
     shares = {p: statistics.median(r["cores"][p] for r in topo.results[figure]) for p in parties}
@@ -475,7 +490,7 @@ def results_write(topologies: list[Topology], started: datetime, rounds: int, se
         f"`python -m bench.scaling{' --quick' if quick else ''}`, {started:%Y-%m-%d %H:%M} UTC, on "
         f"{platform.node()}: **{os.cpu_count()} cores** (`nproc`), Python {platform.python_version()}, "
         f"PostgreSQL {connection.cursor().connection.info.server_version // 10000}, Redis channel layer and cache, "
-        f"nginx from Debian. {rounds} rounds; within each round the three topologies are measured in turn; "
+        f"nginx from Debian. {rounds} rounds; within each round the four topologies are measured in turn; "
         "each figure is the median of the rounds, with every round's value.",
         "",
         "**Read this first.** The machine has two cores, and everything runs on them at once: the daphne "
@@ -503,8 +518,8 @@ def results_write(topologies: list[Topology], started: datetime, rounds: int, se
         "clients through the same path, right after.",
         "",
         "| topology | batches/s | agents at 10 s | p99 | floor: health req/s (p99) | ratio to floor | vs one | "
-        "split between processes | cores used (median) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "split between processes | CPU per batch: daphne, PostgreSQL | cores used (median) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for topo in topologies:
         rate, floor = median_of(topo, "small", "rate"), median_of(topo, "small", "floor")
@@ -514,6 +529,7 @@ def results_write(topologies: list[Topology], started: datetime, rounds: int, se
             f"{rate * INTERVAL_SECONDS:,.0f} | {median_of(topo, 'small', 'p99') * 1000:.0f} ms | "
             f"{floor:,.0f} ({median_of(topo, 'small', 'floor_p99') * 1000:.0f} ms) | {rate / floor:.0%} | "
             f"{rate / median_of(one, 'small', 'rate'):.2f}x | {' / '.join(f'{s:,.0f}' for s in split)} | "
+            f"{cpu_per(topo, 'small', 'daphne', 1000):.1f} ms, {cpu_per(topo, 'small', 'postgres', 1000):.1f} ms | "
             f"{cores_summary(topo, 'small')} |"
         )
     # Figure 2
@@ -524,8 +540,9 @@ def results_write(topologies: list[Topology], started: datetime, rounds: int, se
         "Floor: psycopg `COPY` of the same number of rows into the same table from the benchmark's process, "
         "one transaction per 500 rows, right after.",
         "",
-        "| topology | samples/s | floor: COPY rows/s | ratio to floor | vs one | samples per process | cores used |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| topology | samples/s | floor: COPY rows/s | ratio to floor | vs one | samples per process | "
+        "CPU per sample: daphne, PostgreSQL | cores used |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for topo in topologies:
         rate, floor = median_of(topo, "big", "rate"), median_of(topo, "big", "floor")
@@ -533,7 +550,9 @@ def results_write(topologies: list[Topology], started: datetime, rounds: int, se
         lines.append(
             f"| {topo.name} | {rate:,.0f} ({rounds_text(topo, 'big', 'rate', ',.0f')}) | {floor:,.0f} | "
             f"{rate / floor:.0%} | {rate / median_of(one, 'big', 'rate'):.2f}x | "
-            f"{' / '.join(f'{s:,.0f}' for s in split)} | {cores_summary(topo, 'big')} |"
+            f"{' / '.join(f'{s:,.0f}' for s in split)} | "
+            f"{cpu_per(topo, 'big', 'daphne', 1e6):.0f} µs, {cpu_per(topo, 'big', 'postgres', 1e6):.0f} µs | "
+            f"{cores_summary(topo, 'big')} |"
         )
     # Figure 3
     lines += [
@@ -543,8 +562,9 @@ def results_write(topologies: list[Topology], started: datetime, rounds: int, se
         "Floor: the same build (`snapshot_build`) and encoding (`orjson.dumps`) in the benchmark's process, "
         "one after another: what one core does with no HTTP at all.",
         "",
-        "| topology | reads/s | p50 | p99 | body | floor: builds/s in-process | ratio to floor | vs one | cores used |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| topology | reads/s | p50 | p99 | body | floor: builds/s in-process | ratio to floor | vs one | "
+        "CPU per read: daphne, PostgreSQL | cores used |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for topo in topologies:
         rate, floor = median_of(topo, "snapshot", "rate"), median_of(topo, "snapshot", "floor")
@@ -553,7 +573,10 @@ def results_write(topologies: list[Topology], started: datetime, rounds: int, se
             f"{median_of(topo, 'snapshot', 'p50') * 1000:.0f} ms | "
             f"{median_of(topo, 'snapshot', 'p99') * 1000:.0f} ms | "
             f"{median_of(topo, 'snapshot', 'size') / 1e6:.1f} MB | {floor:.2f} | {rate / floor:.0%} | "
-            f"{rate / median_of(one, 'snapshot', 'rate'):.2f}x | {cores_summary(topo, 'snapshot')} |"
+            f"{rate / median_of(one, 'snapshot', 'rate'):.2f}x | "
+            f"{cpu_per(topo, 'snapshot', 'daphne', 1000):.0f} ms, "
+            f"{cpu_per(topo, 'snapshot', 'postgres', 1000):.0f} ms | "
+            f"{cores_summary(topo, 'snapshot')} |"
         )
     lines += [
         "",
@@ -563,6 +586,11 @@ def results_write(topologies: list[Topology], started: datetime, rounds: int, se
         "`TWIN_INGEST_RATE_PER_MINUTE` raised out of the way (the throttle still runs, on the shared Redis "
         "cache), background jobs off (`TWIN_JOBS_ENABLED=false`) so no rollup or prune runs inside a figure, "
         "`DB_POOL_MAX` 16 per process.",
+        "- Topologies: `one` (a process, spoken to directly), `one+nginx` (the same process behind nginx, both "
+        "upstream lines naming it), `two` (two processes, each client sending to one of them in turn, no proxy), "
+        "`two+nginx` (the same two behind nginx). All four run at once and are measured in turn.",
+        "- CPU per batch, sample or read: the cores a party used divided by the rate, median over rounds. On a "
+        "shared machine it is steadier than the rates: contention slows the work more than it changes its cost.",
         "- nginx: deploy/nginx/default.conf.template rendered by tests/ops/nginx.py (one worker process, "
         "access log to a file), `hash $binary_remote_addr consistent` as shipped.",
         "- Clients: one aiohttp session per simulated machine, each bound to its own 127.0.0.x address, chosen "
@@ -612,9 +640,11 @@ async def main(quick: bool) -> None:
             stack.callback(proxy.process.wait, 10)
             stack.callback(proxy.process.terminate)
         topologies = [
-            Topology("one", first.url, [first]),
-            Topology("one+nginx", proxy_one.url, [first], proxy_one),
-            Topology("two+nginx", proxy_two.url, [first, second], proxy_two),
+            Topology("one", [first.url], [first]),
+            Topology("one+nginx", [proxy_one.url], [first], proxy_one),
+            # Without a proxy, clients take the processes in turn: nginx's part, apart from the second process's.
+            Topology("two", [first.url, second.url], [first, second]),
+            Topology("two+nginx", [proxy_two.url], [first, second], proxy_two),
         ]
         wanted = max(SMALL_AGENTS, INGEST_SENDERS, READERS)
         addresses = await addresses_balanced(proxy_two, [first, second], wanted)
