@@ -13,7 +13,7 @@ PORT ?= 8000
 # Each can be overridden from the environment, e.g. `TWIN_AGENT_AUTH=signed make run`.
 RUN_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=$${TWIN_AGENT_AUTH:-open} TWIN_PUBLIC_READ=$${TWIN_PUBLIC_READ:-true}
 
-.PHONY: install run demo migrate superuser manage test lint format clean bench bench-history soak vendor
+.PHONY: install run demo migrate superuser manage test lint format clean bench bench-history bench-scaling soak vendor
 
 $(RUN_STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -88,6 +88,13 @@ bench: $(TEST_STAMP)
 bench-history: $(TEST_STAMP)
 	mkdir -p var
 	$(BIN)/python -m bench.history $(BENCH_ARGS)
+
+# One daphne process against two behind the project's nginx (PostgreSQL, Redis, Debian's nginx);
+# writes bench/scaling-results.md. The instrumentation's cost: bench/instruments-results.md.
+bench-scaling: $(TEST_STAMP)
+	mkdir -p var
+	$(BIN)/python -m bench.scaling $(BENCH_ARGS)
+	$(BIN)/python -m bench.instruments_cost
 
 # A bounded soak test (180 s, loopback only): memory and queues under sustained load.
 soak: $(TEST_STAMP)

@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 
 from commands.actions import CATALOGUE, SHELL_PERMISSION
+from commands.instruments import transitions_count_on_commit
 from commands.models import (
     ACTIVE_STATES,
     ERROR_STATES,
@@ -106,6 +107,7 @@ class EventOutbox:
             event_publish_on_commit(
                 {"type": EventType.COMMAND_UPDATED, "audience": Audience.STAFF, "payload": dict(update)}
             )
+        transitions_count_on_commit(self.updates)
         self.updates, self.available = [], set()
 
 

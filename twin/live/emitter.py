@@ -16,6 +16,7 @@ import socketio
 from engineio import packet as eio_packet
 
 from twin.delta import TwinDelta
+from twin.live import instruments
 from twin.live.feed import TwinFeed
 from twin.snapshot import TwinState
 
@@ -76,6 +77,12 @@ class SocketEmitter:
         async with self._emit_lock:
             await self.server.emit(TWIN_DELTA_EVENT, delta, room=DELTA_ROOM, namespace=NAMESPACE)
             await self.server.emit(TWIN_STATE_EVENT, state, room=FULL_ROOM, namespace=NAMESPACE)
+            instruments.push_record(
+                state_event=TWIN_STATE_EVENT,
+                state_to=self._room_size(FULL_ROOM),
+                delta_event=TWIN_DELTA_EVENT,
+                delta_to=self._room_size(DELTA_ROOM),
+            )
 
     # --- routed events ----------------------------------------------------------------
 
@@ -83,6 +90,7 @@ class SocketEmitter:
         """Emit ``event`` to a room (``None``: every client of the namespace)."""
         async with self._emit_lock:
             await self.server.emit(event, payload, room=room, namespace=NAMESPACE)
+            instruments.sent_record(event, self._room_size(room))
 
     # --- clients joining ------------------------------------------------------------
 
@@ -90,6 +98,7 @@ class SocketEmitter:
         """Queue the current state for a client that just connected."""
         self._waiting_full.add(sid)
         self._waiting.set()
+        self._clients_observe()
 
     async def subscribe(self, sid: str, mode: str) -> dict[str, Any]:
         """Switch a client between full states and deltas, and queue the state it starts from.
@@ -108,12 +117,24 @@ class SocketEmitter:
             await self.server.enter_room(sid, FULL_ROOM, namespace=NAMESPACE)
             self._waiting_full.add(sid)
         self._waiting.set()
+        self._clients_observe()
         return {"mode": mode}
 
     def forget(self, sid: str) -> None:
         """A client left: nothing is owed to it any more."""
         self._waiting_full.discard(sid)
         self._waiting_versioned.discard(sid)
+        self._clients_observe(leaving=sid)
+
+    # --- measures (twin.live.instruments) ---------------------------------------------
+
+    def _room_size(self, room: str | None) -> int:
+        """Clients in ``room`` of the namespace (``None``: every client)."""
+        return len(self.server.manager.rooms.get(NAMESPACE, {}).get(room, ()))
+
+    def _clients_observe(self, leaving: str | None = None) -> None:
+        rooms = self.server.manager.rooms.get(NAMESPACE, {})
+        instruments.clients_observe(rooms, full=FULL_ROOM, delta=DELTA_ROOM, leaving=leaving)
 
     async def sync_loop(self) -> None:
         """Send queued clients their starting state, many clients to one emit.
@@ -153,8 +174,10 @@ class SocketEmitter:
             async with self._emit_lock:
                 if ready_full:
                     await self.server.emit(TWIN_STATE_EVENT, current, to=ready_full, namespace=NAMESPACE)
+                    instruments.sent_record(TWIN_STATE_EVENT, len(ready_full))
                 if versioned is not None:
                     await self.server.emit(TWIN_STATE_EVENT, versioned, to=ready_versioned, namespace=NAMESPACE)
+                    instruments.sent_record(TWIN_STATE_EVENT, len(ready_versioned))
                 for sid in [*ready_full, *ready_versioned]:
                     await engineio_release_sent_frame(self.server, sid)
         self._waiting_full.difference_update(ready_full)
