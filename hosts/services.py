@@ -6,7 +6,7 @@ after commit (``common.events``); nothing else here knows the live side exists.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +16,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from common.events import event_publish_on_commit, hosts_changed
+from common.sql import objects_insert_new, sql_in
 from hosts.credentials import enrollment_key_generate, enrollment_key_hash, key_id_generate, signing_secret_for
 from hosts.models import AgentCredential, EnrollmentKey, Host, Link, Rack
 from hosts.schema import HostRegistrationRequest
@@ -45,25 +46,34 @@ def core_switch_ensure(*, host_model: type[Host] = Host) -> Host:
 def racks_ensure(*, names: Iterable[str]) -> dict[str, Rack]:
     """Return the racks with these names, creating the missing ones.
 
+    Read first: a collector names the same racks in every batch, and an
+    INSERT of racks that exist costs a statement and index probes each time.
     ``ignore_conflicts`` lets two batches name a new rack at once without an
     IntegrityError: the loser's insert is skipped and both read the same row.
     """
     wanted = set(names)
     if not wanted:
         return {}
-    Rack.objects.bulk_create([Rack(name=n) for n in sorted(wanted)], ignore_conflicts=True)
-    return {r.name: r for r in Rack.objects.filter(name__in=wanted)}
+    racks = {r.name: r for r in Rack.objects.filter(name__in=wanted)}
+    if len(racks) < len(wanted):
+        Rack.objects.bulk_create([Rack(name=n) for n in sorted(wanted - racks.keys())], ignore_conflicts=True)
+        racks = {r.name: r for r in Rack.objects.filter(name__in=wanted)}
+    return racks
 
 
-def hosts_lock_or_create(*, hostnames: Iterable[str]) -> dict[str, Host]:
+def hosts_lock_or_create(*, hostnames: Iterable[str], facts: Mapping[str, HostFacts] | None = None) -> dict[str, Host]:
     """Return these hosts, row-locked for the surrounding transaction, creating missing ones.
 
     1. Lock the known rows in hostname order. Concurrent batches for
        overlapping hosts then queue behind each other instead of deadlocking,
        and the latest values they compute from the stored ones cannot interleave.
-    2. If some are new: insert them (skipping any a concurrent batch just
-       created), lock again, and give each an uplink to the core switch (see
-       ``links_uplink_ensure``).
+    2. If some are new: insert them with what ``facts`` says about them (the
+       rules of ``host_facts_apply``, so a new host's rack and position are
+       written with it rather than by a second UPDATE of every new row), skip
+       any a concurrent batch just created, lock the new rows, and give each an
+       uplink to the core switch (see ``links_uplink_ensure``). A host a
+       concurrent batch created keeps its own facts here; the caller's
+       ``hosts_facts_record`` then applies these like any existing host's.
     """
     wanted = sorted(set(hostnames))
     if not wanted:
@@ -71,21 +81,31 @@ def hosts_lock_or_create(*, hostnames: Iterable[str]) -> dict[str, Host]:
     locked = _hosts_lock(wanted)
     missing = [h for h in wanted if h not in locked]
     if missing:
-        Host.objects.bulk_create([Host(hostname=h) for h in missing], ignore_conflicts=True)
-        locked = _hosts_lock(wanted)
+        objects_insert_new(_hosts_new(hostnames=missing, facts=facts or {}))
+        # Ours are locked by the INSERT; one a concurrent batch created waits here for its commit.
+        locked.update(_hosts_lock(missing))
         links_uplink_ensure(hosts=[locked[h] for h in missing])
     return locked
+
+
+def _hosts_new(*, hostnames: list[str], facts: Mapping[str, HostFacts]) -> list[Host]:
+    """Unsaved hosts with what the agents say about them already applied."""
+    racks = racks_ensure(names={f.rack for h in hostnames if (f := facts.get(h)) is not None and f.rack})
+    hosts = []
+    for hostname in hostnames:
+        host = Host(hostname=hostname)
+        if (fact := facts.get(hostname)) is not None:
+            host_facts_apply(host=host, facts=fact, racks=racks)
+        hosts.append(host)
+    return hosts
 
 
 def _hosts_lock(hostnames: list[str]) -> dict[str, Host]:
     # Plain SQL into model instances: every batch runs this, and building the
     # ORM query cost more than running it (bench/analysis.md).
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    hosts = Host.objects.raw(
-        f"SELECT * FROM {Host._meta.db_table} WHERE hostname IN ({', '.join(['%s'] * len(hostnames))}) "
-        f"ORDER BY hostname{lock}",
-        hostnames,
-    )
+    condition, params = sql_in("hostname", hostnames)
+    hosts = Host.objects.raw(f"SELECT * FROM {Host._meta.db_table} WHERE {condition} ORDER BY hostname{lock}", params)
     return {h.hostname: h for h in hosts}
 
 
@@ -100,7 +120,7 @@ def links_uplink_ensure(*, hosts: list[Host]) -> None:
         return
     # A concurrent batch that created the same host links it too: the unique
     # (source, target) pair turns the second insert into a no-op.
-    Link.objects.bulk_create([Link(source=core, target=h) for h in hosts if h.pk != core.pk], ignore_conflicts=True)
+    objects_insert_new([Link(source_id=core.pk, target_id=h.pk) for h in hosts if h.pk != core.pk])
 
 
 @dataclass(frozen=True, slots=True)

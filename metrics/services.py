@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from common.events import event_publish_on_commit, hosts_changed
+from common.sql import sql_in
 from hosts.models import Host
 from hosts.selectors import hostnames_virtual, hosts_reported_for
 from hosts.services import HostFacts, hosts_facts_record, hosts_lock_or_create
@@ -180,10 +182,14 @@ def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[i
     by_host: dict[str, list[SampleIn]] = defaultdict(list)
     for s in samples:
         by_host[s.hostname].append(s)
-    hosts = hosts_lock_or_create(hostnames=by_host)
+    for batch in by_host.values():
+        if len(batch) > 1:
+            batch.sort(key=_timestamp)
+    # What each host's newest sample says: a new host is created with it (hosts_lock_or_create).
+    hosts = hosts_lock_or_create(hostnames=by_host, facts={name: _host_facts(b[-1]) for name, b in by_host.items()})
     already = _samples_already_stored(hosts=hosts, samples=samples)
     new_by_host = {
-        name: sorted((s for s in batch if (hosts[name].pk, s.timestamp) not in already), key=lambda s: s.timestamp)
+        name: [s for s in batch if (hosts[name].pk, s.timestamp) not in already] if already else batch
         for name, batch in by_host.items()
     }
     rows = [
@@ -208,6 +214,7 @@ def _values_of(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
 
 # A sample's metric values in registry order (the columns' order below).
 _metric_values = _values_of(FIELD_NAMES)
+_timestamp = attrgetter("timestamp")
 
 
 # Up to this many timestamps, ask for them exactly: a small batch spanning a
@@ -227,19 +234,18 @@ def _samples_already_stored(*, hosts: dict[str, Host], samples: list[SampleIn]) 
     The unique (host, timestamp) pair makes a retry idempotent instead of an
     IntegrityError.
     """
-    host_ids = [h.pk for h in hosts.values()]
+    host_filter, host_params = sql_in("host_id", [h.pk for h in hosts.values()])
     times = sorted({s.timestamp for s in samples})
     if len(times) <= EXACT_LOOKUP_MAX:
-        time_filter, time_params = f"timestamp IN ({_placeholders(len(times))})", times
+        time_filter, time_params = sql_in("timestamp", [_db_datetime(t) for t in times])
     else:
         # A time range rather than a list of hundreds of timestamps: one scan
         # of the (host, timestamp) index, several times cheaper (bench/analysis.md).
-        time_filter, time_params = "timestamp BETWEEN %s AND %s", [times[0], times[-1]]
+        time_filter, time_params = "timestamp BETWEEN %s AND %s", [_db_datetime(times[0]), _db_datetime(times[-1])]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT host_id, timestamp FROM {Sample._meta.db_table} "
-            f"WHERE host_id IN ({_placeholders(len(host_ids))}) AND {time_filter}",
-            [*host_ids, *map(_db_datetime, time_params)],
+            f"SELECT host_id, timestamp FROM {Sample._meta.db_table} WHERE {host_filter} AND {time_filter}",
+            [*host_params, *time_params],
         )
         return {(host_id, _aware(ts)) for host_id, ts in cursor.fetchall()}
 
@@ -334,11 +340,10 @@ def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sample
 def _latest_read(*, host_ids: list[int]) -> dict[int, _Latest]:
     if not host_ids:
         return {}
+    condition, params = sql_in("host_id", host_ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(LATEST_COLUMNS)} FROM {LatestMetrics._meta.db_table} "
-            f"WHERE host_id IN ({_placeholders(len(host_ids))})",
-            host_ids,
+            f"SELECT {', '.join(LATEST_COLUMNS)} FROM {LatestMetrics._meta.db_table} WHERE {condition}", params
         )
         rows = [_Latest(*(_aware(v) if isinstance(v, datetime) else v for v in row)) for row in cursor.fetchall()]
     return {row.host_id: row for row in rows}
@@ -348,12 +353,24 @@ def _latest_write(rows: list[_Latest]) -> None:
     """Insert or replace the hosts' latest values, one statement per parameter limit (PostgreSQL and SQLite alike)."""
     if not rows:
         return
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in LATEST_COLUMNS[1:])
-    _rows_insert(
-        f"INSERT INTO {LatestMetrics._meta.db_table} ({', '.join(LATEST_COLUMNS)})",
-        rows,
-        f"ON CONFLICT (host_id) DO UPDATE SET {updates}",
-    )
+    head = f"INSERT INTO {LatestMetrics._meta.db_table} ({', '.join(LATEST_COLUMNS)})"
+    tail = f"ON CONFLICT (host_id) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in LATEST_COLUMNS[1:])}"
+    if connection.vendor == "postgresql" and len(rows) > 1:
+        # One array a column: a short statement psycopg parses once (see common.sql.sql_in).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"{head} SELECT * FROM unnest({_latest_array_casts()}) {tail}",
+                [list(c) for c in zip(*rows, strict=True)],
+            )
+        return
+    _rows_insert(head, rows, tail)
+
+
+@cache
+def _latest_array_casts() -> str:
+    """``%s::<type>[]`` for each column of the latest values, in ``LATEST_COLUMNS`` order."""
+    fields = {f.column: f for f in LatestMetrics._meta.concrete_fields}
+    return ", ".join(f"%s::{fields[c].db_type(connection)}[]" for c in LATEST_COLUMNS)
 
 
 def _latest_from(*, current: _Latest | None, batch: list[SampleIn], received_at: datetime, host_id: int) -> _Latest:
