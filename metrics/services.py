@@ -113,7 +113,10 @@ def _samples_admit(
     its own: only a granted reporter writes for it, never an unsigned batch.
     """
     hostnames = {sample.hostname for _, sample in checked}
-    virtual = hostnames_virtual(hostnames=hostnames)
+    # A signed batch for the signer's own host needs no lookup: authentication
+    # refuses a virtual host's credential (hosts.authentication).
+    own_only = origin.reporter_id is not None and hostnames <= {origin.reporter}
+    virtual = set() if own_only else hostnames_virtual(hostnames=hostnames)
     granted: set[str] = set()
     if origin.reporter_id is not None and hostnames - {origin.reporter}:
         # Rights are only looked up for the rare batch that needs them.
@@ -187,17 +190,26 @@ def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[i
             batch.sort(key=_timestamp)
     # What each host's newest sample says: a new host is created with it (hosts_lock_or_create).
     hosts = hosts_lock_or_create(hostnames=by_host, facts={name: _host_facts(b[-1]) for name, b in by_host.items()})
-    already = _samples_already_stored(hosts=hosts, samples=samples)
-    new_by_host = {
-        name: [s for s in batch if (hosts[name].pk, s.timestamp) not in already] if already else batch
-        for name, batch in by_host.items()
-    }
-    rows = [
-        (hosts[name].pk, s.timestamp, received_at, *_metric_values(s))
-        for name, batch in new_by_host.items()
-        for s in batch
-    ]
-    _samples_insert(rows)
+    if connection.vendor == "postgresql" and len(samples) < COPY_MIN_ROWS:
+        # A small batch (an agent's every 10 s): insert and learn what was new in one round trip.
+        rows = [
+            (hosts[name].pk, s.timestamp, received_at, *_metric_values(s)) for name, b in by_host.items() for s in b
+        ]
+        stored = _samples_insert_new(rows)
+        new_by_host = {name: [s for s in b if (hosts[name].pk, s.timestamp) in stored] for name, b in by_host.items()}
+        rows = [row for row in rows if (row[0], row[1]) in stored]
+    else:
+        already = _samples_already_stored(hosts=hosts, samples=samples)
+        new_by_host = {
+            name: [s for s in batch if (hosts[name].pk, s.timestamp) not in already] if already else batch
+            for name, batch in by_host.items()
+        }
+        rows = [
+            (hosts[name].pk, s.timestamp, received_at, *_metric_values(s))
+            for name, batch in new_by_host.items()
+            for s in batch
+        ]
+        _samples_insert(rows)
     _latest_update(hosts=hosts, new_by_host=new_by_host, received_at=received_at)
     if rows:
         event_publish_on_commit(hosts_changed(hostnames=[name for name, batch in new_by_host.items() if batch]))
@@ -268,6 +280,24 @@ def _samples_insert(rows: list[tuple]) -> None:
                 copy.write_row(row)
         return
     _rows_insert(f"INSERT INTO {table} ({columns})", rows)
+
+
+def _samples_insert_new(rows: list[tuple]) -> set[tuple[int, datetime]]:
+    """Insert a few history rows, skipping those stored by an earlier try; return (host id, timestamp) of the new.
+
+    PostgreSQL only (``RETURNING`` of what ``ON CONFLICT DO NOTHING`` kept);
+    the caller holds the hosts' row locks, so no concurrent batch inserts the
+    same keys meanwhile.
+    """
+    width = len(SAMPLE_COLUMNS)
+    values = ", ".join([f"({_placeholders(width)})"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Sample._meta.db_table} ({', '.join(SAMPLE_COLUMNS)}) VALUES {values} "
+            "ON CONFLICT (host_id, timestamp) DO NOTHING RETURNING host_id, timestamp",
+            [v for row in rows for v in row],
+        )
+        return set(cursor.fetchall())
 
 
 # A statement takes at most 32,766 parameters on SQLite (65,535 on PostgreSQL).
