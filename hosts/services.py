@@ -105,8 +105,23 @@ def _hosts_lock(hostnames: list[str]) -> dict[str, Host]:
     # ORM query cost more than running it (bench/analysis.md).
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     condition, params = sql_in("hostname", hostnames)
-    hosts = Host.objects.raw(f"SELECT * FROM {Host._meta.db_table} WHERE {condition} ORDER BY hostname{lock}", params)
-    return {h.hostname: h for h in hosts}
+    fields = Host._meta.concrete_fields
+    sql = (
+        f"SELECT {', '.join(f.column for f in fields)} FROM {Host._meta.db_table} "
+        f"WHERE {condition} ORDER BY hostname{lock}"
+    )
+    if connection.vendor != "postgresql":
+        # raw() applies the backend's converters (SQLite's text datetimes, integer booleans).
+        return {h.hostname: h for h in Host.objects.raw(sql, params)}
+    # Rows into instances with ``from_db``, as ``raw()`` does, without its per-query setup
+    # (a tenth of a one-sample batch's time went to RawQuerySet). PostgreSQL's driver
+    # returns every column of a host as its field holds it: no converters.
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    names = [f.attname for f in fields]
+    hostname_at = names.index("hostname")
+    return {row[hostname_at]: Host.from_db(connection.alias, names, row) for row in rows}
 
 
 def links_uplink_ensure(*, hosts: list[Host]) -> None:
