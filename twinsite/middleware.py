@@ -1,12 +1,13 @@
 """WhiteNoise's static files without leaving the event loop for every request.
 
-WhiteNoise's middleware is sync-only. Under ASGI, Django then runs it in a
-worker thread and hops back to the event loop for the async-capable middleware
+WhiteNoise's middleware is sync-only. Under ASGI, Django then ran it in a
+worker thread and hopped back to the event loop for the async-capable middleware
 below it, then to a thread again for the view: two extra hops per request,
 which profiles of the ingest path showed (bench/analysis.md). Looking a path up
 in WhiteNoise's table is a dict access, so doing it on the loop is safe; only
 when it re-scans files (``autorefresh``, DEBUG) does it touch the disk, and
-then it runs in a thread.
+then it runs in a thread. In the sync chain that serves sync views in one hop
+(``twinsite.handler``) it is WhiteNoise's own ``__call__``.
 """
 
 from __future__ import annotations
