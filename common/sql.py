@@ -45,3 +45,30 @@ def objects_insert_new(objs: Sequence[Model]) -> None:
             f"SELECT * FROM unnest({casts}) ON CONFLICT DO NOTHING",
             columns,
         )
+
+
+def objects_update(objs: Sequence[Model], fields: Sequence[str]) -> None:
+    """Write these fields of saved instances of one model: ``bulk_update`` in one short statement on PostgreSQL.
+
+    ``UPDATE … FROM unnest(…)`` with one array a column; Django's
+    ``bulk_update`` writes a ``CASE`` per column over every id, which for 500
+    new hosts took most of a first contact's time (bench/analysis.md).
+    """
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_update(objs, fields)
+        return
+    pk = model._meta.pk
+    columns = [pk, *(model._meta.get_field(name) for name in fields)]
+    arrays = [[f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in objs] for f in columns]
+    casts = ", ".join(f"%s::{f.rel_db_type(connection) if f is pk else f.db_type(connection)}[]" for f in columns)
+    names = ", ".join(f.column for f in columns)
+    updates = ", ".join(f"{f.column} = v.{f.column}" for f in columns[1:])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {model._meta.db_table} AS t SET {updates} FROM unnest({casts}) AS v({names}) "
+            f"WHERE t.{pk.column} = v.{pk.column}",
+            arrays,
+        )

@@ -7,7 +7,7 @@ after commit (``common.events``); nothing else here knows the live side exists.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.conf import settings
@@ -16,7 +16,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from common.events import event_publish_on_commit, hosts_changed
-from common.sql import objects_insert_new, sql_in
+from common.sql import objects_insert_new, objects_update, sql_in
 from hosts.credentials import enrollment_key_generate, enrollment_key_hash, key_id_generate, signing_secret_for
 from hosts.models import AgentCredential, EnrollmentKey, Host, Link, Rack
 from hosts.schema import HostRegistrationRequest
@@ -64,37 +64,65 @@ def racks_ensure(*, names: Iterable[str]) -> dict[str, Rack]:
 def hosts_lock_or_create(*, hostnames: Iterable[str], facts: Mapping[str, HostFacts] | None = None) -> dict[str, Host]:
     """Return these hosts, row-locked for the surrounding transaction, creating missing ones.
 
-    1. Lock the known rows in hostname order. Concurrent batches for
-       overlapping hosts then queue behind each other instead of deadlocking,
-       and the latest values they compute from the stored ones cannot interleave.
-    2. If some are new: insert them with what ``facts`` says about them (the
-       rules of ``host_facts_apply``, so a new host's rack and position are
-       written with it rather than by a second UPDATE of every new row), skip
-       any a concurrent batch just created, lock the new rows, and give each an
-       uplink to the core switch (see ``links_uplink_ensure``). A host a
-       concurrent batch created keeps its own facts here; the caller's
-       ``hosts_facts_record`` then applies these like any existing host's.
+    Every row a batch takes is taken in hostname order, new rows before locked
+    ones, so concurrent batches for overlapping hosts queue behind each other
+    instead of deadlocking, and the latest values they compute from the stored
+    ones cannot interleave. (Locking the known hosts first and inserting the
+    others after let two batches each hold what the other waited for:
+    tests/e2e/test_concurrency.py.)
+
+    1. Find which hosts exist, without locking (one host: lock it at once;
+       a single row cannot be taken out of order).
+    2. Insert the missing ones in hostname order with what ``facts`` says
+       about them (the rules of ``host_facts_apply``, so most new hosts need no
+       second write), skipping any a concurrent batch just created.
+    3. Lock them all in hostname order, and give each new one an uplink to the
+       core switch (see ``links_uplink_ensure``).
+
+    A rack that does not exist yet is not created here: racks are inserted
+    only once every host lock is held (``hosts_facts_record``), which also
+    places such hosts and applies the facts of a host a concurrent batch
+    created, like any existing host's.
     """
     wanted = sorted(set(hostnames))
     if not wanted:
         return {}
-    locked = _hosts_lock(wanted)
-    missing = [h for h in wanted if h not in locked]
+    if len(wanted) == 1:
+        locked = _hosts_lock(wanted)
+        missing = [] if locked else wanted
+    else:
+        locked = {}
+        missing = sorted(set(wanted) - _hostnames_existing(wanted))
     if missing:
         objects_insert_new(_hosts_new(hostnames=missing, facts=facts or {}))
-        # Ours are locked by the INSERT; one a concurrent batch created waits here for its commit.
-        locked.update(_hosts_lock(missing))
-        links_uplink_ensure(hosts=[locked[h] for h in missing])
+    if missing or not locked:
+        locked = _hosts_lock(wanted)
+    if missing:
+        links_uplink_ensure(hosts=[locked[h] for h in missing if h in locked])
+    if len(locked) < len(wanted):
+        # Deleted (by an admin) between the look and the lock: created again, as on first contact.
+        return hosts_lock_or_create(hostnames=wanted, facts=facts)
     return locked
 
 
+def _hostnames_existing(hostnames: list[str]) -> set[str]:
+    condition, params = sql_in("hostname", hostnames)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT hostname FROM {Host._meta.db_table} WHERE {condition}", params)
+        return {row[0] for row in cursor.fetchall()}
+
+
 def _hosts_new(*, hostnames: list[str], facts: Mapping[str, HostFacts]) -> list[Host]:
-    """Unsaved hosts with what the agents say about them already applied."""
-    racks = racks_ensure(names={f.rack for h in hostnames if (f := facts.get(h)) is not None and f.rack})
+    """Unsaved hosts with what the agents say about them applied, but for a rack that does not exist yet."""
+    named = {f.rack for h in hostnames if (f := facts.get(h)) is not None and f.rack}
+    # Read, never inserted here (see hosts_lock_or_create): a read waits for no one.
+    racks = {r.name: r for r in Rack.objects.filter(name__in=named)} if named else {}
     hosts = []
     for hostname in hostnames:
         host = Host(hostname=hostname)
         if (fact := facts.get(hostname)) is not None:
+            if fact.rack and fact.rack not in racks:
+                fact = replace(fact, rack=None)
             host_facts_apply(host=host, facts=fact, racks=racks)
         hosts.append(host)
     return hosts
@@ -192,7 +220,7 @@ def hosts_facts_record(*, facts: dict[Host, HostFacts]) -> list[Host]:
     racks = racks_ensure(names={f.rack for h, f in facts.items() if f.rack and not h.placement_locked})
     changed = [host for host, fact in facts.items() if host_facts_apply(host=host, facts=fact, racks=racks)]
     if changed:
-        Host.objects.bulk_update(changed, FACT_FIELDS)
+        objects_update(changed, FACT_FIELDS)
         event_publish_on_commit(hosts_changed(hostnames=[h.hostname for h in changed]))
     return changed
 
