@@ -13,7 +13,7 @@ PORT ?= 8000
 # Each can be overridden from the environment, e.g. `TWIN_AGENT_AUTH=signed make run`.
 RUN_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=$${TWIN_AGENT_AUTH:-open} TWIN_PUBLIC_READ=$${TWIN_PUBLIC_READ:-true}
 
-.PHONY: install run demo migrate superuser manage test lint format clean bench bench-history soak vendor
+.PHONY: install run demo migrate superuser manage test lint format clean bench bench-history bench-scaling soak vendor
 
 $(RUN_STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -85,9 +85,16 @@ bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # The history's figures (series, the twin at a past time, pruning); writes bench/history-results.md.
-bench-history: $(STAMP)
+bench-history: $(TEST_STAMP)
 	mkdir -p var
 	$(BIN)/python -m bench.history $(BENCH_ARGS)
+
+# One daphne process against two behind the project's nginx (PostgreSQL, Redis, Debian's nginx);
+# writes bench/scaling-results.md. The instrumentation's cost: bench/instruments-results.md.
+bench-scaling: $(TEST_STAMP)
+	mkdir -p var
+	$(BIN)/python -m bench.scaling $(BENCH_ARGS)
+	$(BIN)/python -m bench.instruments_cost
 
 # A bounded soak test (180 s, loopback only): memory and queues under sustained load.
 soak: $(TEST_STAMP)
@@ -96,6 +103,6 @@ soak: $(TEST_STAMP)
 
 # Re-create the dashboard's committed browser libraries from the npm registry at the
 # versions package-lock.json pins (needs npm; run and test never do).
-vendor: $(STAMP)
+vendor: $(RUN_STAMP)
 	npm ci --ignore-scripts --no-audit --no-fund
 	$(BIN)/python -m dashboard.vendoring

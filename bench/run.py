@@ -35,6 +35,7 @@ from django.test.utils import CaptureQueriesContext
 import bench.django_setup  # noqa: F401  (first: a fresh database, Django set up)
 from bench import live_shapes
 from bench.fleet import fleet_seed
+from bench.fleet_shapes import fleet_shapes
 from bench.harness import (
     ROOT,
     Agent,
@@ -559,6 +560,8 @@ async def main(quick: bool, profile: bool) -> None:
         await live_shapes.figure_everything_changes(record, server, clients_count=50 if quick else 200)
         profiler.stop()
         notes.append(f"Server RSS, peak of each phase: {rss.summary()}.")
+        # Fleet shapes last: they add 10,000 hosts of their own (bench/fleet_shapes.py).
+        await fleet_shapes(record, server, key, quick=quick)
     results_write(started, quick)
     print("\n".join(notes))
     print(f"\nwrote {ROOT / 'bench' / 'results.md'}")

@@ -21,10 +21,11 @@ import orjson
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, QuerySet
 
 from commands.actions import CATALOGUE, SHELL_PERMISSION
+from commands.instruments import transitions_count_on_commit
 from commands.models import (
     ACTIVE_STATES,
     ERROR_STATES,
@@ -106,6 +107,7 @@ class EventOutbox:
             event_publish_on_commit(
                 {"type": EventType.COMMAND_UPDATED, "audience": Audience.STAFF, "payload": dict(update)}
             )
+        transitions_count_on_commit(self.updates)
         self.updates, self.available = [], set()
 
 
@@ -379,6 +381,21 @@ def _deliverable(*, host_id: int, now: datetime) -> Q:
     )
 
 
+def _deliverable_exists(*, host_id: int, now: datetime) -> bool:
+    """``Invocation.objects.filter(_deliverable(...)).exists()`` in plain SQL (the same condition).
+
+    It runs for every batch, and building the ORM query cost more than running
+    it (a signed one-sample batch: about a tenth of its time in py-spy, issue 16).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {Invocation._meta.db_table} WHERE host_id = %s AND "
+            "((state = %s AND released_at IS NOT NULL) OR (state = %s AND timeout_at > %s)) LIMIT 1",
+            [host_id, S.QUEUED, S.DISPATCHED, now],
+        )
+        return cursor.fetchone() is not None
+
+
 def invocations_dispatch(*, host_id: int, now: datetime, cause: str) -> list[AgentInvocation]:
     """Hand a host's agent its released invocations, moving queued ones to ``dispatched``.
 
@@ -386,7 +403,7 @@ def invocations_dispatch(*, host_id: int, now: datetime, cause: str) -> list[Age
     the answer that carried them may have been lost. Agents dedupe by command id.
     Costs one indexed query when there is nothing (it runs for every batch).
     """
-    if not Invocation.objects.filter(_deliverable(host_id=host_id, now=now)).exists():
+    if not _deliverable_exists(host_id=host_id, now=now):
         return []
     outbox = EventOutbox()
     with transaction.atomic():

@@ -115,7 +115,8 @@ async def _group_send(events: list[Event]) -> None:
     if layer is None:
         return
     try:
-        await layer.group_send(EVENTS_GROUP, {"type": EVENTS_MESSAGE, "events": events})
+        # sent_at (wall clock): the listeners' measure of the channel layer's lag (twin.live.instruments).
+        await layer.group_send(EVENTS_GROUP, {"type": EVENTS_MESSAGE, "events": events, "sent_at": time.time()})
     except Exception:
         # The change is committed; a lost event costs one refresh interval,
         # so failing the request that made it would be worse.

@@ -8,16 +8,20 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.urls import Resolver404, resolve, reverse
 
+from commands.actions import SHELL_PERMISSION
 from commands.selectors import commands_readable_by
 
 # The Socket.IO namespace the twin serves (twin/realtime.py; fixed by the seed contract).
 NAMESPACE = "/digital-twin"
+# The permissions the catalogue's actions name (GET /api/commands/actions, "permissions").
+COMMAND_PERMISSIONS = ("commands.add_command", SHELL_PERMISSION)
 
 
 class PageUser(TypedDict):
     username: str | None
     isStaff: bool
     canCommand: bool
+    permissions: list[str]
 
 
 class PageFeatures(TypedDict):
@@ -81,6 +85,8 @@ def dashboard_config(*, user: User | AnonymousUser, csrf_token: str) -> PageConf
             "username": user.get_username() if authenticated else None,
             "isStaff": authenticated and user.is_staff,
             "canCommand": authenticated and user.has_perm("commands.add_command"),
+            # Which catalogue actions the form offers (``shell`` needs its own permission).
+            "permissions": [p for p in COMMAND_PERMISSIONS if authenticated and user.has_perm(p)],
         },
         "urls": {
             "login": f"{reverse('dashboard:login')}?next=/",

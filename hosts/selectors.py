@@ -8,6 +8,7 @@ from datetime import datetime
 
 from django.db import connection
 
+from common.sql import sql_in
 from hosts.models import AgentCredential, Host, Link
 
 
@@ -60,11 +61,9 @@ def hostnames_virtual(*, hostnames: Iterable[str]) -> set[str]:
     names = sorted(set(hostnames))
     if not names:
         return set()
+    condition, params = sql_in("hostname", names)
     with connection.cursor() as cursor:
-        placeholders = ", ".join(["%s"] * len(names))
-        cursor.execute(
-            f"SELECT hostname FROM {Host._meta.db_table} WHERE is_virtual AND hostname IN ({placeholders})", names
-        )
+        cursor.execute(f"SELECT hostname FROM {Host._meta.db_table} WHERE is_virtual AND {condition}", params)
         return {row[0] for row in cursor.fetchall()}
 
 

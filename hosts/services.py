@@ -6,8 +6,8 @@ after commit (``common.events``); nothing else here knows the live side exists.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.conf import settings
@@ -16,6 +16,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from common.events import event_publish_on_commit, hosts_changed
+from common.sql import objects_insert_new, objects_update, sql_in
 from hosts.credentials import enrollment_key_generate, enrollment_key_hash, key_id_generate, signing_secret_for
 from hosts.models import AgentCredential, EnrollmentKey, Host, Link, Rack
 from hosts.schema import HostRegistrationRequest
@@ -45,48 +46,110 @@ def core_switch_ensure(*, host_model: type[Host] = Host) -> Host:
 def racks_ensure(*, names: Iterable[str]) -> dict[str, Rack]:
     """Return the racks with these names, creating the missing ones.
 
+    Read first: a collector names the same racks in every batch, and an
+    INSERT of racks that exist costs a statement and index probes each time.
     ``ignore_conflicts`` lets two batches name a new rack at once without an
     IntegrityError: the loser's insert is skipped and both read the same row.
     """
     wanted = set(names)
     if not wanted:
         return {}
-    Rack.objects.bulk_create([Rack(name=n) for n in sorted(wanted)], ignore_conflicts=True)
-    return {r.name: r for r in Rack.objects.filter(name__in=wanted)}
+    racks = {r.name: r for r in Rack.objects.filter(name__in=wanted)}
+    if len(racks) < len(wanted):
+        Rack.objects.bulk_create([Rack(name=n) for n in sorted(wanted - racks.keys())], ignore_conflicts=True)
+        racks = {r.name: r for r in Rack.objects.filter(name__in=wanted)}
+    return racks
 
 
-def hosts_lock_or_create(*, hostnames: Iterable[str]) -> dict[str, Host]:
+def hosts_lock_or_create(*, hostnames: Iterable[str], facts: Mapping[str, HostFacts] | None = None) -> dict[str, Host]:
     """Return these hosts, row-locked for the surrounding transaction, creating missing ones.
 
-    1. Lock the known rows in hostname order. Concurrent batches for
-       overlapping hosts then queue behind each other instead of deadlocking,
-       and the latest values they compute from the stored ones cannot interleave.
-    2. If some are new: insert them (skipping any a concurrent batch just
-       created), lock again, and give each an uplink to the core switch (see
-       ``links_uplink_ensure``).
+    Every row a batch takes is taken in hostname order, new rows before locked
+    ones, so concurrent batches for overlapping hosts queue behind each other
+    instead of deadlocking, and the latest values they compute from the stored
+    ones cannot interleave. (Locking the known hosts first and inserting the
+    others after let two batches each hold what the other waited for:
+    tests/e2e/test_concurrency.py.)
+
+    1. Find which hosts exist, without locking (one host: lock it at once;
+       a single row cannot be taken out of order).
+    2. Insert the missing ones in hostname order with what ``facts`` says
+       about them (the rules of ``host_facts_apply``, so most new hosts need no
+       second write), skipping any a concurrent batch just created.
+    3. Lock them all in hostname order, and give each new one an uplink to the
+       core switch (see ``links_uplink_ensure``).
+
+    A rack that does not exist yet is not created here: racks are inserted
+    only once every host lock is held (``hosts_facts_record``), which also
+    places such hosts and applies the facts of a host a concurrent batch
+    created, like any existing host's.
     """
     wanted = sorted(set(hostnames))
     if not wanted:
         return {}
-    locked = _hosts_lock(wanted)
-    missing = [h for h in wanted if h not in locked]
-    if missing:
-        Host.objects.bulk_create([Host(hostname=h) for h in missing], ignore_conflicts=True)
+    if len(wanted) == 1:
         locked = _hosts_lock(wanted)
-        links_uplink_ensure(hosts=[locked[h] for h in missing])
+        missing = [] if locked else wanted
+    else:
+        locked = {}
+        missing = sorted(set(wanted) - _hostnames_existing(wanted))
+    if missing:
+        objects_insert_new(_hosts_new(hostnames=missing, facts=facts or {}))
+    if missing or not locked:
+        locked = _hosts_lock(wanted)
+    if missing:
+        links_uplink_ensure(hosts=[locked[h] for h in missing if h in locked])
+    if len(locked) < len(wanted):
+        # Deleted (by an admin) between the look and the lock: created again, as on first contact.
+        return hosts_lock_or_create(hostnames=wanted, facts=facts)
     return locked
+
+
+def _hostnames_existing(hostnames: list[str]) -> set[str]:
+    condition, params = sql_in("hostname", hostnames)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT hostname FROM {Host._meta.db_table} WHERE {condition}", params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _hosts_new(*, hostnames: list[str], facts: Mapping[str, HostFacts]) -> list[Host]:
+    """Unsaved hosts with what the agents say about them applied, but for a rack that does not exist yet."""
+    named = {f.rack for h in hostnames if (f := facts.get(h)) is not None and f.rack}
+    # Read, never inserted here (see hosts_lock_or_create): a read waits for no one.
+    racks = {r.name: r for r in Rack.objects.filter(name__in=named)} if named else {}
+    hosts = []
+    for hostname in hostnames:
+        host = Host(hostname=hostname)
+        if (fact := facts.get(hostname)) is not None:
+            if fact.rack and fact.rack not in racks:
+                fact = replace(fact, rack=None)
+            host_facts_apply(host=host, facts=fact, racks=racks)
+        hosts.append(host)
+    return hosts
 
 
 def _hosts_lock(hostnames: list[str]) -> dict[str, Host]:
     # Plain SQL into model instances: every batch runs this, and building the
     # ORM query cost more than running it (bench/analysis.md).
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    hosts = Host.objects.raw(
-        f"SELECT * FROM {Host._meta.db_table} WHERE hostname IN ({', '.join(['%s'] * len(hostnames))}) "
-        f"ORDER BY hostname{lock}",
-        hostnames,
+    condition, params = sql_in("hostname", hostnames)
+    fields = Host._meta.concrete_fields
+    sql = (
+        f"SELECT {', '.join(f.column for f in fields)} FROM {Host._meta.db_table} "
+        f"WHERE {condition} ORDER BY hostname{lock}"
     )
-    return {h.hostname: h for h in hosts}
+    if connection.vendor != "postgresql":
+        # raw() applies the backend's converters (SQLite's text datetimes, integer booleans).
+        return {h.hostname: h for h in Host.objects.raw(sql, params)}
+    # Rows into instances with ``from_db``, as ``raw()`` does, without its per-query setup
+    # (a tenth of a one-sample batch's time went to RawQuerySet). PostgreSQL's driver
+    # returns every column of a host as its field holds it: no converters.
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    names = [f.attname for f in fields]
+    hostname_at = names.index("hostname")
+    return {row[hostname_at]: Host.from_db(connection.alias, names, row) for row in rows}
 
 
 def links_uplink_ensure(*, hosts: list[Host]) -> None:
@@ -100,7 +163,7 @@ def links_uplink_ensure(*, hosts: list[Host]) -> None:
         return
     # A concurrent batch that created the same host links it too: the unique
     # (source, target) pair turns the second insert into a no-op.
-    Link.objects.bulk_create([Link(source=core, target=h) for h in hosts if h.pk != core.pk], ignore_conflicts=True)
+    objects_insert_new([Link(source_id=core.pk, target_id=h.pk) for h in hosts if h.pk != core.pk])
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +220,7 @@ def hosts_facts_record(*, facts: dict[Host, HostFacts]) -> list[Host]:
     racks = racks_ensure(names={f.rack for h, f in facts.items() if f.rack and not h.placement_locked})
     changed = [host for host, fact in facts.items() if host_facts_apply(host=host, facts=fact, racks=racks)]
     if changed:
-        Host.objects.bulk_update(changed, FACT_FIELDS)
+        objects_update(changed, FACT_FIELDS)
         event_publish_on_commit(hosts_changed(hostnames=[h.hostname for h in changed]))
     return changed
 

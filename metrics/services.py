@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from common.events import event_publish_on_commit, hosts_changed
+from common.sql import sql_in
 from hosts.models import Host
 from hosts.selectors import hostnames_virtual, hosts_reported_for
 from hosts.services import HostFacts, hosts_facts_record, hosts_lock_or_create
@@ -111,7 +113,10 @@ def _samples_admit(
     its own: only a granted reporter writes for it, never an unsigned batch.
     """
     hostnames = {sample.hostname for _, sample in checked}
-    virtual = hostnames_virtual(hostnames=hostnames)
+    # A signed batch for the signer's own host needs no lookup: authentication
+    # refuses a virtual host's credential (hosts.authentication).
+    own_only = origin.reporter_id is not None and hostnames <= {origin.reporter}
+    virtual = set() if own_only else hostnames_virtual(hostnames=hostnames)
     granted: set[str] = set()
     if origin.reporter_id is not None and hostnames - {origin.reporter}:
         # Rights are only looked up for the rare batch that needs them.
@@ -180,18 +185,31 @@ def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[i
     by_host: dict[str, list[SampleIn]] = defaultdict(list)
     for s in samples:
         by_host[s.hostname].append(s)
-    hosts = hosts_lock_or_create(hostnames=by_host)
-    already = _samples_already_stored(hosts=hosts, samples=samples)
-    new_by_host = {
-        name: sorted((s for s in batch if (hosts[name].pk, s.timestamp) not in already), key=lambda s: s.timestamp)
-        for name, batch in by_host.items()
-    }
-    rows = [
-        (hosts[name].pk, s.timestamp, received_at, *_metric_values(s))
-        for name, batch in new_by_host.items()
-        for s in batch
-    ]
-    _samples_insert(rows)
+    for batch in by_host.values():
+        if len(batch) > 1:
+            batch.sort(key=_timestamp)
+    # What each host's newest sample says: a new host is created with it (hosts_lock_or_create).
+    hosts = hosts_lock_or_create(hostnames=by_host, facts={name: _host_facts(b[-1]) for name, b in by_host.items()})
+    if connection.vendor == "postgresql" and len(samples) < COPY_MIN_ROWS:
+        # A small batch (an agent's every 10 s): insert and learn what was new in one round trip.
+        rows = [
+            (hosts[name].pk, s.timestamp, received_at, *_metric_values(s)) for name, b in by_host.items() for s in b
+        ]
+        stored = _samples_insert_new(rows)
+        new_by_host = {name: [s for s in b if (hosts[name].pk, s.timestamp) in stored] for name, b in by_host.items()}
+        rows = [row for row in rows if (row[0], row[1]) in stored]
+    else:
+        already = _samples_already_stored(hosts=hosts, samples=samples)
+        new_by_host = {
+            name: [s for s in batch if (hosts[name].pk, s.timestamp) not in already] if already else batch
+            for name, batch in by_host.items()
+        }
+        rows = [
+            (hosts[name].pk, s.timestamp, received_at, *_metric_values(s))
+            for name, batch in new_by_host.items()
+            for s in batch
+        ]
+        _samples_insert(rows)
     _latest_update(hosts=hosts, new_by_host=new_by_host, received_at=received_at)
     if rows:
         event_publish_on_commit(hosts_changed(hostnames=[name for name, batch in new_by_host.items() if batch]))
@@ -208,6 +226,7 @@ def _values_of(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
 
 # A sample's metric values in registry order (the columns' order below).
 _metric_values = _values_of(FIELD_NAMES)
+_timestamp = attrgetter("timestamp")
 
 
 # Up to this many timestamps, ask for them exactly: a small batch spanning a
@@ -227,19 +246,18 @@ def _samples_already_stored(*, hosts: dict[str, Host], samples: list[SampleIn]) 
     The unique (host, timestamp) pair makes a retry idempotent instead of an
     IntegrityError.
     """
-    host_ids = [h.pk for h in hosts.values()]
+    host_filter, host_params = sql_in("host_id", [h.pk for h in hosts.values()])
     times = sorted({s.timestamp for s in samples})
     if len(times) <= EXACT_LOOKUP_MAX:
-        time_filter, time_params = f"timestamp IN ({_placeholders(len(times))})", times
+        time_filter, time_params = sql_in("timestamp", [_db_datetime(t) for t in times])
     else:
         # A time range rather than a list of hundreds of timestamps: one scan
         # of the (host, timestamp) index, several times cheaper (bench/analysis.md).
-        time_filter, time_params = "timestamp BETWEEN %s AND %s", [times[0], times[-1]]
+        time_filter, time_params = "timestamp BETWEEN %s AND %s", [_db_datetime(times[0]), _db_datetime(times[-1])]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT host_id, timestamp FROM {Sample._meta.db_table} "
-            f"WHERE host_id IN ({_placeholders(len(host_ids))}) AND {time_filter}",
-            [*host_ids, *map(_db_datetime, time_params)],
+            f"SELECT host_id, timestamp FROM {Sample._meta.db_table} WHERE {host_filter} AND {time_filter}",
+            [*host_params, *time_params],
         )
         return {(host_id, _aware(ts)) for host_id, ts in cursor.fetchall()}
 
@@ -262,6 +280,24 @@ def _samples_insert(rows: list[tuple]) -> None:
                 copy.write_row(row)
         return
     _rows_insert(f"INSERT INTO {table} ({columns})", rows)
+
+
+def _samples_insert_new(rows: list[tuple]) -> set[tuple[int, datetime]]:
+    """Insert a few history rows, skipping those stored by an earlier try; return (host id, timestamp) of the new.
+
+    PostgreSQL only (``RETURNING`` of what ``ON CONFLICT DO NOTHING`` kept);
+    the caller holds the hosts' row locks, so no concurrent batch inserts the
+    same keys meanwhile.
+    """
+    width = len(SAMPLE_COLUMNS)
+    values = ", ".join([f"({_placeholders(width)})"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Sample._meta.db_table} ({', '.join(SAMPLE_COLUMNS)}) VALUES {values} "
+            "ON CONFLICT (host_id, timestamp) DO NOTHING RETURNING host_id, timestamp",
+            [v for row in rows for v in row],
+        )
+        return set(cursor.fetchall())
 
 
 # A statement takes at most 32,766 parameters on SQLite (65,535 on PostgreSQL).
@@ -334,11 +370,10 @@ def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sample
 def _latest_read(*, host_ids: list[int]) -> dict[int, _Latest]:
     if not host_ids:
         return {}
+    condition, params = sql_in("host_id", host_ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(LATEST_COLUMNS)} FROM {LatestMetrics._meta.db_table} "
-            f"WHERE host_id IN ({_placeholders(len(host_ids))})",
-            host_ids,
+            f"SELECT {', '.join(LATEST_COLUMNS)} FROM {LatestMetrics._meta.db_table} WHERE {condition}", params
         )
         rows = [_Latest(*(_aware(v) if isinstance(v, datetime) else v for v in row)) for row in cursor.fetchall()]
     return {row.host_id: row for row in rows}
@@ -348,12 +383,24 @@ def _latest_write(rows: list[_Latest]) -> None:
     """Insert or replace the hosts' latest values, one statement per parameter limit (PostgreSQL and SQLite alike)."""
     if not rows:
         return
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in LATEST_COLUMNS[1:])
-    _rows_insert(
-        f"INSERT INTO {LatestMetrics._meta.db_table} ({', '.join(LATEST_COLUMNS)})",
-        rows,
-        f"ON CONFLICT (host_id) DO UPDATE SET {updates}",
-    )
+    head = f"INSERT INTO {LatestMetrics._meta.db_table} ({', '.join(LATEST_COLUMNS)})"
+    tail = f"ON CONFLICT (host_id) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in LATEST_COLUMNS[1:])}"
+    if connection.vendor == "postgresql" and len(rows) > 1:
+        # One array a column: a short statement psycopg parses once (see common.sql.sql_in).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"{head} SELECT * FROM unnest({_latest_array_casts()}) {tail}",
+                [list(c) for c in zip(*rows, strict=True)],
+            )
+        return
+    _rows_insert(head, rows, tail)
+
+
+@cache
+def _latest_array_casts() -> str:
+    """``%s::<type>[]`` for each column of the latest values, in ``LATEST_COLUMNS`` order."""
+    fields = {f.column: f for f in LatestMetrics._meta.concrete_fields}
+    return ", ".join(f"%s::{fields[c].db_type(connection)}[]" for c in LATEST_COLUMNS)
 
 
 def _latest_from(*, current: _Latest | None, batch: list[SampleIn], received_at: datetime, host_id: int) -> _Latest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import NotRequired, TypedDict
 
@@ -29,6 +30,7 @@ from hosts.models import Host
 from hosts.selectors import AgentIdentity
 from metrics.fields import METRIC_FIELDS
 from metrics.history import MAX_POINTS, series_read
+from metrics.instruments import batch_observe
 from metrics.schema import BatchFormatError, batch_decode
 from metrics.services import BatchOrigin, IngestResult, samples_ingest
 
@@ -150,7 +152,9 @@ class MetricsBatchView(APIView):
             agent_session=batch.agent_session,
             sequence=batch.sequence,
         )
+        started = time.perf_counter()
         result = samples_ingest(raw_samples=batch.samples, received_at=timezone.now(), origin=origin)
+        batch_observe(result, seconds=time.perf_counter() - started)
         invocations = []
         if identity is not None and not result.nothing_valid:
             # Piggy-backed on the agent's own traffic: no extra request for an agent reporting every 10 s.

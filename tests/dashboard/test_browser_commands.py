@@ -88,8 +88,16 @@ def operator(transactional_db, django_user_model):
     return user
 
 
+@pytest.fixture
+def token(operator) -> str:
+    """The operator's API token, for a command sent without the page (made before the browser starts)."""
+    from rest_framework.authtoken.models import Token
+
+    return Token.objects.create(user=operator).key
+
+
 def test_a_staff_operator_sends_a_command_from_the_host_panel_and_sees_it_succeed_live(
-    operator, enrollment, browser, start_dashboard
+    operator, token, enrollment, browser, start_dashboard
 ):
     server = start_dashboard()
     key = enrollment
@@ -111,9 +119,15 @@ def test_a_staff_operator_sends_a_command_from_the_host_panel_and_sees_it_succee
         login.wait_for_url(server.url + "/")
         login.close()
         page, watch = page_open(browser, server, "/#host=titan-01", context=context)
+        posted: list[dict] = []
+        page.on("request", lambda r: r.method == "POST" and "/api/commands" in r.url and posted.append(r.headers))
         page.wait_for_selector("#connection[data-state=live]")
         page.wait_for_selector("#commands:not([hidden]) [data-command-action] option[value=ping]", state="attached")
-        page.locator("[data-command-action]").select_option("ping")
+        # The real catalogue, less what this operator may not send (shell needs commands.run_shell).
+        offered = page.locator("[data-command-action] option").evaluate_all("options => options.map(o => o.value)")
+        assert sorted(offered) == ["collect-now", "ping", "restart-agent", "set-interval"]
+        page.locator("[data-command-action]").select_option("set-interval")
+        page.fill("#commands input[name=seconds]", "30")
         page.click("#commands button[type=submit]")
         try:
             page.wait_for_function(SUCCEEDED_SHOWN, timeout=20000)
@@ -125,10 +139,43 @@ def test_a_staff_operator_sends_a_command_from_the_host_panel_and_sees_it_succee
         command = db_read(Command.objects.get)
         item = page.locator(f"[data-command-id='{command.pk}']")
         assert "pong from titan-01" in item.locator("pre").text_content()
-        assert command.issued_by_name == "olga"
+        assert (command.issued_by_name, command.action, command.args) == ("olga", "set-interval", {"seconds": 30})
+        assert posted[0]["idempotency-key"] and posted[0]["x-csrftoken"]
         assert f"Command #{command.pk} sent." in page.locator("[data-command-message]").text_content()
         screenshot(page, "commands-panel-live")
+
+        # A page opened later reads the same from the list API (GET /api/commands?host=).
+        later, later_watch = page_open(browser, server, "/#host=titan-01", context=context)
+        later.wait_for_selector(f"[data-command-id='{command.pk}'] .command-state.state-succeeded")
+        assert (
+            "#" + str(command.pk) + " set-interval" in later.locator(f"[data-command-id='{command.pk}']").text_content()
+        )
+        # An answer read after the live events that followed it never takes the command back.
+        state = later.evaluate(
+            """(id) => {
+                const panel = twinDashboard.commands;
+                panel.take({id, action: 'set-interval', issuedAt: new Date().toISOString(), issuedBy: 'olga',
+                            invocations: [{host: 'titan-01', state: 'queued', exitCode: null, output: ''}]});
+                return panel.commands.get(id).state;
+            }""",
+            command.pk,
+        )
+        assert state == "succeeded"
+
+        # A command sent by another way (the API, with a token): the open page hears of it
+        # live and reads who sent it from the command's document (GET /api/commands/{id}).
+        sent = urllib.request.Request(
+            server.url + "/api/commands",
+            data=json.dumps({"action": "ping", "targets": {"hosts": ["titan-01"]}, "comment": "from curl"}).encode(),
+            headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(sent, timeout=10) as response:
+            other = json.loads(response.read())["id"]
+        later.wait_for_selector(f"[data-command-id='{other}'] .command-state.state-succeeded", timeout=20000)
+        assert "olga" in later.locator(f"[data-command-id='{other}']").text_content()
+        assert any(url.endswith(f"/api/commands/{other}") for url in later_watch.requests)
         assert watch.problems() == []
+        assert later_watch.problems() == []
     finally:
         agent.stop.set()
         agent.thread.join(timeout=10)

@@ -40,7 +40,7 @@ def test_with_public_reads_the_page_opens_directly(client, db, public):
     config = page_config(response)
     assert config["publicRead"] is True
     assert config["namespace"] == "/digital-twin"
-    assert config["user"] == {"username": None, "isStaff": False, "canCommand": False}
+    assert config["user"] == {"username": None, "isStaff": False, "canCommand": False, "permissions": []}
     assert b'href="/login/?next=/"' in response.content
 
 
@@ -65,18 +65,25 @@ def test_signing_in_returns_to_the_dashboard_with_who_is_looking(client, django_
     assert signed_in.status_code == 302
     assert signed_in["Location"] == "/"
     config = page_config(client.get("/"))
-    assert config["user"] == {"username": "alice", "isStaff": True, "canCommand": False}
+    assert config["user"] == {
+        "username": "alice",
+        "isStaff": True,
+        "canCommand": False,
+        "permissions": [],
+    }
 
 
 def test_a_superuser_is_offered_the_send_command_form(client, django_user_model, private):
-    django_user_model.objects.create_superuser(username="root", password="pw-for-tests-only")
-    client.login(username="root", password="pw-for-tests-only")
-    assert page_config(client.get("/"))["user"]["canCommand"] is True
+    # Signed in without the sign-in form (test_signing_in_... covers it): django-axes's
+    # backend wants the request, which the test client's login() never passes.
+    client.force_login(django_user_model.objects.create_superuser(username="root", password="pw-for-tests-only"))
+    user = page_config(client.get("/"))["user"]
+    assert user["canCommand"] is True
+    assert user["permissions"] == ["commands.add_command", "commands.run_shell"]
 
 
 def test_signing_out_takes_a_post_and_leads_to_the_sign_in_page(client, django_user_model, private):
-    django_user_model.objects.create_user(username="bob", password="pw-for-tests-only")
-    client.login(username="bob", password="pw-for-tests-only")
+    client.force_login(django_user_model.objects.create_user(username="bob", password="pw-for-tests-only"))
     response = client.post("/logout/")
     assert response.status_code == 302
     assert response["Location"] == "/login/"

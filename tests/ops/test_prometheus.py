@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 import urllib.request
+from datetime import timedelta
 
+import orjson
 import pytest
+import socketio
 from django.db import connection
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import sample_dict
@@ -154,3 +160,59 @@ def test_two_processes_sharing_a_multiprocess_directory_report_their_sum(tmp_pat
     left = sorted(os.listdir(shared))
     assert not [name for name in left if name.startswith("gauge_live")], left
     assert any(name.startswith("counter_") for name in left)
+
+
+def batch_post(url: str, samples: list[dict]) -> int:
+    request = urllib.request.Request(
+        f"{url}/api/metrics/batch",
+        data=orjson.dumps({"samples": samples}),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=15) as response:
+        return response.status
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_domain_metrics_of_two_processes_add_up_in_multiprocess_mode(tmp_path, channel_prefix):
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    env = {"CHANNEL_LAYER_PREFIX": channel_prefix, "PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    first = server_start(tmp_path, **env)
+    second = server_start(tmp_path, **env)
+
+    async def dashboards_connected() -> list[dict]:
+        clients = [socketio.AsyncClient(reconnection=False) for _ in range(3)]
+        try:
+            # Two dashboards on the first process, one on the second.
+            for client, server in zip(clients, (first, first, second), strict=True):
+                await client.connect(server.url, namespaces=["/digital-twin"], transports=["websocket"])
+            scrapes = []
+            for server in (first, second):
+                deadline = time.monotonic() + 10
+                while True:
+                    samples = samples_of(await asyncio.to_thread(fetch, f"{server.url}/metrics"))
+                    if value(samples, "twin_live_clients", mode="full") == 3 or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.1)
+                scrapes.append(samples)
+            return scrapes
+        finally:
+            for client in clients:
+                await client.disconnect()
+
+    try:
+        assert batch_post(first.url, [sample_dict("multi-01"), sample_dict("multi-02")]) == 202
+        later = [sample_dict("multi-03"), sample_dict("multi-03", at=timezone.now() + timedelta(days=1))]
+        assert batch_post(second.url, later) == 202
+        # Either process answers for both: counters, histograms and the clients' live sum.
+        for samples in asyncio.run(dashboards_connected()):
+            assert value(samples, "twin_ingest_samples_total", outcome="accepted") == 3
+            assert value(samples, "twin_ingest_samples_refused_total", reason="timestamp_in_future") == 1
+            assert value(samples, "twin_ingest_batches_total", outcome="stored") == 2
+            assert value(samples, "twin_ingest_batch_duration_seconds_count") == 2
+            assert value(samples, "twin_live_clients", mode="full") == 3
+    finally:
+        server_stop(first)
+        server_stop(second)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
+from twin.instruments import snapshot_observe
 from twin.snapshot import TwinState, snapshot_build
 
 T = TypeVar("T")
@@ -45,7 +47,8 @@ async def snapshot_call() -> TwinState:
         if connection.connection is not None and not connection.is_usable():
             connection.close()
         try:
-            return snapshot_build()
+            started = time.perf_counter()
+            return snapshot_observe(snapshot_build(), started=started, reader="live")
         except Exception:
             # A failed statement may have left the connection broken; the next
             # rebuild starts on a fresh one.

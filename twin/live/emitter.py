@@ -16,6 +16,7 @@ import socketio
 from engineio import packet as eio_packet
 
 from twin.delta import TwinDelta
+from twin.live import instruments
 from twin.live.feed import TwinFeed
 from twin.snapshot import TwinState
 
@@ -69,17 +70,22 @@ class SocketEmitter:
 
     # --- FeedOutput ---------------------------------------------------------------
 
-    def has_listeners(self, room: str | None = None) -> bool:
-        return next(iter(self.server.manager.get_participants(NAMESPACE, room)), None) is not None
+    def has_listeners(self) -> bool:
+        return next(iter(self.server.manager.get_participants(NAMESPACE, None)), None) is not None
 
     async def push(self, *, state: TwinState | None, delta: TwinDelta | None) -> None:
         # python-socketio encodes a packet before looking for recipients: a
         # 10,000-host state for an empty room cost 20-30 ms of the loop per push.
         async with self._emit_lock:
-            if delta is not None and self.has_listeners(DELTA_ROOM):
+            delta_to = self._room_size(DELTA_ROOM) if delta is not None else 0
+            state_to = self._room_size(FULL_ROOM) if state is not None else 0
+            if delta_to:
                 await self.server.emit(TWIN_DELTA_EVENT, delta, room=DELTA_ROOM, namespace=NAMESPACE)
-            if state is not None and self.has_listeners(FULL_ROOM):
+            if state_to:
                 await self.server.emit(TWIN_STATE_EVENT, state, room=FULL_ROOM, namespace=NAMESPACE)
+            instruments.push_record(
+                state_event=TWIN_STATE_EVENT, state_to=state_to, delta_event=TWIN_DELTA_EVENT, delta_to=delta_to
+            )
 
     # --- routed events ----------------------------------------------------------------
 
@@ -87,6 +93,7 @@ class SocketEmitter:
         """Emit ``event`` to a room (``None``: every client of the namespace)."""
         async with self._emit_lock:
             await self.server.emit(event, payload, room=room, namespace=NAMESPACE)
+            instruments.sent_record(event, self._room_size(room))
 
     # --- clients joining ------------------------------------------------------------
 
@@ -94,6 +101,7 @@ class SocketEmitter:
         """Queue the current state for a client that just connected."""
         self._waiting_full.add(sid)
         self._waiting.set()
+        self._clients_observe()
 
     async def subscribe(self, sid: str, mode: str) -> dict[str, Any]:
         """Switch a client between full states and deltas, and queue the state it starts from.
@@ -112,12 +120,24 @@ class SocketEmitter:
             await self.server.enter_room(sid, FULL_ROOM, namespace=NAMESPACE)
             self._waiting_full.add(sid)
         self._waiting.set()
+        self._clients_observe()
         return {"mode": mode}
 
     def forget(self, sid: str) -> None:
         """A client left: nothing is owed to it any more."""
         self._waiting_full.discard(sid)
         self._waiting_versioned.discard(sid)
+        self._clients_observe(leaving=sid)
+
+    # --- measures (twin.live.instruments) ---------------------------------------------
+
+    def _room_size(self, room: str | None) -> int:
+        """Clients in ``room`` of the namespace (``None``: every client)."""
+        return len(self.server.manager.rooms.get(NAMESPACE, {}).get(room, ()))
+
+    def _clients_observe(self, leaving: str | None = None) -> None:
+        rooms = self.server.manager.rooms.get(NAMESPACE, {})
+        instruments.clients_observe(rooms, full=FULL_ROOM, delta=DELTA_ROOM, leaving=leaving)
 
     async def sync_loop(self) -> None:
         """Send queued clients their starting state, many clients to one emit.
@@ -157,8 +177,10 @@ class SocketEmitter:
             async with self._emit_lock:
                 if ready_full:
                     await self.server.emit(TWIN_STATE_EVENT, current, to=ready_full, namespace=NAMESPACE)
+                    instruments.sent_record(TWIN_STATE_EVENT, len(ready_full))
                 if versioned is not None:
                     await self.server.emit(TWIN_STATE_EVENT, versioned, to=ready_versioned, namespace=NAMESPACE)
+                    instruments.sent_record(TWIN_STATE_EVENT, len(ready_versioned))
                 for sid in [*ready_full, *ready_versioned]:
                     await engineio_release_sent_frame(self.server, sid)
         self._waiting_full.difference_update(ready_full)

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from channels.layers import get_channel_layer
 
 from common.events import EVENTS_GROUP, EVENTS_MESSAGE, Event
+from twin.live.instruments import channel_lag_observe
 
 logger = logging.getLogger(__name__)
 
@@ -46,5 +47,6 @@ async def events_listen(deliver: Callable[[Event], Awaitable[None]]) -> None:
             continue
         if message.get("type") != EVENTS_MESSAGE:
             continue
+        channel_lag_observe(message)
         for event in message.get("events", []):
             await deliver(event)

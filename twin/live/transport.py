@@ -41,6 +41,8 @@ import orjson
 from engineio import payload
 from socketio import packet as sio_packet
 
+from twin.live.instruments import packet_encoded
+
 logger = logging.getLogger(__name__)
 
 POLLING_MAX_PACKETS = 64
@@ -230,6 +232,12 @@ class TwinPacket(sio_packet.Packet):
             # None or False python-engineio made of "4null" or "4false"), leaving
             # an event without data.
             self._malformed("an empty packet")
+
+    def encode(self) -> Any:
+        encoded = super().encode()
+        if self.packet_type == sio_packet.EVENT:
+            packet_encoded(self.data, encoded)  # its size, for the bytes sent (twin.live.instruments)
+        return encoded
 
     def decode(self, encoded_packet: Any) -> int:
         try:

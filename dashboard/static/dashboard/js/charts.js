@@ -65,9 +65,8 @@ export class DeltaHistory {
   }
 }
 
-/** The last hour of a host from the history API, as uPlot columns; null when the server has no such API. */
-export async function seriesFetch(hostname, { minutes = 60 } = {}) {
-  const to = new Date();
+/** The hour (`minutes`) up to `to` of a host from the history API, as uPlot columns; null when the server has no such API. */
+export async function seriesFetch(hostname, { minutes = 60, to = new Date() } = {}) {
   const from = new Date(to.getTime() - minutes * 60000);
   const params = new URLSearchParams({
     from: from.toISOString(),

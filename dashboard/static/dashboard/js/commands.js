@@ -8,6 +8,14 @@
 import { dateTime } from "./format.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "timed_out", "cancelled", "undeliverable"]);
+// An invocation only moves forward (docs/api.md §8, "States"). A `command-update`
+// can reach the page before the answer to the request that caused it (a fast
+// agent finishes before the POST's answer is read): an older document must never
+// take a command back.
+const RANK = { queued: 0, dispatched: 1, running: 2 };
+function rank(state) {
+  return TERMINAL.has(state) ? 3 : (RANK[state] ?? 0);
+}
 
 function list(body, ...keys) {
   if (Array.isArray(body)) return body;
@@ -15,20 +23,21 @@ function list(body, ...keys) {
   return [];
 }
 
-/** The catalogue as [{name, description, schema, timeoutSeconds}], whatever envelope it comes in. */
-export function catalogueNormalize(body) {
-  let items = list(body, "actions", "results", "catalogue");
-  if (!items.length && body && typeof body === "object" && !Array.isArray(body)) {
-    items = Object.entries(body).filter(([, v]) => v && typeof v === "object").map(([name, v]) => ({ name, ...v }));
-  }
-  return items
+/**
+ * The actions this user may send, from `GET /api/commands/actions`
+ * (`{"actions": [{name, description, argsSchema, permissions, requiresHostEnablement}], "defaults"}`):
+ * an action needing a permission the user lacks (`shell` needs `commands.run_shell`) is left out.
+ */
+export function catalogueNormalize(body, permissions) {
+  const held = new Set(permissions || []);
+  return ((body && body.actions) || [])
+    .filter((a) => typeof a.name === "string" && (a.permissions || []).every((p) => held.has(p)))
     .map((a) => ({
-      name: a.action || a.name || a.id,
-      description: a.description || a.summary || "",
-      schema: a.argsSchema || a.args_schema || a.schema || a.args || a.parameters || { type: "object", properties: {} },
-      timeoutSeconds: a.timeoutSeconds ?? a.defaultTimeoutSeconds ?? 60,
-    }))
-    .filter((a) => typeof a.name === "string");
+      name: a.name,
+      description: a.description || "",
+      schema: a.argsSchema || { type: "object", properties: {} },
+      needsEnablement: !!a.requiresHostEnablement,
+    }));
 }
 
 function randomKey() {
@@ -37,9 +46,10 @@ function randomKey() {
 }
 
 export class CommandPanel {
-  constructor(root, { canCommand, csrfToken }) {
+  constructor(root, { canCommand, permissions, csrfToken }) {
     this.root = root;
     this.canCommand = canCommand;
+    this.permissions = permissions;
     this.csrfToken = csrfToken;
     this.available = false;
     this.catalogue = [];
@@ -72,7 +82,7 @@ export class CommandPanel {
       this.root.hidden = true;
       return false;
     }
-    this.catalogue = catalogueNormalize(await response.json());
+    this.catalogue = catalogueNormalize(await response.json(), this.permissions);
     this.available = true;
     this.actionSelect.replaceChildren(...this.catalogue.map((a) => new Option(a.name, a.name)));
     this.form.hidden = !this.canCommand || !this.catalogue.length;
@@ -81,20 +91,34 @@ export class CommandPanel {
     return true;
   }
 
+  /** Show the host's recent commands: `GET /api/commands?host=` (newest first, that host's invocation in each). */
   async show(hostname) {
+    if (hostname !== this.hostname) this.commands.clear();
     this.hostname = hostname;
-    this.commands.clear();
     if (!this.available) return;
     this.root.hidden = false;
     this.message("");
     this.render();
+    await this.reload();
+  }
+
+  /** Read the list again (after a reconnect: `command-update` events are delivered at most once). */
+  async reload() {
+    const hostname = this.hostname;
+    if (!this.available || !hostname) return;
     try {
       const response = await fetch(`/api/commands?host=${encodeURIComponent(hostname)}&limit=10`, { credentials: "same-origin" });
-      if (!response.ok || hostname !== this.hostname) return;
-      for (const doc of list(await response.json(), "results", "commands", "items")) this.take(doc);
+      if (hostname !== this.hostname) return;
+      if (!response.ok) {
+        this.message(`Could not load the recent commands (${response.status}).`, true);
+        return;
+      }
+      const body = await response.json();
+      if (hostname !== this.hostname) return;
+      for (const doc of list(body, "commands")) this.take(doc);
       this.render();
     } catch {
-      this.message("Could not load the recent commands.");
+      if (hostname === this.hostname) this.message("Could not load the recent commands.", true);
     }
   }
 
@@ -103,12 +127,13 @@ export class CommandPanel {
     this.root.hidden = true;
   }
 
+  /** A command document (list, detail or create answer): this host's invocation in it. */
   take(doc) {
-    const mine = (doc.invocations || []).find((inv) => inv.host === this.hostname) || {};
-    this.commands.set(doc.id, {
-      id: doc.id,
+    const mine = (doc.invocations || []).find((inv) => inv.host === this.hostname);
+    if (!mine) return; // a command of this host always carries its invocation
+    this.merge(doc.id, {
       action: doc.action,
-      state: mine.state || doc.state,
+      state: mine.state,
       issuedAt: doc.issuedAt,
       issuedBy: doc.issuedBy,
       exitCode: mine.exitCode,
@@ -116,17 +141,47 @@ export class CommandPanel {
     });
   }
 
-  /** A live `command-update` event. */
+  /** What is known of a command, moved forward only. */
+  merge(id, news) {
+    const known = this.commands.get(id);
+    if (!known) {
+      this.commands.set(id, { id, ...news });
+      return;
+    }
+    for (const key of ["action", "issuedAt", "issuedBy"]) if (news[key] !== undefined && news[key] !== null) known[key] = news[key];
+    if (rank(news.state) < rank(known.state)) return;
+    known.state = news.state;
+    if (news.exitCode !== undefined) known.exitCode = news.exitCode;
+    if (news.output !== undefined) known.output = news.output;
+  }
+
+  /** A live `command-update` event (staff readers only). */
   update(event) {
     if (!this.available || event.host !== this.hostname) return;
-    const known = this.commands.get(event.id) || { id: event.id, action: event.action, issuedAt: event.queuedAt || event.at };
-    known.state = event.state;
-    if (event.result) {
-      known.exitCode = event.result.exitCode;
-      known.output = event.result.output;
-    }
-    this.commands.set(event.id, known);
+    // A command this page has not seen (sent from the admin, another page or the API):
+    // the event says little of it; its document (GET /api/commands/{id}) says who sent it.
+    if (!this.commands.has(event.id)) this.detailLoad(event.id);
+    this.merge(event.id, {
+      action: event.action,
+      state: event.state,
+      issuedAt: event.queuedAt || undefined,
+      ...(event.result ? { exitCode: event.result.exitCode, output: event.result.output } : {}),
+    });
+    const known = this.commands.get(event.id);
+    if (!known.issuedAt) known.issuedAt = event.at;
     this.render();
+  }
+
+  async detailLoad(id) {
+    const hostname = this.hostname;
+    try {
+      const response = await fetch(`/api/commands/${encodeURIComponent(id)}`, { credentials: "same-origin" });
+      if (!response.ok || hostname !== this.hostname) return;
+      this.take(await response.json());
+      this.render();
+    } catch {
+      // The list is read again after a reconnect; nothing is lost for good.
+    }
   }
 
   render() {

@@ -1,7 +1,7 @@
 // The live link to the twin: Socket.IO namespace /digital-twin, delta mode.
 //
 // On every (re)connection it subscribes to deltas; the server answers with one
-// versioned twin-state, then twin-delta events. A delta that does not follow
+// versioned twin-state, then twin-delta events (it is "live" from that state on). A delta that does not follow
 // the version held asks for a resync. The connection's state (connecting,
 // live, reconnecting, offline) is reported to the page.
 
@@ -22,15 +22,25 @@ export function twinConnect({ namespace, onState, onDelta, onCommandUpdate, onHo
 
   const report = (state, detail) => onConnectionState(state, detail);
 
+  // Live once the page holds a state the deltas build on: the server first sends every
+  // client a plain twin-state on connect, then a versioned one when it has subscribed.
+  // (A server that refuses delta mode keeps sending full states: those are live then.)
+  let fullStates = false;
   socket.on("connect", () => {
     lostAt = null;
     clearTimeout(offlineTimer);
+    fullStates = false;
     report("syncing");
-    socket.emit("subscribe", { mode: "delta" });
+    socket.emit("subscribe", { mode: "delta" }, (ack) => {
+      if (ack && ack.error) {
+        fullStates = true;
+        report("live");
+      }
+    });
   });
   socket.on("twin-state", (doc) => {
     onState(doc);
-    report("live");
+    if (fullStates || Number.isInteger(doc.version)) report("live");
   });
   socket.on("twin-delta", (delta) => {
     if (onDelta(delta) === "resync") {

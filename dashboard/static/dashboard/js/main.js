@@ -5,10 +5,11 @@ import { DeltaHistory, HostCharts, seriesFetch } from "./charts.js";
 import { CPU_GRADIENT, LINK_GRADIENT, NO_DATA, STATUS_COLORS, STATUS_LABELS, STATUS_ORDER } from "./colors.js";
 import { CommandPanel } from "./commands.js";
 import { twinConnect } from "./connection.js";
+import { FrameBatch, StatusEvents } from "./events.js";
 import { Floor, LINK_MODES } from "./floor.js";
 import { ago, clock, count, dateTime, percent } from "./format.js";
 import { HostPanel } from "./panel.js";
-import { isVirtual, TwinStore } from "./store.js";
+import { TwinStore } from "./store.js";
 import { HostTable } from "./table.js";
 
 const config = JSON.parse(document.getElementById("dashboard-config").textContent);
@@ -18,7 +19,8 @@ const live = new TwinStore();
 let view = live; // what is shown: the live twin, or the twin at a past time
 let selected = null; // hostname
 let connectionState = "connecting";
-let historyAvailable = false;
+// The server's routes say whether it keeps history (the page is told, not left to probe).
+const historyAvailable = !!config.features.history;
 const deltaHistory = new DeltaHistory();
 // Measurements the tests and bench/dashboard.py read (main-thread times, in ms).
 const stats = { statesApplied: 0, deltasApplied: 0, resyncs: 0, stateApplyMs: [], deltaApplyMs: [], lastUpdate: null, firstStateAt: null };
@@ -31,9 +33,27 @@ const floor = new Floor($("#floor"), {
 const table = new HostTable($("#table-view"), { onSelect: (hostname) => hostSelect(hostname), now });
 const panel = new HostPanel($("#panel"), { onClose: () => hostSelect(null), now });
 const charts = new HostCharts($("#history"));
-const commands = new CommandPanel($("#commands"), { canCommand: config.user.canCommand, csrfToken: config.csrfToken });
+const commands = new CommandPanel($("#commands"), {
+  canCommand: config.user.canCommand,
+  permissions: config.user.permissions,
+  csrfToken: config.csrfToken,
+});
+const statusEvents = new StatusEvents($("#status-events"));
+const hostStatus = new FrameBatch(hostStatusShow);
 
-window.twinDashboard = { live, stats, floor, table, config, view: () => view, select: (h) => hostSelect(h, { fly: true }) };
+window.twinDashboard = {
+  live,
+  stats,
+  floor,
+  table,
+  charts,
+  commands,
+  statusEvents,
+  hostStatus,
+  config,
+  view: () => view,
+  select: (h) => hostSelect(h, { fly: true }),
+};
 
 // --- the live twin -------------------------------------------------------------------------
 
@@ -111,17 +131,7 @@ function firstStateArrived() {
     floor.setLinkMode("busy");
     legendShow();
   }
-  const probe = live.hosts.find((h) => !isVirtual(h) && h.lastSeen);
-  if (probe && config.features.history) {
-    seriesFetch(probe.hostname, { minutes: 1 })
-      .then((series) => {
-        historyAvailable = series !== null;
-        $("#timeline").hidden = !historyAvailable;
-        if (historyAvailable && selected) chartsLoad(selected);
-      })
-      .catch(() => {});
-  }
-  if (config.features.commands) commands.probe().then(() => selected && commands.show(selected));
+  if (config.features.commands) commands.probe();
 }
 
 // --- selection -----------------------------------------------------------------------------
@@ -144,7 +154,11 @@ function hostSelect(hostname, { fly = false } = {}) {
   if (selected) {
     chartsLoad(selected);
     commands.show(selected);
-  } else commands.hide();
+    statusEvents.show(selected, { available: historyAvailable, to: shownTime() });
+  } else {
+    commands.hide();
+    statusEvents.hide();
+  }
   document.body.classList.toggle("has-selection", !!selected);
 }
 
@@ -170,11 +184,35 @@ function selectedRefresh({ appendPoint }) {
 
 async function chartsLoad(hostname) {
   if (!historyAvailable) return;
-  const series = await seriesFetch(hostname).catch(() => null);
+  // The hour up to the time shown: now, or the time the slider chose.
+  const to = view === live ? undefined : new Date(Date.parse(view.generatedAt));
+  const series = await seriesFetch(hostname, { to }).catch(() => null);
   if (series && hostname === selected) {
     chartSeries = series;
-    charts.show(series, "Last hour, from the history API; live points added as they arrive.");
+    charts.show(series, `${view === live ? "Last hour" : "The hour before the time chosen"}, from the history API${view === live ? "; live points added as they arrive" : ""}.`);
   }
+}
+
+/** The time the page shows: null when live, else the time the slider chose. */
+function shownTime() {
+  return view === live ? null : new Date(Date.parse(view.generatedAt));
+}
+
+// --- host-status events --------------------------------------------------------------------
+
+/** The `host-status` events of one animation frame: the panel's list and the summary bar's line. */
+function hostStatusShow(events) {
+  stats.hostStatusReceived = hostStatus.received;
+  stats.hostStatusFlushes = hostStatus.flushes;
+  if (selected) statusEvents.add(events);
+  const last = events[events.length - 1];
+  const feed = $("#status-feed");
+  const dot = document.createElement("span");
+  dot.className = "dot";
+  dot.style.background = STATUS_COLORS[last.to] || STATUS_COLORS.unknown;
+  const more = events.length > 1 ? `${count(events.length)} status changes · latest ` : "";
+  feed.replaceChildren(dot, ` ${more}${last.hostname} ${last.from || "new"} → ${last.to} at ${clock(new Date(Date.parse(last.at)))}`);
+  feed.dataset.hostname = last.hostname;
 }
 
 // --- hover ---------------------------------------------------------------------------------
@@ -258,7 +296,16 @@ const CONNECTION_TEXT = {
   offline: "Offline",
 };
 
+let everLive = false;
 function connectionShow(state) {
+  if (state === "live" && connectionState !== "live") {
+    // Back after a loss: events are delivered at most once, so read again what they would have said.
+    if (everLive && selected) {
+      commands.reload();
+      if (view === live) statusEvents.show(selected, { available: historyAvailable });
+    }
+    everLive = true;
+  }
   if (state) connectionState = state;
   const pill = $("#connection");
   pill.dataset.state = view === live ? connectionState : "history";
@@ -395,10 +442,23 @@ slider.addEventListener("input", () => {
 });
 $("#timeline-live").addEventListener("click", liveReturn);
 
+const sliderMessage = $("#timeline-message");
 async function pastShow(at) {
-  const response = await fetch(`/api/twin/state?at=${encodeURIComponent(at.toISOString())}`, { credentials: "same-origin" });
-  if (!response.ok) return;
-  const doc = await response.json();
+  sliderMessage.textContent = "";
+  let doc;
+  try {
+    const response = await fetch(`/api/twin/state?at=${encodeURIComponent(at.toISOString())}`, { credentials: "same-origin" });
+    const body = await response.json();
+    if (!response.ok) {
+      sliderMessage.textContent = body.detail || `The server refused (${response.status}).`;
+      return;
+    }
+    doc = body;
+  } catch {
+    sliderMessage.textContent = "The server could not be reached.";
+    return;
+  }
+  if (Number(slider.value) === 0) return; // back to live while the request was out
   const past = new TwinStore();
   past.load(doc);
   past.serverNow = () => Date.parse(doc.generatedAt);
@@ -406,28 +466,40 @@ async function pastShow(at) {
   document.body.classList.add("in-history");
   showAll();
   connectionShow();
+  if (selected) {
+    chartsLoad(selected);
+    statusEvents.show(selected, { available: historyAvailable, to: shownTime() });
+  }
 }
 
 function liveReturn() {
   slider.value = 0;
   sliderLabel.textContent = "live";
+  sliderMessage.textContent = "";
   if (view === live) return;
   view = live;
   document.body.classList.remove("in-history");
   showAll();
   connectionShow();
+  if (selected) {
+    chartSeries = null;
+    chartsLoad(selected);
+    statusEvents.show(selected, { available: historyAvailable });
+  }
 }
 
 // --- start ------------------------------------------------------------------------------------
 
 legendShow();
 viewSet("floor");
+$("#timeline").hidden = !historyAvailable;
 connectionShow("connecting");
 window.twinDashboard.socket = twinConnect({
   namespace: config.namespace,
   onState,
   onDelta,
   onCommandUpdate: (event) => commands.update(event),
+  onHostStatus: (event) => hostStatus.push(event),
   onConnectionState: connectionShow,
   onRefused: () => {
     if (!config.publicRead) location.assign(config.urls.login);
