@@ -82,6 +82,8 @@ clean:
 # The benchmark needs PostgreSQL (BENCH_DATABASE_URL); it writes bench/results.md.
 bench: $(TEST_STAMP)
 	mkdir -p var
+	# Figure 7's delta subscribers are the official socket.io-client under Node (skipped without npm).
+	if command -v npm >/dev/null; then cd bench/node && npm ci --ignore-scripts --no-audit --no-fund --silent; fi
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # The history's figures (series, the twin at a past time, pruning); writes bench/history-results.md.
