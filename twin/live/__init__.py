@@ -56,7 +56,7 @@ class TwinLive:
         self.emitter.reset_loop_state()
         self.feed = self.dispatcher.feed = self._feed_create()
         self._tasks = [
-            loop.create_task(events_listen(self.dispatcher.deliver)),
+            loop.create_task(events_listen(self.dispatcher.deliver_all)),
             loop.create_task(self.feed.run()),
             loop.create_task(self.emitter.sync_loop()),
             loop.create_task(self.guard.run()),

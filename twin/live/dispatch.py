@@ -4,11 +4,21 @@
 - events with a Socket.IO name (``SOCKET_EVENTS``): emitted to the audience's
   room: every reader, or staff readers only;
 - events for one host's agent: wake that host's long polls in this process.
+
+Host-status changes come one event per host, and a rack losing power or a
+network cut changes thousands at once (the status recorder commits them in one
+transaction, so they arrive in one message). Emitted one by one, 10,000 of them
+to 200 readers were two million frames, and every live push waited behind them.
+Beyond ``HOST_STATUS_BURST_MAX`` in one message they go out as one summary
+event (docs/api.md, "Every event on /digital-twin"); the twin-state and deltas
+carry each host's new status anyway.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Iterable
 
 from common.events import Audience, Event, EventType, agent_events_deliver
 from twin.live.emitter import STAFF_ROOM, SocketEmitter
@@ -23,6 +33,38 @@ SOCKET_EVENTS: dict[str, str] = {
 }
 # Rooms of the audiences that Socket.IO clients belong to (None: every client).
 AUDIENCE_ROOMS: dict[str, str | None] = {Audience.READERS: None, Audience.STAFF: STAFF_ROOM}
+# Host-status changes in one message beyond which readers get one summary instead of each.
+HOST_STATUS_BURST_MAX = 100
+
+
+def host_status_bursts_condense(events: list[Event]) -> list[Event]:
+    """``events`` with its host-status changes replaced by one summary when there are too many.
+
+    The summary takes the place of the first of them, so the order of the
+    message's other events is kept: ``{"burst": true, "count", "at", "counts"}``,
+    ``at`` the latest change's time and ``counts`` the hosts per new status.
+    """
+    changes = [event for event in events if event["type"] == EventType.HOST_STATUS]
+    if len(changes) <= HOST_STATUS_BURST_MAX:
+        return events
+    payloads = [event["payload"] for event in changes]
+    summary: Event = {
+        "type": EventType.HOST_STATUS,
+        "audience": changes[0]["audience"],
+        "payload": {
+            "burst": True,
+            "count": len(payloads),
+            "at": max(str(payload.get("at", "")) for payload in payloads),
+            "counts": dict(Counter(str(payload.get("to")) for payload in payloads)),
+        },
+    }
+    condensed: list[Event] = []
+    for event in events:
+        if event["type"] != EventType.HOST_STATUS:
+            condensed.append(event)
+        elif event is changes[0]:
+            condensed.append(summary)
+    return condensed
 
 
 class EventDispatcher:
@@ -31,6 +73,11 @@ class EventDispatcher:
     def __init__(self, *, feed: TwinFeed, emitter: SocketEmitter) -> None:
         self.feed = feed
         self.emitter = emitter
+
+    async def deliver_all(self, events: Iterable[Event]) -> None:
+        """Deliver one message's events in order, host-status bursts condensed."""
+        for event in host_status_bursts_condense(list(events)):
+            await self.deliver(event)
 
     async def deliver(self, event: Event) -> None:
         try:

@@ -19,8 +19,8 @@ logger = logging.getLogger(__name__)
 GROUP_REJOIN_SECONDS = 3600.0
 
 
-async def events_listen(deliver: Callable[[Event], Awaitable[None]]) -> None:
-    """Receive event messages forever and deliver each event, in order.
+async def events_listen(deliver: Callable[[list[Event]], Awaitable[None]]) -> None:
+    """Receive event messages forever and deliver each message's events, in order.
 
     Receiving has its own task and is never cancelled midway: channels-redis
     loses messages when ``receive`` is interrupted.
@@ -48,5 +48,4 @@ async def events_listen(deliver: Callable[[Event], Awaitable[None]]) -> None:
         if message.get("type") != EVENTS_MESSAGE:
             continue
         channel_lag_observe(message)
-        for event in message.get("events", []):
-            await deliver(event)
+        await deliver(message.get("events", []))

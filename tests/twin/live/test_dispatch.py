@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from common.events import Audience, Event, EventType, agent_event_wait, hosts_changed
-from twin.live.dispatch import EventDispatcher
+from twin.live.dispatch import HOST_STATUS_BURST_MAX, EventDispatcher
 from twin.live.emitter import STAFF_ROOM
 
 
@@ -79,3 +79,50 @@ def test_an_event_of_an_unknown_type_is_dropped_without_stopping_the_rest():
     unknown: Event = {"type": "unknown.kind", "audience": Audience.READERS, "payload": {}}
     feed, emitter = _deliver(unknown, hosts_changed(hostnames=None))
     assert feed.changes == 1 and emitter.sent == []
+
+
+def _status_change(n: int, to: str = "stale") -> Event:
+    payload = {"hostname": f"node-{n:05d}", "from": "online", "to": to, "at": f"2026-11-29T10:00:{n % 60:02d}.000Z"}
+    return {"type": EventType.HOST_STATUS, "audience": Audience.READERS, "payload": {**payload, "cause": "silence"}}
+
+
+def _deliver_message(events: list[Event]) -> tuple[RecordingFeed, RecordingEmitter]:
+    feed, emitter = RecordingFeed(), RecordingEmitter()
+    dispatcher = EventDispatcher(feed=feed, emitter=emitter)  # type: ignore[arg-type]
+    asyncio.run(dispatcher.deliver_all(events))
+    return feed, emitter
+
+
+def test_up_to_the_burst_limit_each_status_change_is_its_own_event():
+    _, emitter = _deliver_message([_status_change(n) for n in range(HOST_STATUS_BURST_MAX)])
+    assert len(emitter.sent) == HOST_STATUS_BURST_MAX
+    assert [payload["hostname"] for _, payload, _ in emitter.sent][:2] == ["node-00000", "node-00001"]
+
+
+def test_a_burst_of_status_changes_reaches_readers_as_one_summary_in_the_place_of_the_first():
+    changes = [_status_change(n, to="offline" if n % 4 == 0 else "stale") for n in range(10_000)]
+    feed, emitter = _deliver_message([hosts_changed(hostnames=["a"]), *changes, hosts_changed(hostnames=["b"])])
+    assert feed.changes == 2
+    assert emitter.sent == [
+        (
+            "host-status",
+            {
+                "type": "host-status",
+                "burst": True,
+                "count": 10_000,
+                "at": "2026-11-29T10:00:59.000Z",
+                "counts": {"offline": 2_500, "stale": 7_500},
+            },
+            None,
+        )
+    ]
+
+
+def test_a_burst_leaves_the_messages_other_events_in_their_order():
+    command = {"type": EventType.COMMAND_UPDATED, "audience": Audience.STAFF, "payload": {"id": 7, "state": "running"}}
+    changes = [_status_change(n) for n in range(HOST_STATUS_BURST_MAX + 1)]
+    _, emitter = _deliver_message([*changes[:50], command, *changes[50:]])
+    assert [(event, payload.get("burst", False)) for event, payload, _ in emitter.sent] == [
+        ("host-status", True),
+        ("command-update", False),
+    ]

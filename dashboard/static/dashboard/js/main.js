@@ -204,11 +204,24 @@ function shownTime() {
 function hostStatusShow(events) {
   stats.hostStatusReceived = hostStatus.received;
   stats.hostStatusFlushes = hostStatus.flushes;
-  if (selected) statusEvents.add(events);
+  // A burst (thousands of hosts at once) comes as one summary without hostnames
+  // (docs/api.md): the selected host's changes are read again from the history API.
+  const bursts = events.filter((event) => event.burst);
+  const changes = events.filter((event) => !event.burst);
+  stats.hostStatusBursts = (stats.hostStatusBursts || 0) + bursts.length;
+  if (selected && bursts.length && view === live) statusEvents.show(selected, { available: historyAvailable });
+  else if (selected && changes.length) statusEvents.add(changes);
   const last = events[events.length - 1];
   const feed = $("#status-feed");
   const dot = document.createElement("span");
   dot.className = "dot";
+  if (last.burst) {
+    const [busiest] = Object.entries(last.counts || {}).sort((a, b) => b[1] - a[1]);
+    dot.style.background = STATUS_COLORS[busiest?.[0]] || STATUS_COLORS.unknown;
+    feed.replaceChildren(dot, ` ${count(last.count)} hosts changed status at ${clock(new Date(Date.parse(last.at)))}`);
+    delete feed.dataset.hostname;
+    return;
+  }
   dot.style.background = STATUS_COLORS[last.to] || STATUS_COLORS.unknown;
   const more = events.length > 1 ? `${count(events.length)} status changes · latest ` : "";
   feed.replaceChildren(dot, ` ${more}${last.hostname} ${last.from || "new"} → ${last.to} at ${clock(new Date(Date.parse(last.at)))}`);
