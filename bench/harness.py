@@ -220,3 +220,22 @@ async def connect_clients(http: aiohttp.ClientSession, url: str, count: int, del
     for start in range(0, count, 20):
         await asyncio.gather(*(c.connect(http, url, delta) for c in clients[start : start + 20]))
     return clients
+
+
+def results_file_write(
+    path: Path, *, header: list[str], results: list[dict[str, Any]], notes: list[str], analysis: Path
+) -> None:
+    """A results file: its header lines, the table of figures beside their floors, the notes, then the analysis."""
+    lines = [
+        *header,
+        "",
+        "| figure | measured | floor (same run) | ratio | target | met |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        met = "-" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        lines.append(f"| {r['figure']} | {r['measured']} | {r['floor']} | {r['ratio']} | {r['target']} | {met} |")
+    lines += ["", *[f"- {n}" for n in notes], ""]
+    if analysis.exists():
+        lines.append(analysis.read_text())
+    path.write_text("\n".join(lines))

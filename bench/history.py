@@ -40,7 +40,7 @@ from django.db.models import F
 
 import bench.django_setup  # noqa: F401  (first: a fresh database, Django set up)
 from bench.fleet import fleet_seed
-from bench.harness import ROOT, Agent, Server, daphne, pct, register, sample
+from bench.harness import ROOT, Agent, Server, daphne, pct, register, results_file_write, sample
 from hosts.models import Host, Link
 from hosts.services import enrollment_key_create
 from metrics import retention
@@ -422,18 +422,14 @@ def results_write(started: datetime, quick: bool, load: tuple[float, ...]) -> No
         "clients on the same machine (and other people's work: load averages "
         f"{', '.join(f'{x:.1f}' for x in load)} when it started, "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} when it ended).",
-        "",
-        "| figure | measured | floor (same run) | ratio | target | met |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for r in results:
-        met = "-" if r["met"] is None else ("yes" if r["met"] else "**no**")
-        lines.append(f"| {r['figure']} | {r['measured']} | {r['floor']} | {r['ratio']} | {r['target']} | {met} |")
-    lines += ["", *[f"- {n}" for n in notes], ""]
-    analysis = ROOT / "bench" / "history-analysis.md"
-    if analysis.exists():
-        lines.append(analysis.read_text())
-    (ROOT / "bench" / "history-results.md").write_text("\n".join(lines))
+    results_file_write(
+        ROOT / "bench" / "history-results.md",
+        header=lines,
+        results=results,
+        notes=notes,
+        analysis=ROOT / "bench" / "history-analysis.md",
+    )
 
 
 async def main(quick: bool, contrast: bool) -> None:

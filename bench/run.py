@@ -45,6 +45,7 @@ from bench.harness import (
     daphne,
     pct,
     register,
+    results_file_write,
     run_for,
     sample,
 )
@@ -509,18 +510,14 @@ def results_write(started: datetime, quick: bool) -> None:
         f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
         f"PostgreSQL {connection.cursor().connection.info.server_version // 10000}, one daphne process, "
         "in-memory channel layer, clients on the same machine.",
-        "",
-        "| figure | measured | floor (same run) | ratio | target | met |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for r in results:
-        met = "-" if r["met"] is None else ("yes" if r["met"] else "**no**")
-        lines.append(f"| {r['figure']} | {r['measured']} | {r['floor']} | {r['ratio']} | {r['target']} | {met} |")
-    lines += ["", *[f"- {n}" for n in notes], ""]
-    analysis = ROOT / "bench" / "analysis.md"
-    if analysis.exists():
-        lines.append(analysis.read_text())
-    (ROOT / "bench" / "results.md").write_text("\n".join(lines))
+    results_file_write(
+        ROOT / "bench" / "results.md",
+        header=lines,
+        results=results,
+        notes=notes,
+        analysis=ROOT / "bench" / "analysis.md",
+    )
 
 
 async def main(quick: bool, profile: bool) -> None:
