@@ -25,6 +25,35 @@ logger = logging.getLogger(__name__)
 DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 
+class Refused(Exception):
+    """A request a service refuses, with why: the one refusal every app raises.
+
+    ``code`` is the machine-readable error, ``detail`` the sentence, ``status``
+    the HTTP status, ``fields`` extra keys of the error body (a command's state
+    on a refused transition, say) and ``headers`` extra response headers.
+    ``json_exception_handler`` turns it into the JSON error shape, so views
+    never catch it; the admin shows ``detail`` as a message.
+    """
+
+    status: int = 400
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        fields: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+        if status is not None:
+            self.status = status
+        self.fields = fields or {}
+        self.headers = headers or {}
+
+
 def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with every error body shaped ``{"error": code, "detail": text}``.
 
@@ -45,6 +74,8 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
             status=503,
             headers={"Retry-After": str(settings.TWIN_RETRY_AFTER_SECONDS)},
         )
+    if isinstance(exc, Refused):
+        return Response({"error": exc.code, "detail": exc.detail, **exc.fields}, status=exc.status, headers=exc.headers)
     response = exception_handler(exc, context)
     if response is None:
         return None
