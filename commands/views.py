@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import msgspec
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -40,6 +39,7 @@ from commands.services import (
     invocation_report,
     request_fingerprint,
 )
+from common.asyncsync import request_call
 from common.http import MalformedBody, json_decoded
 from hosts.authentication import AgentSignatureAuthentication
 from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
@@ -287,11 +287,6 @@ class ActionCatalogueView(APIView):
         return Response(action_catalogue())
 
 
-async def _run_in_request(fn: Any, /, **kwargs: Any) -> Any:
-    # Through Django (tests, WSGI) the request's own thread and connection are used, as for any view.
-    return await sync_to_async(fn)(**kwargs)
-
-
 async def pending_view(request: HttpRequest) -> HttpResponse:
     """``GET /api/commands/pending`` through Django; under daphne, ``commands.longpoll.pending_asgi`` serves it."""
     if request.method != "GET":
@@ -304,6 +299,7 @@ async def pending_view(request: HttpRequest) -> HttpResponse:
         headers=request.headers,
         full_path=request.get_full_path(),
         wait_raw=request.GET.get("wait"),
-        run=_run_in_request,
+        # Through Django (the test client, WSGI): the request's own thread and connection, as for any view.
+        run=request_call,
     )
     return JsonResponse(body, status=status_code, headers={"Cache-Control": "no-store", **headers})
