@@ -81,7 +81,7 @@ class HostCommandsAdmin(HostAdmin):
         return request.user.has_perm(SHELL_GRANT_PERMISSION)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Host]:
-        enabled = ShellAccess.objects.filter(host=OuterRef("pk"), revoked_at__isnull=True)
+        enabled = ShellAccess.objects.active().filter(host=OuterRef("pk"))
         return super().get_queryset(request).annotate(shell=Exists(enabled))
 
     @admin.display(boolean=True, description="shell", ordering="shell")

@@ -9,9 +9,10 @@ serves the same answer through Django, for the test client and WSGI.
 
 Both call ``pending_answer``: check the signature (a whole sync function on a
 worker thread), then look for work, wait on the event loop for this host's
-``invocation.available`` event, and look again after each wake-up, until the
-wait ends. Each look runs ``invocations_dispatch`` on a worker thread whose
-database connection is given back at once.
+``invocation.available`` event (``commands.waiters``), and look again after
+each wake-up, until the wait ends. Each look runs ``invocations_dispatch`` on a
+worker thread whose database connection is given back at once
+(``common.asyncsync.db_call``).
 """
 
 from __future__ import annotations
@@ -20,25 +21,23 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
 from rest_framework.exceptions import APIException, AuthenticationFailed
 
 from commands.models import Cause
 from commands.services import invocations_dispatch
+from commands.waiters import AgentEventListener
+from common.asyncsync import db_call
 from common.errors import DATABASE_DOWN
-from common.events import AgentEventListener
 from hosts.authentication import agent_signature_check, request_line_payload
 from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from hosts.selectors import AgentIdentity
 
-T = TypeVar("T")
 PENDING_PATH = "/api/commands/pending"
 WAIT_MAX_SECONDS = 25.0
 WAIT_JITTER = 0.2
@@ -47,23 +46,6 @@ AGENT_REALM = 'Twin-HMAC-SHA256 realm="agents"'
 # How a sync function is run from the poll: ``run(fn, **kwargs)``.
 SyncRunner = Callable[..., Awaitable[Any]]
 Answer = tuple[int, dict[str, Any], dict[str, str]]
-
-
-async def run_on_worker(fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run a whole sync database function on a worker thread and give its connection back at once.
-
-    Off the thread-sensitive executor, so no look holds up (or waits behind)
-    Django's requests, and nothing is held between looks.
-    """
-
-    def call() -> T:
-        close_old_connections()
-        try:
-            return fn(**kwargs)
-        finally:
-            close_old_connections()
-
-    return await sync_to_async(call, thread_sensitive=False)()
 
 
 def pending_authenticate(*, key_id: str, timestamp: str, signature: str, full_path: str) -> AgentIdentity:
@@ -99,7 +81,7 @@ def _error(status: int, code: str, detail: str, headers: dict[str, str] | None =
 
 
 async def pending_answer(
-    *, headers: Mapping[str, str], full_path: str, wait_raw: str | None, run: SyncRunner = run_on_worker
+    *, headers: Mapping[str, str], full_path: str, wait_raw: str | None, run: SyncRunner = db_call
 ) -> Answer:
     """The long poll, free of any HTTP framework: status, JSON body and extra headers.
 

@@ -25,6 +25,8 @@ class InvocationState(models.TextChoices):
 
 
 S = InvocationState
+# Ids are 64-bit: a larger number names nothing (and must not reach the database).
+ID_MAX = 2**63 - 1
 # The only moves an invocation can make; anything else is refused with its current state.
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.QUEUED: frozenset({S.DISPATCHED, S.CANCELLED, S.UNDELIVERABLE}),
@@ -183,10 +185,23 @@ class IdempotencyKey(models.Model):
         return self.key
 
 
+# A grant not revoked: the one rule of "shell is enabled on this host".
+ACTIVE_GRANT = Q(revoked_at__isnull=True)
+
+
+class ShellAccessQuerySet(models.QuerySet):
+    """Grants of shell access, past and present."""
+
+    def active(self) -> ShellAccessQuerySet:
+        """The grants in force: shell commands run on their hosts."""
+        return self.filter(ACTIVE_GRANT)
+
+
 class ShellAccess(models.Model):
     """An admin's decision that a host accepts shell commands, and its withdrawal: who and when, kept.
 
-    The shell action exists for a host only while it has a grant not revoked.
+    The shell action exists for a host only while it has a grant not revoked
+    (``ShellAccess.objects.active()``).
     """
 
     host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="+")
@@ -195,14 +210,14 @@ class ShellAccess(models.Model):
     revoked_by = models.CharField(max_length=150, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ShellAccessQuerySet.as_manager()
+
     class Meta:
         ordering = ["-granted_at"]
         verbose_name = "shell access"
         verbose_name_plural = "shell access"
         constraints = [
-            models.UniqueConstraint(
-                fields=["host"], condition=Q(revoked_at__isnull=True), name="shell_access_one_active_per_host"
-            )
+            models.UniqueConstraint(fields=["host"], condition=ACTIVE_GRANT, name="shell_access_one_active_per_host")
         ]
 
     def __str__(self) -> str:

@@ -13,13 +13,13 @@ from django.db.models import Count, F, Q, QuerySet, Subquery
 from commands.actions import CATALOGUE, SHELL_PERMISSION
 from commands.models import (
     ACTIVE_STATES,
+    ID_MAX,
     TERMINAL_STATES,
     Command,
     CommandState,
     Invocation,
     InvocationState,
     InvocationTransition,
-    ShellAccess,
 )
 from commands.schema import (
     DEFAULT_DELIVERY_TIMEOUT_SECONDS,
@@ -183,6 +183,8 @@ def invocation_documents(invocations: list[Invocation]) -> list[InvocationDocume
 
 def command_document(*, command_id: int) -> CommandDocument | None:
     """A command with its invocations and their transitions (three queries), or None."""
+    if command_id > ID_MAX:
+        return None
     command = Command.objects.filter(pk=command_id).first()
     if command is None:
         return None
@@ -283,15 +285,6 @@ def agent_invocation(invocation: Invocation) -> AgentInvocation:
         "timeoutSeconds": command.timeout_seconds,
         "issuedAt": iso_utc(command.issued_at),
     }
-
-
-def shell_enabled_host_ids(*, host_ids: Iterable[int]) -> set[int]:
-    """The hosts among these on which an admin enabled shell commands (and did not revoke it)."""
-    return set(
-        ShellAccess.objects.filter(host_id__in=list(host_ids), revoked_at__isnull=True).values_list(
-            "host_id", flat=True
-        )
-    )
 
 
 def action_catalogue() -> ActionCatalogue:

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import msgspec
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, NotAuthenticated, NotFound
+from rest_framework.exceptions import NotAuthenticated, NotFound
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from commands.longpoll import pending_answer
-from commands.models import CommandState
+from commands.models import ID_MAX, CommandState
 from commands.schema import CommandCreateRequest, ResultReport
 from commands.selectors import (
     ADD_PERMISSION,
@@ -31,16 +29,10 @@ from commands.selectors import (
     commands_readable_by,
     invocation_documents,
 )
-from commands.services import (
-    CommandNotFound,
-    CommandRefused,
-    InvalidTransition,
-    command_cancel,
-    command_create,
-    invocation_report,
-    request_fingerprint,
-)
+from commands.services import command_cancel, command_create, invocation_report, request_fingerprint
+from common.asyncsync import request_call
 from common.http import MalformedBody, json_decoded
+from common.params import param_int
 from hosts.authentication import AgentSignatureAuthentication
 from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from hosts.selectors import AgentIdentity
@@ -48,10 +40,10 @@ from hosts.selectors import AgentIdentity
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Printable ASCII, as the header's draft standard and Stripe's keys.
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x20-\x7e]{1,128}$")
-# Ids are 64-bit: a larger number names nothing (and must not reach the database).
-ID_MAX = 2**63 - 1
 # Filters are names: no control characters (PostgreSQL cannot even compare a NUL).
 FILTER_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,253}$")
+# What the list answers a malformed filter (docs/api.md).
+BAD_FILTER = "invalid_filter"
 
 REF = "#/components/schemas/{}"
 ERROR = {"$ref": REF.format("Error")}
@@ -85,21 +77,6 @@ class SignedAgent(BasePermission):
         return isinstance(request.auth, AgentIdentity)
 
 
-def _refused(exc: CommandRefused) -> APIException:
-    error = APIException(detail=exc.detail, code=exc.code)
-    error.status_code = exc.status
-    return error
-
-
-def _conflict(exc: InvalidTransition) -> Response:
-    return Response({"error": "invalid_transition", "detail": exc.detail, "state": exc.state}, status=409)
-
-
-def _command_id_check(command_id: int) -> None:
-    if command_id > ID_MAX:
-        raise NotFound(f"No command {command_id}.")
-
-
 class CommandsView(APIView):
     """``GET /api/commands`` (filters, newest first) and ``POST /api/commands`` (send a command)."""
 
@@ -125,12 +102,14 @@ class CommandsView(APIView):
         for name in ("host", "rack", "state", "action"):
             value = params.get(name)
             if value is not None and not FILTER_RE.match(value):
-                raise MalformedBody(f"{name} is not a name.", code="invalid_filter")
+                raise MalformedBody(f"{name} is not a name.", code=BAD_FILTER)
             text[name] = value or None
         if text["state"] is not None and text["state"] not in CommandState.values:
-            raise MalformedBody(f"state is one of {', '.join(CommandState.values)}.", code="invalid_filter")
-        limit = _int_param(params.get("limit"), default=LIST_LIMIT_DEFAULT, low=1, high=LIST_LIMIT_MAX, name="limit")
-        cursor = _int_param(params.get("cursor"), default=None, low=1, high=ID_MAX, name="cursor")
+            raise MalformedBody(f"state is one of {', '.join(CommandState.values)}.", code=BAD_FILTER)
+        limit = param_int(
+            params, "limit", default=LIST_LIMIT_DEFAULT, minimum=1, maximum=LIST_LIMIT_MAX, code=BAD_FILTER
+        )
+        cursor = param_int(params, "cursor", default=None, minimum=1, maximum=ID_MAX, code=BAD_FILTER)
         filters = CommandFilters(host=text["host"], rack=text["rack"], state=text["state"], action=text["action"])
         return Response(commands_list(filters=filters, limit=limit, before_id=cursor))
 
@@ -169,26 +148,15 @@ class CommandsView(APIView):
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             reason = str(exc)
             raise MalformedBody(reason, code="invalid_args" if "`$.args" in reason else "invalid_command") from None
-        try:
-            created = command_create(
-                user=request.user,
-                request=decoded,
-                now=timezone.now(),
-                idempotency_key=key,
-                fingerprint=request_fingerprint(body),
-            )
-        except CommandRefused as exc:
-            raise _refused(exc) from None
+        created = command_create(
+            user=request.user,
+            request=decoded,
+            now=timezone.now(),
+            idempotency_key=key,
+            fingerprint=request_fingerprint(body),
+        )
         document = command_document(command_id=created.command.pk)
         return Response(document, status=status.HTTP_201_CREATED if created.created else status.HTTP_200_OK)
-
-
-def _int_param(raw: str | None, *, default: Any, low: int, high: int, name: str) -> Any:
-    if raw is None:
-        return default
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-        raise MalformedBody(f"{name} is a whole number from {low} to {high}.", code="invalid_filter")
-    return int(raw)
 
 
 class CommandDetailView(APIView):
@@ -200,7 +168,6 @@ class CommandDetailView(APIView):
         operation_id="commands_read", responses={200: _ref("CommandDocument"), 401: ERROR, 403: ERROR, 404: ERROR}
     )
     def get(self, request: Request, command_id: int) -> Response:
-        _command_id_check(command_id)
         document = command_document(command_id=command_id)
         if document is None:
             raise NotFound(f"No command {command_id}.")
@@ -218,13 +185,7 @@ class CommandCancelView(APIView):
         responses={200: _ref("CommandDocument"), 401: ERROR, 403: ERROR, 404: ERROR, 409: _ref("InvalidTransition")},
     )
     def post(self, request: Request, command_id: int) -> Response:
-        _command_id_check(command_id)
-        try:
-            command_cancel(command_id=command_id, actor=request.user.get_username(), now=timezone.now())
-        except CommandNotFound:
-            raise NotFound(f"No command {command_id}.") from None
-        except InvalidTransition as exc:
-            return _conflict(exc)
+        command_cancel(command_id=command_id, actor=request.user.get_username(), now=timezone.now())
         return Response(command_document(command_id=command_id))
 
 
@@ -260,20 +221,9 @@ class CommandResultView(APIView):
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise MalformedBody(str(exc), code="invalid_result") from None
         identity: AgentIdentity = request.auth
-        # Never reveal whether another host's command exists: the same 404 for both.
-        not_found = NotFound(f"Command {command_id} has no invocation for {identity.hostname}.")
-        if command_id > ID_MAX:
-            raise not_found
-        try:
-            invocation = invocation_report(
-                host_id=identity.host_id, command_id=command_id, report=report, now=timezone.now()
-            )
-        except CommandNotFound:
-            raise not_found from None
-        except CommandRefused as exc:
-            raise _refused(exc) from None
-        except InvalidTransition as exc:
-            return _conflict(exc)
+        invocation = invocation_report(
+            host_id=identity.host_id, command_id=command_id, report=report, now=timezone.now()
+        )
         return Response(invocation_documents([invocation])[0])
 
 
@@ -285,11 +235,6 @@ class ActionCatalogueView(APIView):
     @extend_schema(operation_id="commands_actions", responses={200: _ref("ActionCatalogue"), 401: ERROR, 403: ERROR})
     def get(self, request: Request) -> Response:
         return Response(action_catalogue())
-
-
-async def _run_in_request(fn: Any, /, **kwargs: Any) -> Any:
-    # Through Django (tests, WSGI) the request's own thread and connection are used, as for any view.
-    return await sync_to_async(fn)(**kwargs)
 
 
 async def pending_view(request: HttpRequest) -> HttpResponse:
@@ -304,6 +249,7 @@ async def pending_view(request: HttpRequest) -> HttpResponse:
         headers=request.headers,
         full_path=request.get_full_path(),
         wait_raw=request.GET.get("wait"),
-        run=_run_in_request,
+        # Through Django (the test client, WSGI): the request's own thread and connection, as for any view.
+        run=request_call,
     )
     return JsonResponse(body, status=status_code, headers={"Cache-Control": "no-store", **headers})

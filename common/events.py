@@ -12,10 +12,13 @@ therefore a hint that points at committed rows, never the only record of a fact;
 whoever receives one re-reads the database (the twin feed rebuilds, a long poll
 re-reads its invocations), and the periodic refresh heals a lost one.
 
-Inside a server process, events are handed to the event loop without waiting
-and sent at most once per ``PUBLISH_GAP_SECONDS``, all of them in one message:
-under load most batches commit while a send is already due, and a request thread
-that waited for each send spent a tenth of a small batch on it (bench/analysis.md).
+Inside a server process, events are handed to the event loop it serves on
+(``common.asyncsync.serving_loop``) without waiting and sent at most once per
+``PUBLISH_GAP_SECONDS``, all of them in one message: under load most batches
+commit while a send is already due, and a request thread that waited for each
+send spent a tenth of a small batch on it (bench/analysis.md).
+
+The long poll's waiters, which these events wake, belong to ``commands.waiters``.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
-from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+from common.asyncsync import coroutine_run, serving_loop
 
 logger = logging.getLogger(__name__)
 
@@ -126,9 +130,9 @@ async def _group_send(events: list[Event]) -> None:
 class _LoopPublisher:
     """Collects this process's events on its event loop: at most one send per gap, none lost.
 
-    ``add`` runs on the loop after a commit. If a send is already due, the event
-    joins it; otherwise one is scheduled. The queue is taken before sending, so
-    an event added during a send schedules another.
+    ``add`` runs on the loop after a commit. If a send is already due, the
+    events join it; otherwise one is scheduled. The queue is taken before
+    sending, so events added during a send schedule another.
     """
 
     def __init__(self) -> None:
@@ -137,9 +141,10 @@ class _LoopPublisher:
         # The loop keeps only weak references to tasks: a send in flight must not be collected.
         self._sending: set[asyncio.Task[None]] = set()
 
-    def add(self, event: Event) -> None:
-        self._queue.append(event)
-        if len(self._queue) > 1:
+    def add(self, events: list[Event]) -> None:
+        due = bool(self._queue)
+        self._queue.extend(events)
+        if due or not self._queue:
             return
         delay = max(0.0, self._last_sent + PUBLISH_GAP_SECONDS - time.monotonic())
         asyncio.get_running_loop().call_later(delay, self._send)
@@ -155,31 +160,29 @@ class _LoopPublisher:
 _publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPublisher] = weakref.WeakKeyDictionary()
 
 
-def _server_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop awaiting this sync code, if it runs under one (a request under ASGI).
+def _publish(events: list[Event]) -> None:
+    """Hand events to the serving loop's publisher without waiting, or send them now outside a server.
 
-    asgiref offers no public way to reach it: ``SyncToAsync.threadlocal`` is
-    where ``sync_to_async`` itself keeps the loop for ``async_to_sync`` calls
-    made inside. A public ``asgiref.sync.get_calling_loop()`` (or Django
-    handing sync views their loop) would replace this function.
+    One call's events stay together: a transaction's events (thousands of
+    status changes when a rack loses power) leave in one message.
     """
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    if loop is None or loop.is_closed() or not loop.is_running():
-        return None
-    return loop
+    loop = serving_loop()
+    if loop is not None:
+        publisher = _publishers.get(loop)
+        if publisher is None:
+            publisher = _publishers.setdefault(loop, _LoopPublisher())
+        try:
+            loop.call_soon_threadsafe(publisher.add, events)
+            return
+        except RuntimeError:
+            pass  # the loop closed meanwhile (the server is stopping): send them from here
+    # A management command, a job or a test without a server.
+    coroutine_run(_group_send, events)
 
 
 def event_publish(event: Event) -> None:
     """Send an event to every server process now (at most once delivery); prefer ``event_publish_on_commit``."""
-    loop = _server_loop()
-    if loop is None:
-        # A management command, a job or a test without a server: send it now.
-        async_to_sync(_group_send)([event])
-        return
-    publisher = _publishers.get(loop)
-    if publisher is None:
-        publisher = _publishers.setdefault(loop, _LoopPublisher())
-    loop.call_soon_threadsafe(publisher.add, event)
+    _publish([event])
 
 
 def event_publish_on_commit(event: Event) -> None:
@@ -188,87 +191,12 @@ def event_publish_on_commit(event: Event) -> None:
 
 
 def events_publish_on_commit(events: list[Event]) -> None:
-    """Publish several events once the transaction commits: in one message from a job or a command.
+    """Publish several events once the transaction commits, in one message.
 
     A job records thousands of status changes when a rack loses power; one
     channel-layer send per event would hold the job for seconds.
     """
     if not events:
         return
-
-    def publish() -> None:
-        if _server_loop() is None:
-            async_to_sync(_group_send)(list(events))
-            return
-        for event in events:
-            event_publish(event)
-
-    transaction.on_commit(publish)
-
-
-# --- Waiting for one host's agent events (a long poll) ---------------------------------
-# Futures of the requests of this process waiting for work for a host. The live
-# side's listener hands every agent-audience event to ``agent_events_deliver``.
-_agent_waiters: dict[str, set[asyncio.Future[None]]] = {}
-
-
-class AgentEventListener:
-    """Hears events for one host's agent in this process from the moment it is entered.
-
-    A long poll enters it *before* it looks at the database, so an event
-    published between that look and the wait still wakes it (a lost wake-up
-    would cost the agent a whole wait).
-    """
-
-    def __init__(self, host: str) -> None:
-        self.host = host
-        self._future: asyncio.Future[None] | None = None
-
-    def __enter__(self) -> AgentEventListener:
-        self._listen()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop()
-
-    def _listen(self) -> None:
-        self._future = asyncio.get_running_loop().create_future()
-        _agent_waiters.setdefault(self.host, set()).add(self._future)
-
-    def _stop(self) -> None:
-        waiters = _agent_waiters.get(self.host)
-        if waiters is not None and self._future is not None:
-            waiters.discard(self._future)
-            if not waiters:
-                _agent_waiters.pop(self.host, None)
-
-    async def wait(self, timeout: float) -> bool:
-        """Wait for an event heard since entering (or since the last wake-up); False when ``timeout`` passes first.
-
-        After a wake-up it listens again at once, before the caller's next look.
-        """
-        assert self._future is not None, "enter the listener first"
-        done, _ = await asyncio.wait({self._future}, timeout=max(0.0, timeout))
-        if not done:
-            return False
-        self._stop()
-        self._listen()
-        return True
-
-
-async def agent_event_wait(*, host: str, timeout: float) -> bool:
-    """Wait until an event for ``host``'s agent arrives in this process; False when ``timeout`` passes first.
-
-    A wake-up only says "look again": the caller re-reads the database, which
-    holds the truth (an event may be lost, or arrive before the reader looks;
-    ``AgentEventListener`` hears it even then).
-    """
-    with AgentEventListener(host) as listener:
-        return await listener.wait(timeout)
-
-
-def agent_events_deliver(event: Event) -> None:
-    """Wake every request of this process waiting for the event's host (run on the event loop)."""
-    for future in _agent_waiters.get(event.get("host", ""), ()):
-        if not future.done():
-            future.set_result(None)
+    batch = list(events)
+    transaction.on_commit(lambda: _publish(batch))

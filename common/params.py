@@ -15,17 +15,22 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-_WHOLE = re.compile(r"-?[0-9]{1,18}")
+# Up to 19 digits: every 64-bit id (a larger number is then refused by its range).
+_WHOLE = re.compile(r"-?[0-9]{1,19}")
 
 
 class InvalidParameter(APIException):
-    """``400 {"error": "invalid_parameter", "detail": "...", "parameter": "<name>"}``."""
+    """``400 {"error": "invalid_parameter", "detail": "...", "parameter": "<name>"}``.
+
+    An endpoint whose API names its refusal otherwise passes its ``code`` (the
+    commands list answers a bad filter ``invalid_filter``).
+    """
 
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid_parameter"
 
-    def __init__(self, parameter: str, detail: str) -> None:
-        super().__init__(detail=detail, code="invalid_parameter")
+    def __init__(self, parameter: str, detail: str, *, code: str = "invalid_parameter") -> None:
+        super().__init__(detail=detail, code=code)
         self.parameter = parameter
 
     @property
@@ -56,16 +61,24 @@ def param_datetime(query: Mapping[str, str], name: str, *, default: datetime) ->
     return moment
 
 
-def param_int(query: Mapping[str, str], name: str, *, default: int | None, minimum: int, maximum: int) -> int | None:
-    """A whole number within [minimum, maximum]."""
+def param_int(
+    query: Mapping[str, str],
+    name: str,
+    *,
+    default: int | None,
+    minimum: int,
+    maximum: int,
+    code: str = "invalid_parameter",
+) -> int | None:
+    """A whole number within [minimum, maximum]; ``code`` names the refusal."""
     raw = query.get(name)
     if raw is None:
         return default
     if not _WHOLE.fullmatch(raw):
-        raise InvalidParameter(name, f"{name}={raw[:40]!r} is not a whole number.")
+        raise InvalidParameter(name, f"{name}={raw[:40]!r} is not a whole number.", code=code)
     value = int(raw)
     if not minimum <= value <= maximum:
-        raise InvalidParameter(name, f"{name}={value} is outside {minimum}..{maximum}.")
+        raise InvalidParameter(name, f"{name}={value} is outside {minimum}..{maximum}.", code=code)
     return value
 
 

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from django.db import close_old_connections
 
-from commands.longpoll import pending_answer, pending_asgi, run_on_worker, wait_parse
-from common.events import Audience, EventType, agent_events_deliver
+from commands.longpoll import pending_answer, pending_asgi, wait_parse
+from commands.waiters import agent_events_deliver
+from common.asyncsync import db_call
+from common.events import Audience, EventType
 from hosts.credentials import signature_compute
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -45,7 +47,7 @@ def test_a_wake_up_with_nothing_new_makes_the_poll_look_again_and_keep_waiting(m
 
     async def counting(fn, /, **kwargs: Any) -> Any:
         looks.append(fn.__name__)
-        return await run_on_worker(fn, **kwargs)
+        return await db_call(fn, **kwargs)
 
     async def scenario() -> tuple[int, dict[str, Any], float]:
         started = time.monotonic()

@@ -157,6 +157,22 @@ def test_reports_need_the_hosts_signature_and_operators_tokens_do_not_count(oper
     assert response.status_code == 401
 
 
+def test_what_names_no_command_is_a_404_that_says_so_whatever_the_size_of_its_id(operator, agents):
+    agent = agents("titan-01")
+    for command_id in (10_000, 2**63):
+        cancelled = operator.cancel(command_id)
+        read = operator.client.get(f"/api/commands/{command_id}")
+        reported = agent.post_json(result_path(command_id), {"status": "running"})
+        for response in (cancelled, read):
+            assert response.status_code == 404
+            assert response.json() == {"error": "not_found", "detail": f"No command {command_id}."}
+        assert reported.status_code == 404
+        assert reported.json() == {
+            "error": "not_found",
+            "detail": f"Command {command_id} has no invocation for titan-01.",
+        }
+
+
 @pytest.mark.parametrize(
     ("state", "report"),
     [

@@ -7,16 +7,14 @@ import asyncio
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
+from common.asyncsync import serving_loop_record
 from common.events import (
     EVENTS_GROUP,
     EVENTS_MESSAGE,
     HOSTNAMES_MAX,
-    AgentEventListener,
     Audience,
     Event,
     EventType,
-    agent_event_wait,
-    agent_events_deliver,
     event_publish,
     events_merge,
     hosts_changed,
@@ -53,6 +51,7 @@ def _status_event(hostname: str) -> Event:
 
 def test_a_burst_of_commits_in_a_server_sends_one_message_now_and_one_after_the_gap():
     async def main() -> tuple[list[list[Event]], list[list[Event]]]:
+        serving_loop_record(asyncio.get_running_loop())  # as the live side does when a server starts
         channel = await _listening()
         # Request threads of a server, as Django runs sync views under ASGI.
         names = [f"titan-{i:02}" for i in range(20)]
@@ -73,6 +72,7 @@ def test_a_burst_of_commits_in_a_server_sends_one_message_now_and_one_after_the_
 
 def test_an_event_published_while_a_send_is_due_is_carried_by_a_later_message():
     async def main() -> list[list[Event]]:
+        serving_loop_record(asyncio.get_running_loop())
         channel = await _listening()
         await sync_to_async(event_publish)(hosts_changed(hostnames=["a"]))  # sent at once
         await sync_to_async(event_publish)(hosts_changed(hostnames=["b"]))  # within the gap: due after it
@@ -110,29 +110,3 @@ def test_any_host_wins_when_merged_with_named_hosts():
 
 def test_a_change_naming_too_many_hosts_says_any_host():
     assert hosts_changed(hostnames=[f"h{i}" for i in range(HOSTNAMES_MAX + 1)])["payload"]["hostnames"] is None
-
-
-def test_an_agent_event_wakes_only_the_requests_waiting_for_that_host():
-    async def main() -> tuple[bool, bool]:
-        waiting = asyncio.ensure_future(agent_event_wait(host="titan-01", timeout=2))
-        other = asyncio.ensure_future(agent_event_wait(host="titan-02", timeout=0.2))
-        await asyncio.sleep(0.01)
-        agent_events_deliver({"type": EventType.INVOCATION_AVAILABLE, "audience": Audience.AGENT, "host": "titan-01",
-                              "payload": {"hostname": "titan-01"}})  # fmt: skip
-        return await waiting, await other
-
-    assert asyncio.run(main()) == (True, False)
-
-
-def test_a_listener_hears_an_event_that_arrives_between_its_look_and_its_wait():
-    async def main() -> tuple[bool, bool]:
-        with AgentEventListener("titan-01") as listener:
-            # The long poll looked at the database here and found nothing; the event comes before it waits.
-            agent_events_deliver({"type": EventType.INVOCATION_AVAILABLE, "audience": Audience.AGENT,
-                                  "host": "titan-01", "payload": {"hostname": "titan-01"}})  # fmt: skip
-            woken = await listener.wait(5)
-            # Listening again at once: a quiet spell afterwards is a timeout, not a stale wake-up.
-            quiet = await listener.wait(0.05)
-        return woken, quiet
-
-    assert asyncio.run(main()) == (True, False)

@@ -8,18 +8,23 @@ Its parts, each in its own module:
 - ``namespace``: who may connect and what clients may ask;
 - ``guard``: disconnects readers whose credentials were revoked;
 - ``transport``: what clients may send on the transport (packet limits and shapes);
-- ``calls``: how this async side runs whole sync functions.
+- ``calls``: the feed's own thread for rebuilds (other sync calls go through
+  ``common.asyncsync``).
+
+``LiveSide.on_running_loop`` makes and wires these once for an event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from common.asyncsync import serving_loop_record
 from twin.live.calls import snapshot_call
 from twin.live.dispatch import EventDispatcher
 from twin.live.emitter import SocketEmitter
@@ -31,46 +36,84 @@ from twin.live.transport import TwinPacket, engineio_limits_apply
 from twin.socketio_json import OrjsonForSocketIO
 
 
+@dataclass(frozen=True)
+class LiveSide:
+    """The live side on one event loop: its emitter, feed and dispatcher, wired once, and their tasks.
+
+    Everything here belongs to the loop it was made on (asyncio locks, events
+    and tasks cannot move to another), so a new loop gets a new one
+    (``on_running_loop``). The guard is the process's: the readers it admitted
+    stay known whatever loop checks them.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    emitter: SocketEmitter
+    feed: TwinFeed
+    dispatcher: EventDispatcher
+    guard: ReaderGuard
+    tasks: tuple[asyncio.Task[None], ...]
+
+    @classmethod
+    def on_running_loop(cls, server: socketio.AsyncServer, *, guard: ReaderGuard) -> LiveSide:
+        """Make the live side for the running loop and start its tasks.
+
+        1. Record the loop as the one this process serves on: request and job
+           threads hand their events to it (``common.events``).
+        2. Make the emitter, the feed pushing through it, and the dispatcher
+           routing events to both.
+        3. Start the listener (into the dispatcher), the feed's loop, the
+           starting-state sender (from the feed) and the guard's checks.
+        """
+        loop = asyncio.get_running_loop()
+        serving_loop_record(loop)
+        emitter = SocketEmitter(server)
+        feed = TwinFeed(
+            build=snapshot_call,
+            output=emitter,
+            min_gap=1.0 / settings.TWIN_PUSH_MAX_PER_SECOND,
+            refresh_seconds=settings.TWIN_REFRESH_SECONDS,
+        )
+        dispatcher = EventDispatcher(feed=feed, emitter=emitter)
+        tasks = (
+            loop.create_task(events_listen(dispatcher.deliver_all)),
+            loop.create_task(feed.run()),
+            loop.create_task(emitter.sync_loop(feed)),
+            loop.create_task(guard.run()),
+        )
+        return cls(loop=loop, emitter=emitter, feed=feed, dispatcher=dispatcher, guard=guard, tasks=tasks)
+
+    def running_on(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether this is the live side of ``loop`` and all its tasks still run."""
+        return self.loop is loop and all(not task.done() for task in self.tasks)
+
+    def stop(self) -> None:
+        """Cancel whatever of its tasks still runs (a task of it ended: a new side takes over)."""
+        for task in self.tasks:
+            task.cancel()
+
+
 class TwinLive:
-    """This process's live side: the Socket.IO server and the tasks that feed it."""
+    """This process's live side: the Socket.IO server, the reader guard, and the ``LiveSide`` of its loop."""
 
     def __init__(self, server: socketio.AsyncServer) -> None:
         self.server = server
-        self.emitter = SocketEmitter(server)
-        self.feed = self._feed_create()
-        self.dispatcher = EventDispatcher(feed=self.feed, emitter=self.emitter)
         self.guard = ReaderGuard(server, interval=settings.TWIN_READER_RECHECK_SECONDS)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._side: LiveSide | None = None
 
-    def ensure_started(self) -> None:
-        """Start the listener, the feed, the starting-state sender and the guard once per process and event loop.
+    def ensure_started(self) -> LiveSide:
+        """The live side of the running loop, made and started on the first call from that loop.
 
         daphne sends no lifespan events, so the ASGI app calls this on every
         request and connection; after the first, it is one comparison.
         """
+        side = self._side
         loop = asyncio.get_running_loop()
-        if self._loop is loop and all(not t.done() for t in self._tasks):
-            return
-        self._loop = loop
-        self.emitter.reset_loop_state()
-        self.feed = self.dispatcher.feed = self._feed_create()
-        self._tasks = [
-            loop.create_task(events_listen(self.dispatcher.deliver_all)),
-            loop.create_task(self.feed.run()),
-            loop.create_task(self.emitter.sync_loop()),
-            loop.create_task(self.guard.run()),
-        ]
-
-    def _feed_create(self) -> TwinFeed:
-        feed = TwinFeed(
-            build=snapshot_call,
-            output=self.emitter,
-            min_gap=1.0 / settings.TWIN_PUSH_MAX_PER_SECOND,
-            refresh_seconds=settings.TWIN_REFRESH_SECONDS,
-        )
-        self.emitter.feed = feed
-        return feed
+        if side is not None and side.running_on(loop):
+            return side
+        if side is not None and side.loop is loop:
+            side.stop()
+        self._side = side = LiveSide.on_running_loop(self.server, guard=self.guard)
+        return side
 
 
 def origin_allowed(origin: str | None, environ: dict[str, Any]) -> bool:

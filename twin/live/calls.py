@@ -1,38 +1,21 @@
-"""How the async side runs sync code: whole sync functions on worker threads, on good connections."""
+"""The feed's own thread: ``snapshot_build`` on a thread and connection of its own.
+
+Every other sync call of the live side (reader checks) goes through
+``common.asyncsync.db_call``, on a worker thread whose connection is given back
+at once; the feed's rebuilds are the one exception, because they run several
+times a second and must never wait for a connection.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from twin.instruments import snapshot_observe
 from twin.snapshot import TwinState, snapshot_build
-
-T = TypeVar("T")
-
-
-async def db_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run a whole sync database function on a worker thread, on a connection that is still good.
-
-    Off the thread-sensitive executor, so a slow call never queues behind (or
-    holds up) Django's request handling.
-    """
-
-    def call() -> T:
-        close_old_connections()
-        try:
-            return fn(**kwargs)
-        finally:
-            close_old_connections()
-
-    return await sync_to_async(call, thread_sensitive=False)()
-
 
 # The feed's own thread, which keeps its pooled connection between rebuilds:
 # under overload a rebuild that queued for a connection behind the agents'

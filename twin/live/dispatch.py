@@ -3,7 +3,8 @@
 - hosts changed: the twin feed rebuilds (and pushes ``twin-state``/``twin-delta``);
 - events with a Socket.IO name (``SOCKET_EVENTS``): emitted to the audience's
   room: every reader, or staff readers only;
-- events for one host's agent: wake that host's long polls in this process.
+- events for one host's agent: wake that host's long polls in this process
+  (``commands.waiters.agent_events_deliver``).
 
 Host-status changes come one event per host, and a rack losing power or a
 network cut changes thousands at once (the status recorder commits them in one
@@ -20,7 +21,8 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 
-from common.events import Audience, Event, EventType, agent_events_deliver
+from commands.waiters import agent_events_deliver
+from common.events import Audience, Event, EventType
 from twin.live.emitter import STAFF_ROOM, SocketEmitter
 from twin.live.feed import TwinFeed
 

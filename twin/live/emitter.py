@@ -52,20 +52,18 @@ async def engineio_release_sent_frame(server: socketio.AsyncServer, sid: str) ->
 
 
 class SocketEmitter:
-    """Sends the feed's pushes, starting states and routed events over Socket.IO."""
+    """Sends the feed's pushes, starting states and routed events over Socket.IO.
+
+    Made for one event loop (its lock and event belong to it), by the live
+    side's constructor (``twin.live.LiveSide.on_running_loop``).
+    """
 
     def __init__(self, server: socketio.AsyncServer) -> None:
         self.server = server
-        self.feed: TwinFeed | None = None
         self._emit_lock = asyncio.Lock()
         # Clients owed a starting state: the freshest, or the last pushed with its version.
         self._waiting_full: set[str] = set()
         self._waiting_versioned: set[str] = set()
-        self._waiting = asyncio.Event()
-
-    def reset_loop_state(self) -> None:
-        """Fresh asyncio primitives for a new event loop (tests start several)."""
-        self._emit_lock = asyncio.Lock()
         self._waiting = asyncio.Event()
 
     # --- FeedOutput ---------------------------------------------------------------
@@ -139,8 +137,8 @@ class SocketEmitter:
         rooms = self.server.manager.rooms.get(NAMESPACE, {})
         instruments.clients_observe(rooms, full=FULL_ROOM, delta=DELTA_ROOM, leaving=leaving)
 
-    async def sync_loop(self) -> None:
-        """Send queued clients their starting state, many clients to one emit.
+    async def sync_loop(self, feed: TwinFeed) -> None:
+        """Send queued clients their starting state from ``feed``, many clients to one emit.
 
         A state is encoded once per emit, whatever the number of recipients:
         200 dashboards connecting at once cost a few encodings of a
@@ -153,14 +151,13 @@ class SocketEmitter:
             await asyncio.sleep(0.02)  # let the clients connecting together arrive
             self._waiting.clear()
             try:
-                await self._sync_waiting()
+                await self._sync_waiting(feed)
             except Exception:
                 logger.warning("sending starting states to new clients failed; retrying", exc_info=True)
                 await asyncio.sleep(1.0)
                 self._waiting.set()
 
-    async def _sync_waiting(self) -> None:
-        assert self.feed is not None
+    async def _sync_waiting(self, feed: TwinFeed) -> None:
         manager = self.server.manager
         # At most SYNC_BATCH clients a round, with a pause between rounds, so a
         # crowd connecting at once does not queue a multi-megabyte state for
@@ -171,9 +168,9 @@ class SocketEmitter:
             if self._waiting_full or self._waiting_versioned:
                 self._waiting.set()
             return
-        current = await self.feed.current()
-        async with self.feed.push_lock:
-            versioned = await self.feed.versioned() if ready_versioned else None
+        current = await feed.current()
+        async with feed.push_lock:
+            versioned = await feed.versioned() if ready_versioned else None
             async with self._emit_lock:
                 if ready_full:
                     await self.server.emit(TWIN_STATE_EVENT, current, to=ready_full, namespace=NAMESPACE)

@@ -3,7 +3,7 @@
 A reader is checked once, when its Socket.IO connection opens; the connection
 then lives for hours. Every ``TWIN_READER_RECHECK_SECONDS`` (5 s by default)
 the guard checks again every reader connected to this process, all at once
-(``twin.selectors.readers_recheck``, three queries whatever their number), and
+(``twin.readers.readers_recheck``, three queries whatever their number), and
 disconnects those no longer allowed: the user was deactivated, the token
 deleted, the session ended by a logout or by a password change. A reader who
 is no longer staff leaves the staff room. Connections admitted without
@@ -18,9 +18,9 @@ import logging
 import socketio
 from django.utils import timezone
 
-from twin.live.calls import db_call
+from common.asyncsync import db_call
 from twin.live.emitter import NAMESPACE, STAFF_ROOM
-from twin.selectors import ReaderCredential, readers_recheck
+from twin.readers import ReaderCredential, readers_recheck
 
 logger = logging.getLogger(__name__)
 

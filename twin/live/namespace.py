@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 import socketio
 from django.conf import settings
 
+from common.asyncsync import db_call
 from common.errors import DATABASE_DOWN
-from twin.live.calls import db_call
 from twin.live.emitter import FULL_ROOM, NAMESPACE, STAFF_ROOM
 from twin.live.transport import MALFORMED_EVENT
-from twin.selectors import Reader, reader_identify, session_key_from_cookie_header
+from twin.readers import Reader, reader_identify, session_key_from_cookie_header
 
 if TYPE_CHECKING:
     from twin.live import TwinLive
@@ -76,13 +76,13 @@ class TwinNamespace(socketio.AsyncNamespace):
         reader = await self._reader(environ, auth)
         if reader is None and not settings.TWIN_PUBLIC_READ:
             raise _refusal("not_authenticated", "Send {'token': '<API token>'} as the auth payload, or log in first.")
-        self.live.ensure_started()
+        side = self.live.ensure_started()
         await self.enter_room(sid, FULL_ROOM)
         if reader is not None and reader.is_staff:
             await self.enter_room(sid, STAFF_ROOM)
         if reader is not None and reader.credential is not None:
-            self.live.guard.admit(sid, reader.credential)
-        self.live.emitter.greet(sid)
+            side.guard.admit(sid, reader.credential)
+        side.emitter.greet(sid)
 
     async def _reader(self, environ: dict[str, Any], auth: Any) -> Reader | None:
         """The reader behind the auth payload or the session cookie, or None; a refusal if they cannot be checked."""
@@ -100,16 +100,17 @@ class TwinNamespace(socketio.AsyncNamespace):
             raise _refusal("server_error", "The server failed to check the credentials; the error is logged.") from None
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        self.live.emitter.forget(sid)
-        self.live.guard.forget(sid)
+        side = self.live.ensure_started()
+        side.emitter.forget(sid)
+        side.guard.forget(sid)
 
     async def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
         """``subscribe`` ``{"mode": "delta"}`` (or ``"full"``); answered with the mode."""
         mode = data.get("mode") if isinstance(data, dict) else None
         if mode not in ("delta", "full"):
             return {"error": "bad_mode", "detail": "Subscribe with {'mode': 'delta'} or {'mode': 'full'}."}
-        return await self.live.emitter.subscribe(sid, mode)
+        return await self.live.ensure_started().emitter.subscribe(sid, mode)
 
     async def on_resync(self, sid: str, data: Any = None) -> dict[str, Any]:
         """A delta client that missed a version asks for the full state again."""
-        return await self.live.emitter.subscribe(sid, "delta")
+        return await self.live.ensure_started().emitter.subscribe(sid, "delta")

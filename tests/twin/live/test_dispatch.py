@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from common.events import Audience, Event, EventType, agent_event_wait, hosts_changed
+from commands.waiters import agent_event_wait
+from common.events import Audience, Event, EventType, hosts_changed
 from twin.live.dispatch import HOST_STATUS_BURST_MAX, EventDispatcher
 from twin.live.emitter import STAFF_ROOM
 

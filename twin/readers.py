@@ -1,4 +1,11 @@
-"""Reads the live side needs from the database, as whole sync functions."""
+"""Reader authentication: who a live reader is (an API token or a session cookie), and whether they still are.
+
+The live side admits each Socket.IO connection with ``reader_identify`` and
+checks every connected reader again with ``readers_recheck``
+(``twin.live.guard``). Whole sync functions, run from the async side through
+``common.asyncsync.db_call``; Django's middleware never sees Socket.IO traffic,
+so these are its checks.
+"""
 
 from __future__ import annotations
 
