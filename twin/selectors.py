@@ -1,4 +1,4 @@
-"""Reads the live side needs from the database, as whole sync functions."""
+"""Reads of the twin: who a live connection's reader is (whole sync functions the live side calls), and the history."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rest_framework.authtoken.models import Token
 
 from common.auth import token_key_plausible
 from common.sessions import session_key_plausible
+from twin.models import HostStatusEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +130,15 @@ def _session_still_logs_in(session: dict[str, Any] | None, user: Any) -> bool:
     if constant_time_compare(session_hash, user.get_session_auth_hash()):
         return True
     return any(constant_time_compare(session_hash, h) for h in user.get_session_auth_fallback_hash())
+
+
+# --------------------------------------------------------------------------- the history
+
+
+def host_status_events(*, host_id: int, start: datetime | None, end: datetime, limit: int) -> list[HostStatusEvent]:
+    """A host's newest ``limit`` status changes in [start, end), oldest first."""
+    events = HostStatusEvent.objects.filter(host_id=host_id, at__lt=end)
+    if start is not None:
+        events = events.filter(at__gte=start)
+    newest = list(events.order_by("-at", "-id")[:limit])
+    return newest[::-1]

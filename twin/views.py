@@ -17,9 +17,9 @@ from rest_framework.views import APIView
 
 from common.formats import iso_utc
 from common.params import InvalidParameter, param_datetime, param_int
-from hosts.models import Host
-from twin.history import host_status_events
+from hosts.selectors import host_id_by_hostname
 from twin.instruments import snapshot_observe, snapshot_sent
+from twin.selectors import host_status_events
 from twin.snapshot import snapshot_build
 
 
@@ -100,7 +100,7 @@ class HostEventsView(APIView):
         if start is not None and start >= end:
             raise InvalidParameter("from", "from must be before to.")
         limit = param_int(query, "limit", default=100, minimum=1, maximum=1000)
-        host_id = Host.objects.filter(hostname=hostname).values_list("pk", flat=True).first()
+        host_id = host_id_by_hostname(hostname=hostname)
         if host_id is None:
             raise NotFound(f"No host named {hostname}.")
         events = host_status_events(host_id=host_id, start=start, end=end, limit=limit or 100)
