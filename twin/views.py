@@ -20,7 +20,7 @@ from common.params import InvalidParameter, param_datetime, param_int
 from hosts.selectors import host_id_by_hostname
 from twin.instruments import snapshot_observe, snapshot_sent
 from twin.selectors import host_status_events
-from twin.snapshot import snapshot_build
+from twin.snapshot import gc_paused, snapshot_build
 
 
 class TwinStateView(APIView):
@@ -54,7 +54,9 @@ class TwinStateView(APIView):
         # which Django's ASGI handler leaves in a reference cycle.
         started = time.perf_counter()
         reader = "http" if at is None else "http_at"
-        body = orjson.dumps(snapshot_observe(snapshot_build(at=at), started=started, reader=reader))
+        with gc_paused():
+            state = snapshot_build(at=at)
+        body = orjson.dumps(snapshot_observe(state, started=started, reader=reader))
         snapshot_sent(len(body))
         return HttpResponse(body, content_type="application/json")
 
