@@ -49,7 +49,7 @@ from metrics.models import Rollup5m
 from metrics.retention import day_start, history_prune, partition_create, partition_name, raw_cutoff
 from metrics.rollups import METRIC_COLUMNS, RAW, rollups_rebuild, rollups_update
 from metrics.timesql import rows_fetch
-from twin.history import status_transitions_record
+from twin.services import status_transitions_record
 from twin.snapshot import snapshot_build
 
 results: list[dict[str, Any]] = []

@@ -11,7 +11,7 @@ from django.urls import Resolver404, resolve, reverse
 from commands.actions import SHELL_PERMISSION
 from commands.selectors import commands_readable_by
 
-# The Socket.IO namespace the twin serves (twin/realtime.py; fixed by the seed contract).
+# The Socket.IO namespace the twin serves (the live side's, twin/live/; fixed by the seed contract).
 NAMESPACE = "/digital-twin"
 # The permissions the catalogue's actions name (GET /api/commands/actions, "permissions").
 COMMAND_PERMISSIONS = ("commands.add_command", SHELL_PERMISSION)

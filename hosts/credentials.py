@@ -19,6 +19,8 @@ SIGNATURE_SCHEME = "sha256="
 HEADER_KEY_ID = "X-Twin-Key-Id"
 HEADER_TIMESTAMP = "X-Twin-Timestamp"
 HEADER_SIGNATURE = "X-Twin-Signature"
+# What a registration refused for want of a usable enrollment key asks for (its 401's WWW-Authenticate).
+ENROLLMENT_CHALLENGE = 'Bearer realm="enrollment"'
 
 
 def enrollment_key_generate() -> str:

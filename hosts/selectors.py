@@ -56,6 +56,11 @@ def agent_identity_for_key(*, key_id: str) -> AgentIdentity | None:
     )
 
 
+def host_id_by_hostname(*, hostname: str) -> int | None:
+    """The id of the host named ``hostname``, or None when there is none."""
+    return Host.objects.filter(hostname=hostname).values_list("pk", flat=True).first()
+
+
 def hostnames_virtual(*, hostnames: Iterable[str]) -> set[str]:
     """Those of these hostnames that are virtual nodes (a switch): no agent reports for them unless granted."""
     names = sorted(set(hostnames))

@@ -15,9 +15,16 @@ from django.db import connection, models, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from common.errors import Refused
 from common.events import event_publish_on_commit, hosts_changed
 from common.sql import objects_insert_new, objects_update, sql_in
-from hosts.credentials import enrollment_key_generate, enrollment_key_hash, key_id_generate, signing_secret_for
+from hosts.credentials import (
+    ENROLLMENT_CHALLENGE,
+    enrollment_key_generate,
+    enrollment_key_hash,
+    key_id_generate,
+    signing_secret_for,
+)
 from hosts.models import AgentCredential, EnrollmentKey, Host, Link, Rack
 from hosts.schema import HostRegistrationRequest
 
@@ -272,14 +279,20 @@ def enrollment_key_create(
     return key, secret
 
 
-class RegistrationRefused(Exception):
-    """Why a registration was refused: a machine-readable code, a sentence, and the HTTP status to answer."""
+class RegistrationRefused(Refused):
+    """Why a registration was refused: a machine-readable code, a sentence, and the HTTP status to answer.
+
+    A 401 (no usable enrollment key) challenges the client for one, as any 401
+    must (``WWW-Authenticate``); a 403 refuses a host that may not register
+    whatever the key. ``common.errors.json_exception_handler`` answers it.
+    """
+
+    status = 401
 
     def __init__(self, code: str, detail: str, *, status: int = 401) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-        self.status = status
+        super().__init__(
+            code, detail, status=status, headers={"WWW-Authenticate": ENROLLMENT_CHALLENGE} if status == 401 else None
+        )
 
 
 @dataclass(frozen=True)

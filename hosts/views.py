@@ -6,7 +6,6 @@ from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,18 +19,14 @@ from hosts.services import RegistrationRefused, enrollment_key_check, host_regis
 REGISTRATION_MAX_BYTES = 64 * 1024
 
 
-class EnrollmentKeyMissing(AuthenticationFailed):
-    default_code = "enrollment_key_required"
-
-
 class HostRegisterView(APIView):
-    """``POST /api/hosts/register``: an agent trades an enrollment key for its host's credential."""
+    """``POST /api/hosts/register``: an agent trades an enrollment key for its host's credential.
+
+    A refusal is a ``RegistrationRefused``, answered by the API's exception handler.
+    """
 
     authentication_classes: list = []
     permission_classes: list = []
-
-    def get_authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="enrollment"'
 
     @extend_schema(
         operation_id="hosts_register",
@@ -51,18 +46,16 @@ class HostRegisterView(APIView):
     def post(self, request: Request) -> Response:
         scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
-            raise EnrollmentKeyMissing("Send the enrollment key as 'Authorization: Bearer <key>'.")
+            raise RegistrationRefused(
+                "enrollment_key_required", "Send the enrollment key as 'Authorization: Bearer <key>'."
+            )
         now = timezone.now()
-        try:
-            # The key first: a stranger's body is never read nor inflated.
-            enrollment_key_check(secret=secret.strip(), now=now)
-            checked = registration_validate(json_decoded(request, limit=REGISTRATION_MAX_BYTES))
-            if isinstance(checked, str):
-                raise MalformedBody(checked, code="invalid_registration")
-            registration = host_register(enrollment_secret=secret.strip(), request=checked, now=now)
-        except RegistrationRefused as exc:
-            refusal = PermissionDenied if exc.status == 403 else AuthenticationFailed
-            raise refusal(exc.detail, code=exc.code) from None
+        # The key first: a stranger's body is never read nor inflated.
+        enrollment_key_check(secret=secret.strip(), now=now)
+        checked = registration_validate(json_decoded(request, limit=REGISTRATION_MAX_BYTES))
+        if isinstance(checked, str):
+            raise MalformedBody(checked, code="invalid_registration")
+        registration = host_register(enrollment_secret=secret.strip(), request=checked, now=now)
         body: HostRegistrationResponse = {
             "hostname": registration.host.hostname,
             "keyId": registration.key_id,

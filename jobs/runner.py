@@ -49,7 +49,7 @@ def runner_loop(stop: threading.Event, tick_seconds: float) -> None:
 
 
 def runner_ensure_started() -> None:
-    """Start this process's runner thread once (daphne sends no lifespan events: called per request)."""
+    """Start this process's runner thread once, when the ASGI application loads (daphne sends no lifespan events)."""
     global _thread
     if _thread is not None or not settings.TWIN_JOBS_ENABLED:
         return

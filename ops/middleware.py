@@ -1,7 +1,9 @@
 """Middleware of the operator's side: a request id on each request, and HTTP metrics.
 
-Both run on the event loop under ASGI and in the caller's thread under the
-test client (sync and async capable), so they add no thread hop.
+Both are sync and async capable, so they add no thread hop: on the event loop
+when Django serves a request asynchronously (an async view, a static file), in
+the request's thread when a sync chain serves it (``twinsite.handler``'s one
+hop, the test client).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ GetResponse = Callable[[HttpRequest], Any]
 
 
 class _BothModes:
-    """A middleware that runs on the loop under ASGI and in the caller's thread otherwise."""
+    """A middleware that runs on the loop in an async chain and in the caller's thread in a sync one."""
 
     sync_capable = True
     async_capable = True

@@ -70,6 +70,34 @@ def test_processes_starting_at_once_agree_on_the_installations_key(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no candidate left behind
 
 
+def python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_reading_the_settings_never_makes_the_key_and_says_where_it_comes_from(tmp_path):
+    key_file = tmp_path / "secret_key"
+    env = {**PRODUCTION, "SECRET_KEY": "", "TWIN_SECRET_KEY_FILE": str(key_file)}
+    result = python(
+        "from django.conf import settings; settings.SECRET_KEY", DJANGO_SETTINGS_MODULE="twinsite.settings", **env
+    )
+    assert result.returncode != 0
+    assert f"{key_file} does not exist" in result.stderr
+    assert not key_file.exists()
+
+
+def test_the_servers_entry_point_makes_the_installations_key_as_manage_py_does(tmp_path):
+    key_file = tmp_path / "secret_key"
+    env = {**PRODUCTION, "SECRET_KEY": "", "TWIN_SECRET_KEY_FILE": str(key_file), "TWIN_JOBS_ENABLED": "false"}
+    served = python("import twinsite.asgi; from django.conf import settings; print(settings.SECRET_KEY)", **env)
+    assert served.returncode == 0, served.stderr
+    assert served.stdout.split()[-1] == key_file.read_text().strip()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    managed = manage(*PRINT_KEYS, **env)
+    assert managed.stdout.splitlines()[-1].split()[0] == key_file.read_text().strip()
+
+
 def test_a_key_file_readable_by_others_is_refused(tmp_path):
     key_file = tmp_path / "secret_key"
     key_file.write_text(secrets.token_urlsafe(64))

@@ -19,7 +19,7 @@ from hosts.models import Host
 from metrics.history import series_read
 from metrics.models import Sample
 from twin.charts import line_chart
-from twin.history import host_status_events
+from twin.selectors import host_status_events
 
 CHART_HOURS = 24
 CHART_STEP_SECONDS = 300

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from jobs.registry import job
-from twin.history import status_events_prune, status_transitions_record
+from twin.services import status_events_prune, status_transitions_record
 
 
 @job(name="twin.status_history", every_seconds=1.0)

@@ -21,7 +21,7 @@ class StatusCause(models.TextChoices):
 class HostStatusEvent(models.Model):
     """A host's status changed at ``at``: from what (empty for its first), to what, and why.
 
-    Written by the status recorder (``twin.history``) only; each transition
+    Written by the status recorder (``twin.services``) only; each transition
     once, including those caused by the clock alone.
     """
 

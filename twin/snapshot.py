@@ -1,9 +1,11 @@
 """The twin-state document: what ``GET /api/twin/state`` returns and Socket.IO pushes.
 
 Built from two queries whatever the size of the fleet (hosts with their rack
-and latest values; links), never from the history. Status is derived here from
-each host's last contact and the clock; link throughput was derived at ingest
-from the last two counter readings (``metrics.rates``) and is read as stored.
+and values; links): now, each host's latest values; at a past time, its values
+as of then, read from the history (``metrics.history.host_rows_at``). Status is
+derived here from each host's last contact and the clock; link throughput was
+derived from two counter readings (``metrics.rates``: at ingest for the latest
+values, from the history's readings for a past time) and is read as given.
 """
 
 from __future__ import annotations
@@ -81,33 +83,11 @@ def snapshot_build(*, now: datetime | None = None, at: datetime | None = None) -
        node's from its neighbours (and its own reports, if a poller sends them).
     4. Take each link's throughput from the end that reports counters: the
        real host, not the virtual switch.
+
+    A plain read, which leaves the garbage collector as it finds it: the
+    callers that build for readers (the HTTP view, the live feed) hold it off
+    around the build with ``gc_paused``.
     """
-    with _collector_paused():
-        return _build(now=now, at=at)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Hold Python's cyclic garbage collector off while a document is built.
-
-    A 10,000-host build allocates some 50,000 dicts and lists, none in a
-    cycle: the collector ran about seventy times per build, now and then a
-    full pass over everything built before, for nothing to free, and that was
-    most of the build's variance (median 134 ms, 110 with it held off, in
-    process; bench/results.md). It runs as usual once the build is done. A
-    build that found it already off (another build, on another thread) leaves
-    turning it back on to the build that turned it off.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _build(*, now: datetime | None, at: datetime | None) -> TwinState:
     if at is None:
         now = now or timezone.now()
         rows, links = host_rows(), link_rows()
@@ -146,6 +126,27 @@ def _build(*, now: datetime | None, at: datetime | None) -> TwinState:
         "hosts": docs,
         "links": [_link_doc(by_id[s], by_id[t], capacity) for s, t, capacity in links],
     }
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold Python's cyclic garbage collector off while a document is built: ``with gc_paused(): snapshot_build()``.
+
+    A 10,000-host build allocates some 50,000 dicts and lists, none in a
+    cycle: the collector ran about seventy times per build, now and then a
+    full pass over everything built before, for nothing to free, and that was
+    most of the build's variance (median 134 ms, 110 with it held off, in
+    process; bench/results.md). It runs as usual once the block is done. A
+    block that found it already off (another build, on another thread) leaves
+    turning it back on to the block that turned it off.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _virtual_finish(

@@ -17,10 +17,10 @@ from rest_framework.views import APIView
 
 from common.formats import iso_utc
 from common.params import InvalidParameter, param_datetime, param_int
-from hosts.models import Host
-from twin.history import host_status_events
+from hosts.selectors import host_id_by_hostname
 from twin.instruments import snapshot_observe, snapshot_sent
-from twin.snapshot import snapshot_build
+from twin.selectors import host_status_events
+from twin.snapshot import gc_paused, snapshot_build
 
 
 class TwinStateView(APIView):
@@ -54,7 +54,9 @@ class TwinStateView(APIView):
         # which Django's ASGI handler leaves in a reference cycle.
         started = time.perf_counter()
         reader = "http" if at is None else "http_at"
-        body = orjson.dumps(snapshot_observe(snapshot_build(at=at), started=started, reader=reader))
+        with gc_paused():
+            state = snapshot_build(at=at)
+        body = orjson.dumps(snapshot_observe(state, started=started, reader=reader))
         snapshot_sent(len(body))
         return HttpResponse(body, content_type="application/json")
 
@@ -100,7 +102,7 @@ class HostEventsView(APIView):
         if start is not None and start >= end:
             raise InvalidParameter("from", "from must be before to.")
         limit = param_int(query, "limit", default=100, minimum=1, maximum=1000)
-        host_id = Host.objects.filter(hostname=hostname).values_list("pk", flat=True).first()
+        host_id = host_id_by_hostname(hostname=hostname)
         if host_id is None:
             raise NotFound(f"No host named {hostname}.")
         events = host_status_events(host_id=host_id, start=start, end=end, limit=limit or 100)

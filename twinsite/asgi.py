@@ -13,7 +13,14 @@ from channels.routing import ProtocolTypeRouter
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twinsite.settings")
 
-from twinsite.handler import one_hop_asgi_application
+from twinsite.installation import installation_prepare
+
+# Every server loads this module first (python -m twinsite.serve, or any ASGI
+# server): var/ and, without SECRET_KEY, this installation's own key, before
+# the settings read it.
+installation_prepare()
+
+from twinsite.handler import one_hop_asgi_application  # noqa: E402
 
 # Django's ASGI handler, serving a sync view with one thread hop (twinsite/handler.py).
 django_asgi_app = one_hop_asgi_application()

@@ -11,17 +11,17 @@ a newcomer a working twin on an embedded SQLite file with no server to install.
 import hashlib
 import ipaddress
 import os
-import secrets
-import stat
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+from twinsite import installation
+
+# Where this installation keeps its files (made by the entry points, twinsite.installation).
+BASE_DIR = installation.BASE_DIR
+VAR_DIR = installation.VAR_DIR
 
 env = environ.Env()
 
@@ -62,7 +62,8 @@ DEBUG = env_bool("DEBUG", False)
 # Agents' signing secrets are derived from a key (TWIN_CREDENTIAL_KEY, by default
 # SECRET_KEY): whoever knows it can sign for any host. A key anyone can read (in
 # this repository, in a compose file, in a tutorial) or guess is refused outside
-# DEBUG; with no key given, each installation makes its own at first start.
+# DEBUG; with no key given, each installation makes its own at first start
+# (``twinsite.installation``, called by the entry points).
 KNOWN_PUBLIC_KEYS = frozenset(
     {
         "insecure-dev-only-key-set-SECRET_KEY-in-production",  # the development key of earlier versions
@@ -74,7 +75,7 @@ KNOWN_PUBLIC_KEYS = frozenset(
     }
 )
 SECRET_KEY_MIN_LENGTH = 50  # Django's own deployment check (security.W009) asks as much
-SECRET_KEY_FILE = Path(os.environ.get("TWIN_SECRET_KEY_FILE", "") or VAR_DIR / "secret_key")
+SECRET_KEY_FILE = installation.secret_key_file()
 
 
 def secret_key_weakness(key: str) -> str | None:
@@ -86,33 +87,8 @@ def secret_key_weakness(key: str) -> str | None:
     return None
 
 
-def secret_key_of_installation(path: Path) -> str:
-    """This installation's own random key, kept in ``path`` (readable by its owner only), made on first start.
-
-    Two processes starting at once agree: each writes a complete candidate to a
-    private file, then links it into place, which only the first can do;
-    everyone reads what is there.
-    """
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(secrets.token_urlsafe(64) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        try:
-            os.link(candidate, path)
-        except FileExistsError:
-            pass  # another process was first: its key is the key
-        finally:
-            os.unlink(candidate)
-    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ImproperlyConfigured(f"{path} is readable by others: make it readable by its owner only (chmod 600).")
-    return path.read_text().strip()
-
-
-SECRET_KEY = env.str("SECRET_KEY", default="") or secret_key_of_installation(SECRET_KEY_FILE)
+# Made by the entry points (twinsite.installation) before the settings are read: read here, never written.
+SECRET_KEY = env.str("SECRET_KEY", default="") or installation.secret_key_read(SECRET_KEY_FILE)
 TWIN_CREDENTIAL_KEY = env.str("TWIN_CREDENTIAL_KEY", default="") or SECRET_KEY
 if not DEBUG:
     for _name, _key in (("SECRET_KEY", SECRET_KEY), ("TWIN_CREDENTIAL_KEY", TWIN_CREDENTIAL_KEY)):
@@ -299,7 +275,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = installation.STATIC_ROOT
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -307,7 +283,6 @@ STORAGES = {
 # Without collectstatic (tests, a first look) WhiteNoise serves from the apps;
 # it only asks that the collected folder exist.
 WHITENOISE_USE_FINDERS = True
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["common.renderers.ORJSONRenderer"],

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from tests.conftest import ingest_at, sample_dict
 from tests.dashboard.conftest import page_open, screenshot
-from twin.history import status_transitions_record
+from twin.services import status_transitions_record
 
 pytestmark = pytest.mark.e2e
 

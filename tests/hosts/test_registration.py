@@ -85,6 +85,18 @@ def test_an_unknown_enrollment_key_is_refused(register):
     assert (response.status_code, response.json()["error"]) == (401, "unknown_enrollment_key")
 
 
+def test_a_refused_key_is_a_401_that_asks_for_an_enrollment_key_and_a_virtual_node_a_403_that_does_not(register):
+    refused = register(key="tek_not-a-key")
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="enrollment"'
+    assert refused.json() == {
+        "error": "unknown_enrollment_key",
+        "detail": "The enrollment key is not known to this twin.",
+    }
+    virtual = register("core-switch")
+    assert virtual.status_code == 403
+    assert "WWW-Authenticate" not in virtual.headers
+
+
 def test_a_key_with_a_use_limit_counts_its_uses(register):
     key, secret = enrollment_key_create(name="k", max_uses=2)
     assert register("a-1", key=secret).status_code == 201

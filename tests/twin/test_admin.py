@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from hosts.models import Host
 from tests.conftest import ingest_at, sample_dict
-from twin.history import status_transitions_record
+from twin.services import status_transitions_record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("open_twin")]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,8 @@ from common.formats import iso_utc
 from hosts.models import Host, Link, Rack
 from metrics.models import LatestMetrics
 from tests.conftest import sample_dict
-from twin.snapshot import snapshot_build
+from twin import views
+from twin.snapshot import gc_paused, snapshot_build
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("open_twin")]
 
@@ -169,7 +171,7 @@ def test_the_twin_id_is_configurable(settings):
 
 @pytest.mark.parametrize("microsecond", [0, 500, 123456, 999999])
 def test_last_seen_is_written_as_every_other_time_whichever_side_writes_it(post_batch, microsecond):
-    # On PostgreSQL the database formats it (twin.snapshot.IsoUtc), elsewhere Python does.
+    # On PostgreSQL the database writes the text, elsewhere Python does.
     post_batch([sample_dict()])
     seen = timezone.now().replace(microsecond=microsecond) - timedelta(days=400)
     LatestMetrics.objects.update(last_seen=seen)
@@ -177,3 +179,45 @@ def test_last_seen_is_written_as_every_other_time_whichever_side_writes_it(post_
     assert host_doc(state, "titan-01")["lastSeen"] == iso_utc(seen)
     # The switch shows its freshest neighbour's.
     assert host_doc(state, "core-switch")["lastSeen"] == iso_utc(seen)
+
+
+def test_building_the_snapshot_leaves_the_garbage_collector_as_it_was(post_batch):
+    post_batch([sample_dict()])
+    assert gc.isenabled()
+    snapshot_build()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        snapshot_build()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_gc_paused_holds_the_collector_off_and_the_outermost_block_turns_it_back_on():
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_the_collector_is_on_again_after_a_build_that_failed():
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("the database went away")
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize("query", ["", "?at=2026-01-01T00:00:00Z"])
+def test_the_state_endpoint_builds_with_the_collector_held_off(client, monkeypatch, query):
+    seen = []
+
+    def build(**kwargs):
+        seen.append(gc.isenabled())
+        return snapshot_build(**kwargs)
+
+    monkeypatch.setattr(views, "snapshot_build", build)
+    assert client.get(f"/api/twin/state{query}").status_code == 200
+    assert seen == [False]
+    assert gc.isenabled()

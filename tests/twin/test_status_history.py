@@ -14,8 +14,8 @@ from common.formats import iso_utc
 from hosts.models import Host
 from jobs.services import job_run_now, jobs_ensure
 from tests.conftest import ingest_at, sample_dict
-from twin.history import status_events_prune, status_transitions_record
 from twin.models import HostStatusEvent
+from twin.services import status_events_prune, status_transitions_record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("open_twin")]
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import connection
 
 from twin.instruments import snapshot_observe
-from twin.snapshot import TwinState, snapshot_build
+from twin.snapshot import TwinState, gc_paused, snapshot_build
 
 # The feed's own thread, which keeps its pooled connection between rebuilds:
 # under overload a rebuild that queued for a connection behind the agents'
@@ -31,7 +31,10 @@ async def snapshot_call() -> TwinState:
             connection.close()
         try:
             started = time.perf_counter()
-            return snapshot_observe(snapshot_build(), started=started, reader="live")
+            # The build for readers holds the collector off (twin.snapshot.gc_paused says why).
+            with gc_paused():
+                state = snapshot_build()
+            return snapshot_observe(state, started=started, reader="live")
         except Exception:
             # A failed statement may have left the connection broken; the next
             # rebuild starts on a fresh one.

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from metrics.retention import history_prune, partitions_ensure
-from twin.history import status_events_prune
+from twin.services import status_events_prune
 
 
 class Command(BaseCommand):

@@ -1,4 +1,6 @@
-"""Status history: every change of every host's status, recorded once, with its time and cause.
+"""Writes of the twin's own records: every change of every host's status, recorded once, and their pruning.
+
+Its reads (a host's changes) are ``twin.selectors.host_status_events``.
 
 Status is derived when read (``twin.status``), never stored as truth, so
 nothing announces the moment a silent host turns stale. A recorder (the job
@@ -287,16 +289,7 @@ def _transitions_write(transitions: list[Transition], *, hosts: dict[int, _Host]
         )
 
 
-# --------------------------------------------------------------------------- reads and retention
-
-
-def host_status_events(*, host_id: int, start: datetime | None, end: datetime, limit: int) -> list[HostStatusEvent]:
-    """A host's newest ``limit`` status changes in [start, end), oldest first."""
-    events = HostStatusEvent.objects.filter(host_id=host_id, at__lt=end)
-    if start is not None:
-        events = events.filter(at__gte=start)
-    newest = list(events.order_by("-at", "-id")[:limit])
-    return newest[::-1]
+# --------------------------------------------------------------------------- retention
 
 
 def status_events_prune(*, now: datetime) -> int:
