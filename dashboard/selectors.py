@@ -6,7 +6,7 @@ from typing import Any, TypedDict
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.urls import Resolver404, resolve, reverse
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 
 from commands.actions import SHELL_PERMISSION
 from commands.selectors import commands_readable_by
@@ -15,6 +15,17 @@ from commands.selectors import commands_readable_by
 NAMESPACE = "/digital-twin"
 # The permissions the catalogue's actions name (GET /api/commands/actions, "permissions").
 COMMAND_PERMISSIONS = ("commands.add_command", SHELL_PERMISSION)
+# The API routes the page calls (dashboard/static/dashboard/js/api.js), by the name the page
+# knows them by: (route name, sample arguments). A sample argument is a marker no route
+# contains, replaced by ``{argument}`` for the page to fill in.
+API_ROUTES: dict[str, tuple[str, dict[str, str | int]]] = {
+    "twinState": ("twin-state", {}),
+    "hostMetrics": ("host-metrics", {"hostname": "HOSTNAME"}),
+    "hostEvents": ("host-events", {"hostname": "HOSTNAME"}),
+    "commands": ("commands", {}),
+    "commandActions": ("commands-actions", {}),
+    "command": ("command", {"command_id": 2147483647}),
+}
 
 
 class PageUser(TypedDict):
@@ -48,6 +59,24 @@ def route_exists(path: str) -> bool:
     except Resolver404:
         return False
     return True
+
+
+def api_urls() -> dict[str, str]:
+    """The API paths the page calls, as templates (``/api/hosts/{hostname}/metrics``).
+
+    A route this server lacks (a feature another app adds) is left out; the
+    page does not call it (``features`` says so).
+    """
+    urls = {}
+    for name, (route, samples) in API_ROUTES.items():
+        try:
+            url = reverse(route, kwargs=samples)
+        except NoReverseMatch:
+            continue
+        for argument, sample in samples.items():
+            url = url.replace(str(sample), "{" + argument + "}")
+        urls[name] = url
+    return urls
 
 
 def page_features() -> PageFeatures:
@@ -92,6 +121,7 @@ def dashboard_config(*, user: User | AnonymousUser, csrf_token: str) -> PageConf
             "login": f"{reverse('dashboard:login')}?next=/",
             "logout": reverse("dashboard:logout"),
             "admin": reverse("admin:index"),
+            **api_urls(),
         },
     }
 

@@ -14,6 +14,7 @@ from dashboard.selectors import page_features
 from tests.conftest import sample_dict
 from tests.dashboard.conftest import page_open, screenshot
 from tests.e2e.conftest import server_stop
+from tests.ops.test_checks import get_json
 
 pytestmark = pytest.mark.e2e
 
@@ -372,3 +373,124 @@ def test_the_command_panel_is_hidden_from_a_reader_who_may_not_read_commands(bro
         assert page.locator("#timeline").is_hidden()
         assert "since this page opened" in page.locator("[data-history-note]").text_content()
     assert watch.problems() == []
+
+
+def test_a_changed_host_link_selects_that_host_on_the_open_page_and_the_page_keeps_the_link(browser, start_dashboard):
+    server = start_dashboard()
+    fleet_post(server)
+    page, watch = live_page(browser, server)
+    page.evaluate(
+        "() => { window.hashChanges = 0; addEventListener('hashchange', () => { window.hashChanges += 1; }); }"
+    )
+
+    # A link followed on the open page (the address edited): that host is selected and flown to.
+    page.evaluate("() => { location.hash = '#host=node-00042'; }")
+    page.wait_for_function("() => document.querySelector('[data-f=hostname]').textContent === 'node-00042'")
+    page.wait_for_function(
+        """() => {
+            const f = twinDashboard.floor, i = twinDashboard.live.index.get('node-00042');
+            const p = f.layout.positions, t = f.controls.target;
+            return f.selected === i && !f.flight && Math.hypot(t.x - p[i*3], t.y - p[i*3+1], t.z - p[i*3+2]) < 1e-3;
+        }""",
+        timeout=5000,
+    )
+    screenshot(page, "host-link-followed")
+
+    # A host the twin does not hold changes nothing, as when the page opens with it.
+    page.evaluate("() => { location.hash = '#host=no-such-host'; }")
+    page.wait_for_function("() => window.hashChanges === 2")
+    assert page.locator("[data-f=hostname]").text_content() == "node-00042"
+
+    # Selected in the page: the link names it, and no hashchange comes back (no loop, no history entry).
+    page.get_by_role("button", name="Table").click()
+    page.locator("#table-view tbody tr[data-hostname='node-00007']").click()
+    page.wait_for_function("() => document.querySelector('[data-f=hostname]').textContent === 'node-00007'")
+    assert page.evaluate("location.hash") == "#host=node-00007"
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.hashChanges") == 2
+
+    # Back through the address's history: each entry selects its host again, the first (none) nothing.
+    page.go_back()
+    page.wait_for_function("() => document.querySelector('[data-f=hostname]').textContent === 'node-00042'")
+    page.go_back()
+    page.wait_for_selector("[data-panel-empty]:not([hidden])")
+    assert page.evaluate("location.hash") == ""
+    assert page.evaluate("document.body.classList.contains('has-selection')") is False
+    assert watch.problems() == []
+
+
+@pytest.fixture
+def a_host_an_admin_marked_virtual(transactional_db, admin_client):
+    """titan-01 and titan-02 report; an admin marks titan-02 virtual (a PDU, say) in the host admin."""
+    from django.urls import reverse
+
+    from hosts.models import Host
+    from tests.conftest import ingest_at
+    from tests.hosts.test_admin import _host_form
+
+    ingest_at([sample_dict("titan-01"), sample_dict("titan-02", position={"x": 3, "y": 0.4, "z": 0})])
+    host = Host.objects.get(hostname="titan-02")
+    response = admin_client.post(reverse("admin:hosts_host_change", args=[host.pk]), _host_form(host, is_virtual="on"))
+    assert response.status_code == 302, response.content
+
+
+def test_a_host_an_admin_marked_virtual_is_drawn_as_a_virtual_node(
+    a_host_an_admin_marked_virtual, browser, start_dashboard
+):
+    server = start_dashboard()
+    page, watch = live_page(browser, server, "/#host=titan-02")
+    page.wait_for_function("() => document.querySelector('[data-f=hostname]').textContent === 'titan-02'")
+    # Its agent's version and platform say nothing virtual: the document's isVirtual does.
+    assert page.evaluate("twinDashboard.floor.agentMesh.count") == 1  # titan-01
+    assert page.evaluate("twinDashboard.floor.virtualMesh.count") == 2  # the core switch and titan-02, diamonds
+    assert page.evaluate("twinDashboard.floor.meshOf[twinDashboard.live.index.get('titan-02')]") == 1
+    assert page.locator("[data-f=kind]").text_content() == "virtual node (Linux-x86_64)"
+    assert page.locator("[data-f=agent]").text_content() == "0.1.0-dev"
+    page.wait_for_function("() => twinDashboard.floor.stats.firstFrameAt !== null")
+    screenshot(page, "host-marked-virtual")
+    assert watch.problems() == []
+
+
+def test_the_api_client_drops_a_stale_answer_and_hands_on_the_servers_refusal(browser, start_dashboard):
+    server = start_dashboard()
+    samples_post(server.url, [sample_dict("titan-01")])
+    page, watch = live_page(browser, server)
+    result = page.evaluate(
+        """async () => {
+            const { ApiError, RequestGuard } = await import('/static/dashboard/js/api.js');
+            const api = twinDashboard.api, guard = new RequestGuard();
+            const outcome = (asked) => asked.then(
+                (body) => ({ keys: Object.keys(body) }),
+                (e) => ({ apiError: e instanceof ApiError, status: e.status, code: e.code, detail: e.detail,
+                          stale: e.stale }));
+            // Asked first, answered after a newer request of the same purpose: never shown.
+            const older = outcome(api.get('twinState', { guard }));
+            guard.renew();
+            const newer = outcome(api.get('hostEvents', { params: { hostname: 'titan-01' }, guard }));
+            return {
+                older: await older,
+                newer: await newer,
+                refused: await outcome(api.get('twinState', { query: { at: 'yesterday-ish' } })),
+                unknown: await outcome(api.get('hostEvents', { params: { hostname: 'no-such-host' } })),
+                url: api.url('hostMetrics', { hostname: 'titan-01' }, { from: 'a', to: undefined }),
+            };
+        }"""
+    )
+    assert result["older"] == {"apiError": True, "status": 200, "code": "stale", "detail": None, "stale": True}
+    assert result["newer"] == {"keys": ["hostname", "events"]}
+    for name, path in (("refused", "/api/twin/state?at=yesterday-ish"), ("unknown", "/api/hosts/no-such-host/events")):
+        status, body = get_json(server.url + path)
+        assert result[name] == {
+            "apiError": True,
+            "status": status,
+            "code": body["error"],
+            "detail": body["detail"],
+            "stale": False,
+        }
+    assert result["url"] == "/api/hosts/titan-01/metrics?from=a"
+    # The two refusals asked on purpose are the only failed requests (the browser logs each as it comes).
+    assert sorted(watch.failed_requests) == sorted(
+        [f"400 {server.url}/api/twin/state?at=yesterday-ish", f"404 {server.url}/api/hosts/no-such-host/events"]
+    )
+    assert len(watch.console_errors) == 2 and all("Failed to load resource" in e for e in watch.console_errors)
+    assert watch.page_errors == [] and watch.outside_requests == []

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Permission
 from django.contrib.staticfiles import finders
+from django.urls import resolve
 
 from dashboard.selectors import page_features, route_exists
 
@@ -132,6 +133,28 @@ def test_every_import_of_the_pages_modules_resolves_to_a_committed_file(client, 
                 pending.append(resolved)
     assert "/static/dashboard/js/floor.js" in seen
     assert "/static/dashboard/vendor/three/three.core.js" in seen
+
+
+def test_the_page_is_told_the_api_urls_it_calls_by_the_servers_routes(client, db, public):
+    urls = page_config(client.get("/"))["urls"]
+    assert {key: urls[key] for key in ("twinState", "hostMetrics", "hostEvents", "command")} == {
+        "twinState": "/api/twin/state",
+        "hostMetrics": "/api/hosts/{hostname}/metrics",
+        "hostEvents": "/api/hosts/{hostname}/events",
+        "command": "/api/commands/{command_id}",
+    }
+    for name in ("twinState", "hostMetrics", "hostEvents", "commands", "commandActions", "command"):
+        path = urls[name].replace("{hostname}", "titan-01").replace("{command_id}", "7")
+        assert resolve(path).url_name, name
+
+
+def test_only_the_api_client_asks_the_server():
+    """Every request of the page goes through api.js (its URLs from the config, one error shape, one stale guard)."""
+    scripts = Path(finders.find("dashboard/js/api.js")).parent
+    asking = sorted(
+        path.name for path in scripts.glob("*.js") if re.search(r"\bfetch\(|XMLHttpRequest", path.read_text())
+    )
+    assert asking == ["api.js"]
 
 
 def test_features_are_found_by_the_servers_routes():

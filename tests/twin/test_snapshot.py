@@ -8,12 +8,14 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from common.formats import iso_utc
 from hosts.models import Host, Link, Rack
 from metrics.models import LatestMetrics
 from tests.conftest import sample_dict
+from tests.hosts.test_admin import _host_form
 from twin import views
 from twin.snapshot import gc_paused, snapshot_build
 
@@ -31,6 +33,8 @@ SEED_HOST_KEYS = [
     "metrics",
     "position",
 ]
+# Keys the twin adds after the seed's, in this order.
+ADDED_HOST_KEYS = ["isVirtual"]
 
 
 def host_doc(state, hostname):
@@ -52,7 +56,7 @@ def test_a_reporting_host_has_the_seed_fields_in_the_seed_order(post_batch):
     post_batch([sample_dict()])
     state = snapshot_build()
     titan = host_doc(state, "titan-01")
-    assert list(titan) == SEED_HOST_KEYS
+    assert list(titan) == SEED_HOST_KEYS + ADDED_HOST_KEYS
     assert titan["status"] == "online"
     assert titan["rack"] == "R1"
     assert titan["metrics"] == {
@@ -90,6 +94,22 @@ def test_display_name_and_ip_come_from_the_inventory(post_batch):
     Host.objects.filter(hostname="titan-01").update(display_name="Titan 01", ip="10.0.0.10")
     titan = host_doc(snapshot_build(), "titan-01")
     assert (titan["displayName"], titan["ip"]) == ("Titan 01", "10.0.0.10")
+
+
+def test_a_host_an_admin_marked_virtual_says_so_and_keeps_the_seeds_keys(admin_client, post_batch):
+    post_batch([sample_dict("titan-01"), sample_dict("titan-02")])
+    host = Host.objects.get(hostname="titan-02")
+    response = admin_client.post(reverse("admin:hosts_host_change", args=[host.pk]), _host_form(host, is_virtual="on"))
+    assert response.status_code == 302, response.content
+    live = snapshot_build()
+    # The same from the endpoint and from the twin as it was (raw rows: 0 or 1 on SQLite, a boolean here).
+    for state in (live, admin_client.get("/api/twin/state").json(), snapshot_build(at=timezone.now())):
+        marked, agent, core = (host_doc(state, name) for name in ("titan-02", "titan-01", "core-switch"))
+        assert marked["isVirtual"] is True and core["isVirtual"] is True
+        assert agent["isVirtual"] is False
+        # An added key only: the seed's are all there, in the seed's order, with the agent's values.
+        assert list(marked) == list(agent) == SEED_HOST_KEYS + ADDED_HOST_KEYS
+        assert (marked["agentVersion"], marked["platform"]) == (agent["agentVersion"], agent["platform"])
 
 
 def test_status_moves_with_the_clock_alone(post_batch):

@@ -65,20 +65,18 @@ export class DeltaHistory {
   }
 }
 
-/** The hour (`minutes`) up to `to` of a host from the history API, as uPlot columns; null when the server has no such API. */
-export async function seriesFetch(hostname, { minutes = 60, to = new Date() } = {}) {
+/**
+ * The hour (`minutes`) up to `to` of a host from the history API, as uPlot columns.
+ * Rejects with the API's error (api.js) when the server refuses or the answer is stale under `guard`.
+ */
+export async function seriesFetch(api, hostname, { minutes = 60, to = new Date(), guard = null } = {}) {
   const from = new Date(to.getTime() - minutes * 60000);
-  const params = new URLSearchParams({
+  const query = {
     from: from.toISOString(),
     to: to.toISOString(),
     fields: "cpuLoad,memoryUsedPercent,loadAverage,netBytesTx,netBytesRx",
-  });
-  const response = await fetch(`/api/hosts/${encodeURIComponent(hostname)}/metrics?${params}`, {
-    credentials: "same-origin",
-    headers: { Accept: "application/json" },
-  });
-  if (!response.ok) return null;
-  const body = await response.json();
+  };
+  const body = await api.get("hostMetrics", { params: { hostname }, query, guard });
   const s = body.series || {};
   const avg = (key) => (s[key] && s[key].avg) || body.times.map(() => null);
   const tx = avg("netBytesTx");

@@ -5,6 +5,7 @@
 // Switched on by feature detection: when GET /api/commands/actions answers
 // 404 (a server without commands) or refuses this user, the panel stays hidden.
 
+import { RequestGuard } from "./api.js";
 import { dateTime } from "./format.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "timed_out", "cancelled", "undeliverable"]);
@@ -46,11 +47,13 @@ function randomKey() {
 }
 
 export class CommandPanel {
-  constructor(root, { canCommand, permissions, csrfToken }) {
+  constructor(root, { api, canCommand, permissions }) {
     this.root = root;
+    this.api = api;
+    // Renewed when the host shown changes: an answer about the host shown before is dropped.
+    this.guard = new RequestGuard();
     this.canCommand = canCommand;
     this.permissions = permissions;
-    this.csrfToken = csrfToken;
     this.available = false;
     this.catalogue = [];
     this.hostname = null;
@@ -71,18 +74,16 @@ export class CommandPanel {
 
   /** Ask the server for its catalogue; the panel appears only if it answers. */
   async probe() {
-    let response;
+    let body;
     try {
-      response = await fetch("/api/commands/actions", { credentials: "same-origin", headers: { Accept: "application/json" } });
-    } catch {
-      return false;
-    }
-    if (!response.ok) {
+      body = await this.api.get("commandActions");
+    } catch (error) {
+      if (error.unreachable) return false;
       this.available = false;
       this.root.hidden = true;
       return false;
     }
-    this.catalogue = catalogueNormalize(await response.json(), this.permissions);
+    this.catalogue = catalogueNormalize(body, this.permissions);
     this.available = true;
     this.actionSelect.replaceChildren(...this.catalogue.map((a) => new Option(a.name, a.name)));
     this.form.hidden = !this.canCommand || !this.catalogue.length;
@@ -93,7 +94,10 @@ export class CommandPanel {
 
   /** Show the host's recent commands: `GET /api/commands?host=` (newest first, that host's invocation in each). */
   async show(hostname) {
-    if (hostname !== this.hostname) this.commands.clear();
+    if (hostname !== this.hostname) {
+      this.commands.clear();
+      this.guard.renew();
+    }
     this.hostname = hostname;
     if (!this.available) return;
     this.root.hidden = false;
@@ -106,23 +110,20 @@ export class CommandPanel {
   async reload() {
     const hostname = this.hostname;
     if (!this.available || !hostname) return;
+    let body;
     try {
-      const response = await fetch(`/api/commands?host=${encodeURIComponent(hostname)}&limit=10`, { credentials: "same-origin" });
-      if (hostname !== this.hostname) return;
-      if (!response.ok) {
-        this.message(`Could not load the recent commands (${response.status}).`, true);
-        return;
-      }
-      const body = await response.json();
-      if (hostname !== this.hostname) return;
-      for (const doc of list(body, "commands")) this.take(doc);
-      this.render();
-    } catch {
-      if (hostname === this.hostname) this.message("Could not load the recent commands.", true);
+      body = await this.api.get("commands", { query: { host: hostname, limit: 10 }, guard: this.guard });
+    } catch (error) {
+      if (error.stale) return;
+      this.message(error.unreachable ? "Could not load the recent commands." : `Could not load the recent commands (${error.status}).`, true);
+      return;
     }
+    for (const doc of list(body, "commands")) this.take(doc);
+    this.render();
   }
 
   hide() {
+    this.guard.renew();
     this.hostname = null;
     this.root.hidden = true;
   }
@@ -173,14 +174,11 @@ export class CommandPanel {
   }
 
   async detailLoad(id) {
-    const hostname = this.hostname;
     try {
-      const response = await fetch(`/api/commands/${encodeURIComponent(id)}`, { credentials: "same-origin" });
-      if (!response.ok || hostname !== this.hostname) return;
-      this.take(await response.json());
+      this.take(await this.api.get("command", { params: { command_id: id }, guard: this.guard }));
       this.render();
     } catch {
-      // The list is read again after a reconnect; nothing is lost for good.
+      // Stale (another host shown), or lost: the list is read again after a reconnect; nothing is lost for good.
     }
   }
 
@@ -279,23 +277,17 @@ export class CommandPanel {
     const button = this.form.querySelector("button[type=submit]");
     button.disabled = true;
     try {
-      const response = await fetch("/api/commands", {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": this.csrfToken, "Idempotency-Key": this.pendingKey },
-        body: JSON.stringify({ action, args, targets: { hosts: [this.hostname] } }),
+      const body = await this.api.post("commands", {
+        headers: { "Idempotency-Key": this.pendingKey },
+        body: { action, args, targets: { hosts: [this.hostname] } },
       });
-      const body = await response.json().catch(() => ({}));
-      if (!response.ok) {
-        this.message(`${body.error || response.status}: ${body.detail || "refused"}`, true);
-        return;
-      }
       this.pendingKey = null;
       this.take(body);
       this.render();
       this.message(`Command #${body.id} sent.`);
-    } catch {
-      this.message("The server could not be reached; send again to retry (it will not run twice).", true);
+    } catch (error) {
+      if (error.unreachable) this.message("The server could not be reached; send again to retry (it will not run twice).", true);
+      else this.message(`${error.code || error.status}: ${error.detail || "refused"}`, true);
     } finally {
       button.disabled = false;
     }

@@ -5,6 +5,7 @@
 // sends thousands at once: the page only queues each one (no DOM work per
 // event) and handles the queue once per animation frame.
 
+import { RequestGuard } from "./api.js";
 import { STATUS_COLORS, STATUS_LABELS } from "./colors.js";
 import { clock, dateTime } from "./format.js";
 
@@ -69,8 +70,10 @@ function statusName(status) {
 
 /** The panel's list of the selected host's status changes. */
 export class StatusEvents {
-  constructor(root) {
+  constructor(root, { api }) {
     this.root = root;
+    this.api = api;
+    this.guard = new RequestGuard(); // renewed by every show() and hide(): one host, one time at a time
     this.listEl = root.querySelector("[data-status-events]");
     this.noteEl = root.querySelector("[data-status-events-note]");
     this.hostname = null;
@@ -84,6 +87,7 @@ export class StatusEvents {
    * `to` the time shown (the time slider's; none: now, and live changes are added).
    */
   async show(hostname, { available, to = null }) {
+    this.guard.renew();
     this.to = to;
     this.available = available;
     this.hostname = hostname;
@@ -94,25 +98,17 @@ export class StatusEvents {
     this.render();
     let body;
     try {
-      const params = new URLSearchParams({ limit: String(SHOWN) });
+      const query = { limit: String(SHOWN) };
       // Up to the time shown, and including it (the API's `to` is exclusive).
-      if (to) params.set("to", new Date(to.getTime() + 1).toISOString());
-      const response = await fetch(`/api/hosts/${encodeURIComponent(hostname)}/events?${params}`, {
-        credentials: "same-origin",
-        headers: { Accept: "application/json" },
-      });
-      if (hostname !== this.hostname) return;
-      if (!response.ok) {
-        // A host the page knows but the server no longer has (404): nothing to list.
-        this.note(response.status === 404 ? "No recorded changes." : `Could not load the changes (${response.status}).`);
-        return;
-      }
-      body = await response.json();
-    } catch {
-      if (hostname === this.hostname) this.note("Could not load the changes.");
+      if (to) query.to = new Date(to.getTime() + 1).toISOString();
+      body = await this.api.get("hostEvents", { params: { hostname }, query, guard: this.guard });
+    } catch (error) {
+      if (error.stale) return;
+      // A host the page knows but the server no longer has (404): nothing to list.
+      if (error.unreachable) this.note("Could not load the changes.");
+      else this.note(error.status === 404 ? "No recorded changes." : `Could not load the changes (${error.status}).`);
       return;
     }
-    if (hostname !== this.hostname) return;
     // Live events may have arrived while the request was out: keep them, without doubles.
     const live = this.events;
     this.events = body.events.slice();
@@ -122,6 +118,7 @@ export class StatusEvents {
   }
 
   hide() {
+    this.guard.renew();
     this.hostname = null;
     this.root.hidden = true;
   }

@@ -33,10 +33,11 @@ function writeColor(array, slot, c) {
   array[slot * 3 + 2] = linear(c[2]);
 }
 
-function samePosition(a, b) {
+/** Drawn in the same place by the same mesh: only its colour can have changed. */
+function samePlace(a, b) {
   const p = a.position || {};
   const q = b.position || {};
-  return p.x === q.x && p.y === q.y && p.z === q.z;
+  return p.x === q.x && p.y === q.y && p.z === q.z && isVirtual(a) === isVirtual(b);
 }
 
 export const LINK_MODES = { all: "All links", busy: "Busy links (≥ 50 %)", none: "No links" };
@@ -160,12 +161,13 @@ export class Floor {
 
   /**
    * A delta changed these hosts (same set of hosts): rewrite their colours in place.
-   * Returns false when a host moved, so the caller rebuilds the layout instead.
+   * Returns false when a host moved (or became, or stopped being, a virtual node),
+   * so the caller rebuilds the layout instead.
    */
   updateHosts(indexes, previous) {
     const hosts = this.source.hosts;
     for (let k = 0; k < indexes.length; k++) {
-      if (previous && previous[k] && !samePosition(previous[k], hosts[indexes[k]])) return false;
+      if (previous && previous[k] && !samePlace(previous[k], hosts[indexes[k]])) return false;
     }
     for (const i of indexes) writeColor(this.meshes[this.meshOf[i]].instanceColor.array, this.slotOf[i], this.hostRgb(hosts[i]));
     if (indexes.length) {

@@ -1,160 +1,196 @@
 // The dashboard at /: wires the live twin (Socket.IO deltas) to the floor, the
 // summary bar, the table, the side panel, the charts and the command panel.
+// What the page holds is one PageState (state.js); the server is asked
+// through one Api (api.js), at the URLs the page's config names.
 
+import { Api, RequestGuard } from "./api.js";
 import { DeltaHistory, HostCharts, seriesFetch } from "./charts.js";
-import { CPU_GRADIENT, LINK_GRADIENT, NO_DATA, STATUS_COLORS, STATUS_LABELS, STATUS_ORDER } from "./colors.js";
+import { STATUS_COLORS, STATUS_LABELS, STATUS_ORDER } from "./colors.js";
 import { CommandPanel } from "./commands.js";
 import { twinConnect } from "./connection.js";
 import { FrameBatch, StatusEvents } from "./events.js";
 import { Floor, LINK_MODES } from "./floor.js";
 import { ago, clock, count, dateTime, percent } from "./format.js";
+import { hostLink, hostLinked, hostLinkFollow } from "./hostlink.js";
+import { legendShow } from "./legend.js";
 import { HostPanel } from "./panel.js";
-import { TwinStore } from "./store.js";
+import { Probe } from "./probe.js";
+import { HostSearch } from "./search.js";
+import { PageState } from "./state.js";
 import { HostTable } from "./table.js";
+import { TimeSlider } from "./timeline.js";
 
 const config = JSON.parse(document.getElementById("dashboard-config").textContent);
 const $ = (selector) => document.querySelector(selector);
 
-const live = new TwinStore();
-let view = live; // what is shown: the live twin, or the twin at a past time
-let selected = null; // hostname
-let connectionState = "connecting";
+const state = new PageState();
+const api = new Api({ urls: config.urls, csrfToken: config.csrfToken });
+const probe = new Probe(); // the tests' and the bench's measurements (a no-op in anyone else's browser)
 // The server's routes say whether it keeps history (the page is told, not left to probe).
 const historyAvailable = !!config.features.history;
 const deltaHistory = new DeltaHistory();
-// Measurements the tests and bench/dashboard.py read (main-thread times, in ms).
-const stats = { statesApplied: 0, deltasApplied: 0, resyncs: 0, stateApplyMs: [], deltaApplyMs: [], lastUpdate: null, firstStateAt: null };
+const chartsGuard = new RequestGuard(); // the selected host's series: renewed when the host or the time shown changes
 
-const now = () => view.serverNow();
+const now = () => state.now();
 const floor = new Floor($("#floor"), {
-  onSelect: (i) => hostSelect(view.hosts[i].hostname),
+  onSelect: (i) => hostSelect(state.view.hosts[i].hostname),
   onHover: hoverShow,
 });
 const table = new HostTable($("#table-view"), { onSelect: (hostname) => hostSelect(hostname), now });
 const panel = new HostPanel($("#panel"), { onClose: () => hostSelect(null), now });
 const charts = new HostCharts($("#history"));
 const commands = new CommandPanel($("#commands"), {
+  api,
   canCommand: config.user.canCommand,
   permissions: config.user.permissions,
-  csrfToken: config.csrfToken,
 });
-const statusEvents = new StatusEvents($("#status-events"));
-const hostStatus = new FrameBatch(hostStatusShow);
+const statusEvents = new StatusEvents($("#status-events"), { api });
+const hostStatus = new FrameBatch(probe.hostStatus(hostStatusShow));
+const search = new HostSearch($("[role=search]"), {
+  state,
+  onChoose: (hostname) => {
+    viewSet("floor");
+    hostSelect(hostname, { fly: true });
+  },
+});
+const timeline = new TimeSlider($("#timeline"), { state, api, onViewChange: twinShown });
 
 window.twinDashboard = {
-  live,
-  stats,
+  state,
+  live: state.live,
+  stats: probe.stats,
+  api,
   floor,
   table,
   charts,
   commands,
   statusEvents,
   hostStatus,
+  search,
+  timeline,
   config,
-  view: () => view,
+  view: () => state.view,
   select: (h) => hostSelect(h, { fly: true }),
 };
 
 // --- the live twin -------------------------------------------------------------------------
 
+/** A whole twin-state: the live twin replaced, and shown unless the slider shows the past. */
+function stateShow(doc) {
+  state.live.load(doc);
+  state.lastUpdate = Date.now();
+  if (state.isLive) showAll();
+}
+const stateApply = probe.state(stateShow);
+
 function onState(doc) {
-  const t0 = performance.now();
-  live.load(doc);
-  stats.statesApplied += 1;
-  stats.lastUpdate = Date.now();
-  if (view === live) showAll();
-  stats.stateApplyMs.push(performance.now() - t0);
-  if (stats.firstStateAt === null) {
-    stats.firstStateAt = performance.now();
-    firstStateArrived();
-  }
+  const first = !state.live.ready;
+  stateApply(doc);
+  if (first) firstStateArrived();
 }
 
-function onDelta(delta) {
-  if (live.version === null) return null; // not yet holding a versioned state
-  const t0 = performance.now();
-  const result = live.applyDelta(delta);
+// The work of one delta, in the steps that probe.js times (bench/dashboard.py reports each).
+const deltaSteps = {
+  /** The store, and each new sample into the charts' history. */
+  store(delta) {
+    const result = state.live.applyDelta(delta);
+    if (result.applied) for (const host of delta.hosts) deltaHistory.record(host);
+    return result;
+  },
+  /** The changed instances rewritten in place; false when the scene must be built again. */
+  scene(result) {
+    if (result.structural || !floor.updateHosts(result.hosts, result.previous)) return false;
+    floor.updateLinks(result.links);
+    return true;
+  },
+  summary() {
+    summaryShow();
+    table.markDirty();
+  },
+  panel(delta) {
+    if (state.selected && delta.hosts.some((h) => h.hostname === state.selected)) selectedRefresh({ appendPoint: true });
+  },
+};
+
+/** A `twin-delta`: "applied", "resync" (a gap: the connection asks for the state) or "waiting" (no versioned state held yet). */
+function deltaApply(delta) {
+  if (state.live.version === null) return "waiting";
+  const result = deltaSteps.store(delta);
   if (!result.applied) {
     // One resync per gap: until the state arrives (with its version), later
     // deltas are ignored rather than each asking again. A resync signal
     // ("resync": true, baseVersion null) is such a gap.
-    live.version = null;
-    stats.resyncs += 1;
+    state.live.version = null;
     return "resync";
   }
-  for (const host of delta.hosts) deltaHistory.record(host);
-  const t1 = performance.now();
-  let t2 = t1;
-  let t3 = t1;
-  if (view === live) {
-    if (result.structural || !floor.updateHosts(result.hosts, result.previous)) showAll();
-    else {
-      floor.updateLinks(result.links);
-      t2 = performance.now();
-      summaryShow();
-      table.markDirty();
-      t3 = performance.now();
-      if (selected && delta.hosts.some((h) => h.hostname === selected)) selectedRefresh({ appendPoint: true });
-    }
+  state.lastUpdate = Date.now();
+  if (!state.isLive) return "applied";
+  if (!deltaSteps.scene(result)) showAll();
+  else {
+    deltaSteps.summary();
+    deltaSteps.panel(delta);
   }
-  const t4 = performance.now();
-  // Where the time went: store and history, scene, summary and table, side panel.
-  stats.deltaParts = { store: t1 - t0, scene: t2 - t1, summary: t3 - t2, panel: t4 - t3 };
-  stats.deltasApplied += 1;
-  stats.lastUpdate = Date.now();
-  stats.deltaApplyMs.push(performance.now() - t0);
-  stats.lastDeltaHosts = delta.hosts.length;
-  stats.lastDelta = delta; // for bench/dashboard.py's floor
-  if (stats.deltaApplyMs.length > 500) stats.deltaApplyMs.splice(0, 250);
-  return null;
+  return "applied";
 }
+const onDelta = probe.delta(deltaApply, deltaSteps);
 
-/** Everything from the current view (a new state, hosts added or removed, a time chosen). */
+/** Everything from the twin shown (a new state, hosts added or removed, a time chosen). */
 function showAll() {
+  const view = state.view;
   floor.setData(view);
   table.setSource(view);
   summaryShow();
-  if (selected && !view.index.has(selected)) selected = null;
-  const i = selected ? view.index.get(selected) : null;
+  if (state.selected && !view.index.has(state.selected)) state.selected = null;
+  const i = state.selected ? view.index.get(state.selected) : null;
   floor.select(i ?? null);
-  table.select(selected);
+  table.select(state.selected);
   selectedRefresh({ appendPoint: false });
 }
 
 function firstStateArrived() {
   $("#loading").hidden = true;
-  const wanted = new URLSearchParams(location.hash.slice(1)).get("host");
-  if (wanted && live.index.has(wanted)) hostSelect(wanted, { fly: true });
-  if (live.links.length > 200) {
+  const linked = hostLinked();
+  if (linked && state.live.index.has(linked)) hostSelect(linked, { fly: true });
+  if (state.live.links.length > 200) {
     // Hundreds of uplinks hide the racks: start with the busy ones only.
     linkSelect.value = "busy";
     floor.setLinkMode("busy");
-    legendShow();
+    legendUpdate();
   }
   if (config.features.commands) commands.probe();
+}
+
+/** The slider chose a time, or went back to live (state.view changed). */
+function twinShown() {
+  document.body.classList.toggle("in-history", !state.isLive);
+  showAll();
+  connectionShow();
+  if (state.selected) {
+    if (state.isLive) state.selectedSeries = null;
+    chartsLoad(state.selected);
+    statusEvents.show(state.selected, { available: historyAvailable, to: state.shownTime() });
+  }
 }
 
 // --- selection -----------------------------------------------------------------------------
 
 function linksOf(hostname) {
-  return view.links.filter((l) => l.source === hostname || l.target === hostname).sort((a, b) => b.utilization - a.utilization);
+  return state.view.links.filter((l) => l.source === hostname || l.target === hostname).sort((a, b) => b.utilization - a.utilization);
 }
 
-let chartSeries = null; // the API's series for the selected host, extended by deltas
-
 function hostSelect(hostname, { fly = false } = {}) {
-  selected = hostname && view.index.has(hostname) ? hostname : null;
-  const i = selected ? view.index.get(selected) : null;
+  const selected = state.select(hostname);
+  const i = selected ? state.view.index.get(selected) : null;
   floor.select(i);
   if (fly && i !== null) floor.flyTo(i);
   table.select(selected);
-  history.replaceState(null, "", selected ? `#host=${encodeURIComponent(selected)}` : location.pathname);
-  chartSeries = null;
+  hostLink(selected);
+  chartsGuard.renew();
   selectedRefresh({ appendPoint: false });
   if (selected) {
     chartsLoad(selected);
     commands.show(selected);
-    statusEvents.show(selected, { available: historyAvailable, to: shownTime() });
+    statusEvents.show(selected, { available: historyAvailable, to: state.shownTime() });
   } else {
     commands.hide();
     statusEvents.hide();
@@ -162,54 +198,60 @@ function hostSelect(hostname, { fly = false } = {}) {
   document.body.classList.toggle("has-selection", !!selected);
 }
 
+// A changed `#host=` (a link followed, the address edited) selects that host, as a search does.
+hostLinkFollow((hostname) => {
+  // Before the first state the page holds no host: firstStateArrived reads the address then.
+  if (!state.live.ready || hostname === state.selected) return;
+  if (!hostname) hostSelect(null);
+  else if (state.view.index.has(hostname)) hostSelect(hostname, { fly: true });
+});
+
 function selectedRefresh({ appendPoint }) {
-  const host = selected ? view.host(selected) : null;
+  const host = state.selected ? state.view.host(state.selected) : null;
   panel.show(host, host ? linksOf(host.hostname) : []);
   if (!host) return;
-  if (chartSeries && appendPoint) {
+  const series = state.selectedSeries;
+  if (series && appendPoint) {
     const seen = Date.parse(host.lastSeen) / 1000;
-    if (seen > chartSeries.times[chartSeries.times.length - 1]) {
-      chartSeries.times.push(seen);
-      chartSeries.cpu.push(host.metrics.cpuLoad);
-      chartSeries.memory.push(host.metrics.memoryUsedPercent);
-      chartSeries.load.push(host.metrics.loadAverage);
-      chartSeries.network.push(null);
+    if (seen > series.times[series.times.length - 1]) {
+      series.times.push(seen);
+      series.cpu.push(host.metrics.cpuLoad);
+      series.memory.push(host.metrics.memoryUsedPercent);
+      series.load.push(host.metrics.loadAverage);
+      series.network.push(null);
     }
-    charts.show(chartSeries, "Last hour, from the history API; live points added as they arrive.");
-  } else if (!chartSeries) {
-    const series = deltaHistory.series(host.hostname);
-    charts.show(series, series.times.length ? `${series.times.length} sample${series.times.length === 1 ? "" : "s"} seen since this page opened.` : "No new sample since this page opened: points appear as the host reports.");
+    charts.show(series, "Last hour, from the history API; live points added as they arrive.");
+  } else if (!series) {
+    const seen = deltaHistory.series(host.hostname);
+    charts.show(seen, seen.times.length ? `${seen.times.length} sample${seen.times.length === 1 ? "" : "s"} seen since this page opened.` : "No new sample since this page opened: points appear as the host reports.");
   }
 }
 
 async function chartsLoad(hostname) {
   if (!historyAvailable) return;
-  // The hour up to the time shown: now, or the time the slider chose.
-  const to = view === live ? undefined : new Date(Date.parse(view.generatedAt));
-  const series = await seriesFetch(hostname, { to }).catch(() => null);
-  if (series && hostname === selected) {
-    chartSeries = series;
-    charts.show(series, `${view === live ? "Last hour" : "The hour before the time chosen"}, from the history API${view === live ? "; live points added as they arrive" : ""}.`);
+  chartsGuard.renew();
+  let series;
+  try {
+    // The hour up to the time shown: now, or the time the slider chose.
+    series = await seriesFetch(api, hostname, { to: state.shownTime() ?? undefined, guard: chartsGuard });
+  } catch {
+    return; // another host or time since (stale), or no answer: the charts keep the page's own points
   }
-}
-
-/** The time the page shows: null when live, else the time the slider chose. */
-function shownTime() {
-  return view === live ? null : new Date(Date.parse(view.generatedAt));
+  state.selectedSeries = series;
+  const live = state.isLive;
+  charts.show(series, `${live ? "Last hour" : "The hour before the time chosen"}, from the history API${live ? "; live points added as they arrive" : ""}.`);
 }
 
 // --- host-status events --------------------------------------------------------------------
 
 /** The `host-status` events of one animation frame: the panel's list and the summary bar's line. */
 function hostStatusShow(events) {
-  stats.hostStatusReceived = hostStatus.received;
-  stats.hostStatusFlushes = hostStatus.flushes;
   // A burst (thousands of hosts at once) comes as one summary without hostnames
   // (docs/api.md): the selected host's changes are read again from the history API.
   const bursts = events.filter((event) => event.burst);
   const changes = events.filter((event) => !event.burst);
-  stats.hostStatusBursts = (stats.hostStatusBursts || 0) + bursts.length;
-  if (selected && bursts.length && view === live) statusEvents.show(selected, { available: historyAvailable });
+  const selected = state.selected;
+  if (selected && bursts.length && state.isLive) statusEvents.show(selected, { available: historyAvailable });
   else if (selected && changes.length) statusEvents.add(changes);
   const last = events[events.length - 1];
   const feed = $("#status-feed");
@@ -236,7 +278,7 @@ function hoverShow(i, event) {
     tooltip.hidden = true;
     return;
   }
-  const h = view.hosts[i];
+  const h = state.view.hosts[i];
   tooltip.replaceChildren();
   const name = document.createElement("strong");
   name.textContent = h.hostname;
@@ -252,6 +294,7 @@ function hoverShow(i, event) {
 // --- summary bar, legend, connection -----------------------------------------------------
 
 function summaryShow() {
+  const view = state.view;
   const counts = view.statusCounts();
   const total = view.hosts.length;
   $("#summary-total").textContent = `${count(total)} hosts`;
@@ -286,19 +329,8 @@ for (const status of STATUS_ORDER) {
   });
 }
 
-function legendShow() {
-  const mode = floor.colorMode;
-  const legend = $("#legend");
-  const rows = [];
-  if (mode === "status") {
-    for (const status of STATUS_ORDER) rows.push(`<li><span class="swatch" style="background:${STATUS_COLORS[status]}"></span>${STATUS_LABELS[status]}</li>`);
-  } else {
-    rows.push(`<li class="scale"><span>CPU 0 %</span><span class="ramp" style="background:${CPU_GRADIENT}"></span><span>100 %</span></li>`);
-    rows.push(`<li><span class="swatch" style="background:${NO_DATA}"></span>no CPU value</li>`);
-  }
-  rows.push('<li><span class="swatch shape-box"></span>agent host <span class="swatch shape-diamond"></span>virtual node</li>');
-  if (floor.linkMode !== "none") rows.push(`<li class="scale"><span>link 0 %</span><span class="ramp" style="background:${LINK_GRADIENT}"></span><span>100 %</span></li><li class="muted">thicker link = busier</li>`);
-  legend.querySelector("ul").innerHTML = rows.join("");
+function legendUpdate() {
+  legendShow($("#legend ul"), { colorMode: floor.colorMode, linkMode: floor.linkMode });
 }
 
 const CONNECTION_TEXT = {
@@ -309,27 +341,29 @@ const CONNECTION_TEXT = {
   offline: "Offline",
 };
 
-let everLive = false;
-function connectionShow(state) {
-  if (state === "live" && connectionState !== "live") {
+function connectionShow(connection) {
+  if (connection === "live" && state.connection !== "live") {
     // Back after a loss: events are delivered at most once, so read again what they would have said.
-    if (everLive && selected) {
+    if (state.everLive && state.selected) {
       commands.reload();
-      if (view === live) statusEvents.show(selected, { available: historyAvailable });
+      if (state.isLive) statusEvents.show(state.selected, { available: historyAvailable });
     }
-    everLive = true;
+    state.everLive = true;
   }
-  if (state) connectionState = state;
+  if (connection) state.connection = connection;
+  const live = state.isLive;
   const pill = $("#connection");
-  pill.dataset.state = view === live ? connectionState : "history";
-  const last = stats.lastUpdate ? `updated ${clock(new Date(stats.lastUpdate))} (${ago(Date.now() - stats.lastUpdate)})` : "no update yet";
-  pill.querySelector("[data-state-text]").textContent = view === live ? CONNECTION_TEXT[connectionState] : "History";
-  pill.querySelector("[data-state-time]").textContent = view === live ? last : `the twin at ${dateTime(new Date(Date.parse(view.generatedAt)))}`;
+  pill.dataset.state = live ? state.connection : "history";
+  const at = state.lastUpdate;
+  const last = at ? `updated ${clock(new Date(at))} (${ago(Date.now() - at)})` : "no update yet";
+  pill.querySelector("[data-state-text]").textContent = live ? CONNECTION_TEXT[state.connection] : "History";
+  pill.querySelector("[data-state-time]").textContent = live ? last : `the twin at ${dateTime(state.shownTime())}`;
 }
 setInterval(() => connectionShow(), 1000);
 
 // --- controls -----------------------------------------------------------------------------
 
+/** Show the 3D floor or the table ("floor" or "table"). */
 function viewSet(which) {
   const tableShown = which === "table";
   document.body.dataset.view = which;
@@ -344,7 +378,7 @@ for (const b of document.querySelectorAll("[data-view-button]")) b.addEventListe
 for (const input of document.querySelectorAll("input[name=color-mode]")) {
   input.addEventListener("change", () => {
     floor.setColorMode(input.value);
-    legendShow();
+    legendUpdate();
   });
 }
 
@@ -352,158 +386,12 @@ const linkSelect = $("#link-mode");
 linkSelect.replaceChildren(...Object.entries(LINK_MODES).map(([k, v]) => new Option(v, k)));
 linkSelect.addEventListener("change", () => {
   floor.setLinkMode(linkSelect.value);
-  legendShow();
+  legendUpdate();
 });
-
-// Search: suggestions as a listbox under a combobox input; Enter flies to the host.
-const search = $("#search");
-const suggestions = $("#search-suggestions");
-let matches = [];
-let active = -1;
-
-function searchMatches(text) {
-  const q = text.trim().toLowerCase();
-  if (!q) return [];
-  const starts = [];
-  const contains = [];
-  for (const h of view.hosts) {
-    const name = h.hostname;
-    const display = (h.displayName || "").toLowerCase();
-    if (name.startsWith(q) || display.startsWith(q)) starts.push(h);
-    else if (name.includes(q) || display.includes(q)) contains.push(h);
-    if (starts.length >= 8) break;
-  }
-  const byName = (a, b) => a.hostname.localeCompare(b.hostname);
-  return [...starts.sort(byName), ...contains.sort(byName)].slice(0, 8);
-}
-
-function suggestionsShow() {
-  suggestions.replaceChildren(
-    ...matches.map((h, k) => {
-      const li = document.createElement("li");
-      li.id = `suggestion-${k}`;
-      li.role = "option";
-      li.setAttribute("aria-selected", String(k === active));
-      const dot = document.createElement("span");
-      dot.className = "dot";
-      dot.style.background = STATUS_COLORS[h.status] || STATUS_COLORS.unknown;
-      li.append(dot, `${h.hostname}${h.rack ? ` · ${h.rack}` : ""}`);
-      li.addEventListener("mousedown", (e) => {
-        e.preventDefault();
-        searchChoose(h.hostname);
-      });
-      return li;
-    }),
-  );
-  suggestions.hidden = !matches.length;
-  search.setAttribute("aria-expanded", String(!!matches.length));
-  search.setAttribute("aria-activedescendant", active >= 0 ? `suggestion-${active}` : "");
-}
-
-function searchChoose(hostname) {
-  matches = [];
-  active = -1;
-  suggestionsShow();
-  search.value = hostname;
-  viewSet("floor");
-  hostSelect(hostname, { fly: true });
-}
-
-search.addEventListener("input", () => {
-  matches = searchMatches(search.value);
-  active = matches.length ? 0 : -1;
-  suggestionsShow();
-  $("#search-message").textContent = search.value.trim() && !matches.length ? "No host matches." : "";
-});
-search.addEventListener("keydown", (e) => {
-  if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-    e.preventDefault();
-    if (matches.length) active = (active + (e.key === "ArrowDown" ? 1 : -1) + matches.length) % matches.length;
-    suggestionsShow();
-  } else if (e.key === "Enter") {
-    e.preventDefault();
-    const exact = view.host(search.value.trim().toLowerCase());
-    const chosen = active >= 0 ? matches[active] : exact;
-    if (chosen) searchChoose(chosen.hostname);
-  } else if (e.key === "Escape") {
-    matches = [];
-    suggestionsShow();
-  }
-});
-search.addEventListener("blur", () => setTimeout(() => {
-  matches = [];
-  suggestionsShow();
-}, 100));
-document.addEventListener("keydown", (e) => {
-  if (e.key === "/" && document.activeElement.tagName !== "INPUT" && document.activeElement.tagName !== "TEXTAREA") {
-    e.preventDefault();
-    search.focus();
-  }
-});
-
-// The time slider (only when the server keeps history): the twin at a chosen time, and back to live.
-const slider = $("#timeline-range");
-const sliderLabel = $("#timeline-label");
-let sliderTimer = null;
-function sliderTime() {
-  return new Date(live.serverNow() + Number(slider.value) * 60000);
-}
-slider.addEventListener("input", () => {
-  sliderLabel.textContent = Number(slider.value) === 0 ? "live" : dateTime(sliderTime());
-  clearTimeout(sliderTimer);
-  sliderTimer = setTimeout(() => (Number(slider.value) === 0 ? liveReturn() : pastShow(sliderTime())), 350);
-});
-$("#timeline-live").addEventListener("click", liveReturn);
-
-const sliderMessage = $("#timeline-message");
-async function pastShow(at) {
-  sliderMessage.textContent = "";
-  let doc;
-  try {
-    const response = await fetch(`/api/twin/state?at=${encodeURIComponent(at.toISOString())}`, { credentials: "same-origin" });
-    const body = await response.json();
-    if (!response.ok) {
-      sliderMessage.textContent = body.detail || `The server refused (${response.status}).`;
-      return;
-    }
-    doc = body;
-  } catch {
-    sliderMessage.textContent = "The server could not be reached.";
-    return;
-  }
-  if (Number(slider.value) === 0) return; // back to live while the request was out
-  const past = new TwinStore();
-  past.load(doc);
-  past.serverNow = () => Date.parse(doc.generatedAt);
-  view = past;
-  document.body.classList.add("in-history");
-  showAll();
-  connectionShow();
-  if (selected) {
-    chartsLoad(selected);
-    statusEvents.show(selected, { available: historyAvailable, to: shownTime() });
-  }
-}
-
-function liveReturn() {
-  slider.value = 0;
-  sliderLabel.textContent = "live";
-  sliderMessage.textContent = "";
-  if (view === live) return;
-  view = live;
-  document.body.classList.remove("in-history");
-  showAll();
-  connectionShow();
-  if (selected) {
-    chartSeries = null;
-    chartsLoad(selected);
-    statusEvents.show(selected, { available: historyAvailable });
-  }
-}
 
 // --- start ------------------------------------------------------------------------------------
 
-legendShow();
+legendUpdate();
 viewSet("floor");
 $("#timeline").hidden = !historyAvailable;
 connectionShow("connecting");

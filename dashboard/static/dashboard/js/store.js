@@ -3,8 +3,9 @@
 // for as long as the set of hosts does not change, so the scene, the summary
 // and the table update only the entries a delta names.
 
+/** A virtual node (a switch, or a host an admin marked virtual): the host document says so (`isVirtual`). */
 export function isVirtual(host) {
-  return host.agentVersion === "virtual" || (host.platform || "").startsWith("virtual");
+  return host.isVirtual === true;
 }
 
 export class TwinStore {
