@@ -24,6 +24,25 @@ logger = logging.getLogger(__name__)
 # (every connection busy or unreachable) comes through as is.
 DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
+# SQLSTATEs of a statement that lost a race, not of a broken database:
+# deadlock_detected, serialization_failure, lock_not_available.
+_CONFLICT_STATES = frozenset({"40P01", "40001", "55P03"})
+
+
+def database_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is a database conflict that the same work retried later would not meet.
+
+    A deadlock with a concurrent DDL (dropping a day's partition, a migration,
+    a test's TRUNCATE), a serialization failure or a lock timeout on
+    PostgreSQL; "database is locked" on SQLite.
+    """
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__
+    if getattr(cause, "sqlstate", None) in _CONFLICT_STATES:
+        return True
+    return "database is locked" in str(exc)
+
 
 class Refused(Exception):
     """A request a service refuses, with why: the one refusal every app raises.

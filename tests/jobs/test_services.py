@@ -121,3 +121,52 @@ def test_an_operator_can_run_one_job_now_from_the_command_line(ledger, capsys):
     call_command("run_jobs", "--job", "tests.count")
     assert sum(ledger.values()) == 2
     assert "tests.count: ok" in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_that_loses_a_lock_race_is_recorded_and_warned_of_without_a_traceback(caplog):
+    """A job blocked by another transaction's lock (as by a partition being dropped) is no crash."""
+    if connection.vendor != "postgresql":
+        pytest.skip("lock timeouts are PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE tests_lock_probe (id integer)")
+    holder_took = threading.Event()
+    release = threading.Event()
+
+    def hold_the_table() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("LOCK TABLE tests_lock_probe IN ACCESS EXCLUSIVE MODE")
+            holder_took.set()
+            release.wait(5)
+            cursor.execute("ROLLBACK")
+        close_old_connections()
+        connection.close()
+
+    @job(name="tests.blocked", every_seconds=EVERY)
+    def blocked(now: datetime) -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '50ms'")
+            try:
+                cursor.execute("SELECT count(*) FROM tests_lock_probe")
+            finally:
+                cursor.execute("SET lock_timeout = 0")
+        return "read"
+
+    holder = threading.Thread(target=hold_the_table)
+    holder.start()
+    try:
+        assert holder_took.wait(5)
+        now = timezone.now()
+        jobs_ensure(now=now)
+        runs = [r for r in jobs_run_due(now=now) if r.name == "tests.blocked"]
+    finally:
+        release.set()
+        holder.join()
+        JOBS.pop("tests.blocked")
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE tests_lock_probe")
+    assert [r.ok for r in runs] == [False]
+    assert "lock timeout" in Job.objects.get(name="tests.blocked").last_error
+    warned = [r for r in caplog.records if r.name == "jobs.services" and "tests.blocked" in r.getMessage()]
+    assert [(r.levelname, r.exc_info) for r in warned] == [("WARNING", None)]

@@ -42,6 +42,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from common.errors import database_conflict
 from twin.delta import TwinDelta, delta_is_empty, delta_resync_signal, delta_size, state_diff
 from twin.snapshot import TwinState
 
@@ -227,8 +228,11 @@ class TwinFeed:
                         await self._clock.sleep(gap)
                 await self.step()
             await self.flush()
-        except Exception:
-            logger.warning("twin snapshot failed; retrying at the next interval", exc_info=True)
+        except Exception as exc:
+            # A lost lock race (a partition dropped meanwhile) needs no traceback.
+            logger.warning(
+                "twin snapshot failed; retrying at the next interval: %s", exc, exc_info=not database_conflict(exc)
+            )
 
     async def run(self) -> None:
         """The push loop of a server process; runs until cancelled."""

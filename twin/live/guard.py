@@ -19,6 +19,7 @@ import socketio
 from django.utils import timezone
 
 from common.asyncsync import db_call
+from common.errors import database_conflict
 from twin.live.emitter import NAMESPACE, STAFF_ROOM
 from twin.readers import ReaderCredential, readers_recheck
 
@@ -47,8 +48,13 @@ class ReaderGuard:
             await asyncio.sleep(self.interval)
             try:
                 await self.check()
-            except Exception:
-                logger.warning("could not check live readers again; retrying in %g s", self.interval, exc_info=True)
+            except Exception as exc:
+                logger.warning(
+                    "could not check live readers again; retrying in %g s: %s",
+                    self.interval,
+                    exc,
+                    exc_info=not database_conflict(exc),
+                )
 
     async def check(self) -> list[str]:
         """Disconnect the readers whose credentials no longer hold; return their sids."""
