@@ -123,8 +123,9 @@ def epoch(column: str) -> str:
         # date_part computes in floating point; EXTRACT computes an exact numeric
         # (PostgreSQL 14+), and converting that was half of a month's series.
         return f"date_part('epoch', {column})"
-    # strftime('%s') drops the fraction; the text after the seconds is it ('.123456' or '').
-    return f"(CAST(strftime('%%s', {column}) AS REAL) + CAST(substr({column}, 20) AS REAL))"
+    # The whole seconds, then the text after them ('.123456' or ''): strftime('%s')
+    # of the full text rounds to milliseconds first, one second too many from .9995 on.
+    return f"(CAST(strftime('%%s', substr({column}, 1, 19)) AS REAL) + CAST(substr({column}, 20) AS REAL))"
 
 
 def epoch_seconds(column: str) -> str:
@@ -132,7 +133,8 @@ def epoch_seconds(column: str) -> str:
     if connection.vendor == "postgresql":
         # Microseconds are far above a double's resolution at today's epoch (0.24 µs): exact.
         return f"FLOOR(date_part('epoch', {column}))::bigint"
-    return f"CAST(strftime('%%s', {column}) AS INTEGER)"
+    # Of the text without its fraction: strftime rounds to milliseconds (see ``epoch``).
+    return f"CAST(strftime('%%s', substr({column}, 1, 19)) AS INTEGER)"
 
 
 def floor_integer(expression: str) -> str:
