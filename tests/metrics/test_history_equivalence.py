@@ -3,7 +3,8 @@
 Each runs on PostgreSQL and SQLite. The pairs: ``host_rows_at`` at the present
 against ``metrics.selectors.host_rows_query`` (the latest values);
 ``series_read`` of gauges and ``rollups_rebuild``'s 5-minute buckets against
-``Sample.objects.filter(...).aggregate(Avg, Min, Max, ...)`` per bucket.
+``Sample.objects.filter(...).aggregate(Avg, Min, Max, ...)`` per bucket;
+``retention._delete_chunked`` against ``BatchReceipt.objects.filter(...).delete()``.
 Counters' rates are checked against worked examples in test_history_series.py
 and test_history_rollups.py.
 """
@@ -16,10 +17,12 @@ import pytest
 from django.db.models import Avg, Count, Max, Min
 from django.utils import timezone
 
+from common.sql import db_datetime
 from hosts.models import Host
 from metrics.fields import GAUGES
 from metrics.history import host_rows_at, series_read
-from metrics.models import Rollup5m, Sample
+from metrics.models import BatchReceipt, Rollup5m, Sample
+from metrics.retention import _delete_chunked
 from metrics.rollups import FIVE_MINUTES, RAW, rollups_rebuild
 from metrics.selectors import host_rows_query
 from tests.conftest import ingest_at, sample_dict
@@ -109,3 +112,40 @@ def test_five_minute_rollups_are_the_orms_aggregate_per_bucket():
             assert getattr(rollup, f"{f.name}_avg") == pytest.approx(orm[f"{f.name}_avg"])
             assert getattr(rollup, f"{f.name}_min") == orm[f"{f.name}_min"]
             assert getattr(rollup, f"{f.name}_max") == orm[f"{f.name}_max"]
+
+
+def test_a_chunked_delete_removes_what_the_orms_delete_removes(monkeypatch):
+    """``retention._delete_chunked`` (by ctid or rowid, in chunks) against ``BatchReceipt.objects.filter(...).delete()``.
+
+    The table is one that is not partitioned, as everywhere retention calls it
+    (a ctid names a row only within one partition).
+    """
+    monkeypatch.setattr("metrics.retention.DELETE_CHUNK", 7)
+    for reporter in ("fast-01", "orm-01"):
+        BatchReceipt.objects.bulk_create(
+            [
+                BatchReceipt(
+                    reporter=reporter,
+                    agent_session="s",
+                    sequence=n,
+                    received_at=START + timedelta(seconds=10 * n),
+                    accepted=n,
+                )
+                for n in range(30)
+            ]
+        )
+    cutoff = START + timedelta(seconds=175)
+    deleted = _delete_chunked(
+        table=BatchReceipt._meta.db_table,
+        where="reporter = %s AND received_at < %s",
+        params=["fast-01", db_datetime(cutoff)],
+    )
+    orm_deleted, _ = BatchReceipt.objects.filter(reporter="orm-01", received_at__lt=cutoff).delete()
+    assert deleted == orm_deleted == 18
+
+    def kept(reporter: str) -> list:
+        return list(
+            BatchReceipt.objects.filter(reporter=reporter).order_by("sequence").values_list("sequence", "received_at")
+        )
+
+    assert kept("fast-01") == kept("orm-01")
