@@ -115,7 +115,7 @@ def test_five_minute_rollups_are_the_orms_aggregate_per_bucket():
 
 
 def test_a_chunked_delete_removes_what_the_orms_delete_removes(monkeypatch):
-    """``retention._delete_chunked`` (by ctid or rowid, in chunks) against ``BatchReceipt.objects.filter(...).delete()``.
+    """``retention._delete_chunked`` (ctid or rowid, in chunks) against ``BatchReceipt.objects.filter().delete()``.
 
     The table is one that is not partitioned, as everywhere retention calls it
     (a ctid names a row only within one partition).
