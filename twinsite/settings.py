@@ -142,6 +142,7 @@ INSTALLED_APPS = [
     "commands",
     "metrics",
     "twin",
+    "alerts",
     "fleet",
     "ops",
     "dashboard",
