@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from alerts.conditions import COMPARE, Kind, Scope
@@ -35,6 +36,7 @@ from alerts.models import (
     Notification,
     NotificationState,
     Receiver,
+    ReceiverKind,
     Rule,
 )
 from alerts.suppression import Suppressions
@@ -320,6 +322,21 @@ def _changes_write(
     return changes
 
 
+ALERTMANAGER_FROM_SETTING = "TWIN_ALERTMANAGER_URL"
+
+
+def receivers_enabled() -> list[int]:
+    """The receivers notices go to: the enabled ones, with ``TWIN_ALERTMANAGER_URL``'s kept as one of them."""
+    url = settings.TWIN_ALERTMANAGER_URL
+    if url:
+        receiver, _ = Receiver.objects.get_or_create(
+            name=ALERTMANAGER_FROM_SETTING, defaults={"kind": ReceiverKind.ALERTMANAGER, "url": url}
+        )
+        if (receiver.url, receiver.kind) != (url, ReceiverKind.ALERTMANAGER):
+            Receiver.objects.filter(pk=receiver.pk).update(url=url, kind=ReceiverKind.ALERTMANAGER)
+    return list(Receiver.objects.filter(enabled=True).values_list("pk", flat=True))
+
+
 def _notices_queue(transitions: list[AlertTransition], *, was_firing: set[int], now: datetime) -> None:
     """One notice per receiver for each firing, and for each resolve of an alert whose firing was notified.
 
@@ -327,7 +344,7 @@ def _notices_queue(transitions: list[AlertTransition], *, was_firing: set[int], 
     suppressed notice (the delivery log shows it) and is never sent; its resolve
     then is not sent either, while anything that was notified gets its resolve.
     """
-    receivers = list(Receiver.objects.filter(enabled=True).values_list("pk", flat=True))
+    receivers = receivers_enabled()
     if not receivers:
         return
     firing = [t for t in transitions if t.to_state == AlertState.FIRING]

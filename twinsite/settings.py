@@ -481,6 +481,8 @@ TWIN_ALERTS_SEND_TIMEOUT_SECONDS = env_number("TWIN_ALERTS_SEND_TIMEOUT_SECONDS"
 TWIN_ALERTS_ALLOW_PRIVATE_RECEIVERS = env_bool("TWIN_ALERTS_ALLOW_PRIVATE_RECEIVERS", False)
 # Where notices' generatorURL points: the dashboard's address as operators open it (empty: a relative link).
 TWIN_ALERTS_DASHBOARD_URL = env.str("TWIN_ALERTS_DASHBOARD_URL", default="")
+# A Prometheus Alertmanager (its base URL) that gets every firing and resolved alert, beside the admin's receivers.
+TWIN_ALERTMANAGER_URL = env.str("TWIN_ALERTMANAGER_URL", default="")
 
 # --- History ------------------------------------------------------------------------
 # Raw samples are kept this many whole UTC days, then their day is dropped;
