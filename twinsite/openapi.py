@@ -10,6 +10,7 @@ from typing import Any, NotRequired, TypedDict
 
 import msgspec
 
+from alerts.schema import AlertList, RuleDocument, RuleInput, RuleList, RulePatch
 from commands.actions import CATALOGUE
 from commands.longpoll import PENDING_PATH, WAIT_MAX_SECONDS
 from commands.schema import (
@@ -62,6 +63,7 @@ def components_append(result: dict[str, Any], generator: Any, request: Any, publ
             ),
             *(CommandCreateFields, CommandDocument, CommandList, InvocationDocument, InvalidTransition, ResultReport),
             *(PendingInvocations, ActionCatalogue, CommandUpdate),
+            *(AlertList, RuleInput, RulePatch, RuleDocument, RuleList),
         ],
         ref_template=REF,
     )
