@@ -41,14 +41,14 @@ def placement_check(
     place does not count against it (a move within its rack).
     """
     if unit < 1 or height_u < 1:
-        return f"{hostname}: unit and height must be at least 1 (got unit {unit}, height {height_u}U)."
+        return f"unit and height must be at least 1 (got unit {unit}, height {height_u}U)."
     top = unit + height_u - 1
     if top > rack_height_u:
         return f"{hostname}: {units_text(unit, height_u)} does not fit in rack {rack}, which has {rack_height_u} units."
     for other in occupants:
         if other.hostname != hostname and other.unit <= top and unit <= other.top:
             return (
-                f"{hostname}: {units_text(unit, height_u)} of rack {rack} overlaps {other.hostname}"
+                f"{units_text(unit, height_u)} of rack {rack} overlaps {other.hostname}"
                 f" at {units_text(other.unit, other.height_u)}."
             )
     return None

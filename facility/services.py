@@ -50,7 +50,8 @@ def mount_check(*, host: Host, rack: Rack, unit: int | None, height_u: int) -> N
         occupants=rack_occupants(rack=rack, excluding=host),
     )
     if reason is not None:
-        raise PlacementRefused(reason, code="unit_occupied" if "overlaps" in reason else "unit_outside_rack")
+        code = "unit_occupied" if "overlaps" in reason else "unit_outside_rack"
+        raise PlacementRefused(f"{host.hostname}: {reason}", code=code)
 
 
 def mount_store(
