@@ -133,7 +133,8 @@ def racks_drawn(draw: st.DrawFn) -> list[RackState]:
 def test_capacity_answers_agree_with_a_brute_force_reference(racks, u, watts):
     fits, refused = capacity_rank(racks, u=u, watts=watts)
     assert {f["rack"]: (f["firstUnit"], f["headroomWatts"]) for f in fits} == brute_force(racks, u=u, watts=watts)
-    assert len(fits) + max(0, len(racks) - len(fits)) == len(racks)
+    # Every rack that does not fit is refused for at least one reason.
+    assert sum(refused.values()) >= len(racks) - len(fits)
     headrooms = [f["headroomWatts"] for f in fits]
     assert headrooms == sorted(headrooms, reverse=True)  # best first
 
