@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve()
 SCENARIOS = ("snapshot-1000", "snapshot-10000", "signed-1", "signed-500", "batch-500-hosts")
@@ -70,21 +69,6 @@ def _setup(root: Path, database: str, *, open_mode: bool) -> None:
     Host.objects.all().delete()
 
 
-def _sample(hostname: str, at: datetime, i: int) -> dict[str, Any]:
-    return {
-        "hostname": hostname,
-        "timestamp": at.isoformat(),
-        "cpu_load": 42.5,
-        "memory_used_percent": 63.2,
-        "load_average": 1.72,
-        "uptime_seconds": 7200 + i,
-        "agent_version": "0.1.0",
-        "platform": "Linux-x86_64",
-        "net_bytes_tx": 1_000_000 * i,
-        "net_bytes_rx": 2_000_000 * i,
-    }
-
-
 def _minimum(repeats: int, once: Callable[[int], None]) -> float:
     once(-1)  # warm-up: caches, compiled statements, first connection
     best = float("inf")
@@ -129,6 +113,7 @@ def _signed(per_batch: int, repeats: int) -> float:
     import orjson
     from django.test import Client
 
+    from bench.harness import sample
     from hosts.credentials import signature_compute
     from hosts.services import enrollment_key_create
 
@@ -145,7 +130,7 @@ def _signed(per_batch: int, repeats: int) -> float:
 
     def post(n: int) -> None:
         first = (n + 1) * per_batch
-        samples = [_sample("ab-agent", start + timedelta(seconds=first + i), i) for i in range(per_batch)]
+        samples = [sample("ab-agent", start + timedelta(seconds=first + i), i=i) for i in range(per_batch)]
         body = orjson.dumps({"agent_session": session, "sequence": n + 1, "samples": samples})
         stamp = str(int(time.time()))
         response = client.post(
@@ -168,13 +153,15 @@ def _many_hosts(hosts: int, repeats: int) -> float:
     import orjson
     from django.test import Client
 
+    from bench.harness import sample
+
     client = Client()
     names = [f"ab-{i:05d}" for i in range(hosts)]
     start = datetime.now(UTC) - timedelta(days=1)
 
     def post(n: int) -> None:
         at = start + timedelta(seconds=10 * (n + 2))
-        body = orjson.dumps({"samples": [_sample(name, at, i) for i, name in enumerate(names)]})
+        body = orjson.dumps({"samples": [sample(name, at, i=i) for i, name in enumerate(names)]})
         response = client.post("/api/metrics/batch", data=body, content_type="application/json")
         assert response.status_code == 202 and response.json()["accepted"] == hosts, response.content
 
