@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import re
-import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
@@ -113,11 +112,16 @@ header_value = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_s
 headers = st.lists(
     st.tuples(
         st.sampled_from(["Retry-After", "Content-Type", "X-Anything"]),
-        st.one_of(st.sampled_from(["inf", "-inf", "nan", "1e12", "1e999", "-5", "0", "Wed, 21 Oct 9999 07:28:00 GMT"]), header_value),
+        st.one_of(
+            st.sampled_from(["inf", "-inf", "nan", "1e12", "1e999", "-5", "0", "Wed, 21 Oct 9999 07:28:00 GMT"]),
+            header_value,
+        ),
     ),
     max_size=3,
 )
-statuses = st.one_of(st.sampled_from([200, 201, 202, 400, 401, 403, 404, 409, 413, 415, 429, 500, 502, 503]), st.integers(200, 599))
+statuses = st.one_of(
+    st.sampled_from([200, 201, 202, 400, 401, 403, 404, 409, 413, 415, 429, 500, 502, 503]), st.integers(200, 599)
+)
 
 
 def _encoded(value: Any) -> bytes:
@@ -192,7 +196,9 @@ def lines_check(lines: list[str]) -> None:
         assert "Traceback" not in line and "forged line" not in line.split(" ", 2)[1]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(script=st.lists(answers, min_size=1, max_size=6))
 def test_no_answer_ends_the_uplink_or_the_command_runner_or_harms_the_spool(hostile, script):
     hostile.play(script)
