@@ -35,6 +35,7 @@ const now = () => state.now();
 const floor = new Floor($("#floor"), {
   onSelect: (i) => hostSelect(state.view.hosts[i].hostname),
   onHover: hoverShow,
+  overlays: () => [$("#legend"), $("#timeline")],
 });
 const table = new HostTable($("#table-view"), { onSelect: (hostname) => hostSelect(hostname), now });
 const panel = new HostPanel($("#panel"), { onClose: () => hostSelect(null), now });
@@ -152,9 +153,10 @@ function firstStateArrived() {
   const linked = hostLinked();
   if (linked && state.live.index.has(linked)) hostSelect(linked, { fly: true });
   if (state.live.links.length > 200) {
-    // Hundreds of uplinks hide the racks: start with the busy ones only.
-    linkSelect.value = "busy";
-    floor.setLinkMode("busy");
+    // Hundreds of uplinks hide the racks: start with the busiest ones (a fixed
+    // threshold, such as 50 %, can show none at all on a quiet floor).
+    linkSelect.value = "top";
+    floor.setLinkMode("top");
     legendUpdate();
   }
   if (config.features.commands) commands.probe();
