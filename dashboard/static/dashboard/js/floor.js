@@ -729,4 +729,13 @@ export class Floor {
     const rect = this.renderer.domElement.getBoundingClientRect();
     return { x: ((v.x + 1) / 2) * rect.width, y: ((1 - v.y) / 2) * rect.height, visible: v.z < 1 };
   }
+
+  /** The screen rectangle (client CSS pixels) of a box in the scene, from its corners (for tests). */
+  screenRect(min, max) {
+    const canvas = this.renderer.domElement.getBoundingClientRect();
+    const corners = [];
+    for (const x of [min[0], max[0]]) for (const y of [min[1], max[1]]) for (const z of [min[2], max[2]]) corners.push(new THREE.Vector3(x, y, z));
+    const box = this.screenBox(corners, canvas.width, canvas.height);
+    return box && { left: box.left + canvas.left, right: box.right + canvas.left, top: box.top + canvas.top, bottom: box.bottom + canvas.top };
+  }
 }
