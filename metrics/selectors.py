@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import connection
-from django.db.models import CharField, Func, QuerySet, Value
+from django.db.models import CharField, Func, Min, QuerySet, Value
 from psycopg.types.datetime import TimestamptzLoader
 
 from hosts.models import Host
 from metrics.fields import FIELD_NAMES
+from metrics.models import Sample
 
 # One row per host: its inventory, its rack's name and its latest values, in
 # this order, then its last contact as text when the database writes it (else
@@ -68,3 +71,12 @@ def host_rows() -> list[tuple]:
         cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def host_first_sample_at(*, host_id: int, since: datetime) -> datetime | None:
+    """When the host's first raw sample at or after ``since`` was stamped (one index range scan), or None.
+
+    Raw samples are kept at least a day (``TWIN_RAW_RETENTION_DAYS`` >= 1), so
+    within the last day this is when the host's history begins.
+    """
+    return Sample.objects.filter(host_id=host_id, timestamp__gte=since).aggregate(first=Min("timestamp"))["first"]

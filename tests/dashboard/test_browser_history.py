@@ -132,3 +132,32 @@ def test_the_time_slider_shows_the_twin_the_server_had_at_that_time_and_goes_bac
     assert page.locator("[data-f=status]").get_attribute("data-status") == "online"
     page.wait_for_selector("#status-events li[data-to=online][data-cause=data]")
     assert watch.problems() == []
+
+
+# Each chart's y-axis labels, the width uPlot gave the axis and the widest label as drawn.
+Y_AXES = """() => Object.fromEntries(['usage', 'load', 'net'].map((name) => {
+    const u = twinDashboard.charts[name], axis = u.axes[1];
+    u.ctx.font = axis.font[0];
+    const widest = Math.max(...axis._values.map((v) => u.ctx.measureText(v).width / (window.devicePixelRatio || 1)));
+    return [name, {values: axis._values, size: axis._size, widest}];
+}))"""
+
+
+def test_the_charts_y_axes_show_values_in_full_and_the_load_chart_has_several_ticks(
+    an_hour_of_history, browser, start_dashboard
+):
+    server = start_dashboard(**{k: str(v) for k, v in THRESHOLDS.items()})
+    page, watch = page_open(browser, server, "/#host=titan-01")
+    page.wait_for_selector("#connection[data-state=live]")
+    page.wait_for_function("() => document.querySelector('[data-history-note]').textContent.includes('history API')")
+    axes = page.evaluate(Y_AXES)
+    for name, axis in axes.items():
+        # Every label is a number with its unit, and fits the axis (none clipped at the left).
+        assert axis["values"] and all(any(c.isdigit() for c in v) for v in axis["values"]), (name, axis)
+        assert axis["widest"] <= axis["size"], (name, axis)
+    assert any(v.endswith("b/s") for v in axes["net"]["values"])
+    assert len(axes["load"]["values"]) >= 3
+    page.locator("#history").screenshot(
+        path=str(screenshot(page, "history-charts").with_name("history-charts-panel.png"))
+    )
+    assert watch.problems() == []

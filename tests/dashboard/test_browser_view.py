@@ -19,15 +19,18 @@ FIRST_FRAME = "() => twinDashboard.floor.stats.firstFrameAt !== null"
 # Each rack's box and each label on screen, with the canvas and the overlays drawn over it.
 RACKS_ON_SCREEN = """() => {
     const f = twinDashboard.floor;
-    const rect = (e) => { const r = e.getBoundingClientRect(); return {left: r.left, top: r.top, right: r.right, bottom: r.bottom}; };
+    const rect = (e) => {
+        const r = e.getBoundingClientRect();
+        return {left: r.left, top: r.top, right: r.right, bottom: r.bottom};
+    };
     return {
         canvas: rect(f.renderer.domElement),
         legend: rect(document.querySelector('#legend')),
         timeline: rect(document.querySelector('#timeline')),
         racks: f.layout.racks.map((r) => ({name: r.name, box: f.screenRect(r.min, r.max)})),
         labels: f.labels.map((s) => {
-            const half = [s.scale.x / 2, s.scale.y / 2];
-            const box = f.screenRect([s.position.x, s.position.y - half[1], s.position.z], [s.position.x, s.position.y + half[1], s.position.z]);
+            const p = s.position, half = s.scale.y / 2;
+            const box = f.screenRect([p.x, p.y - half, p.z], [p.x, p.y + half, p.z]);
             return {name: s.userData.rack.name, height: box.bottom - box.top};
         }),
     };
@@ -80,13 +83,17 @@ def test_on_a_floor_of_hundreds_of_links_the_busiest_fifty_are_shown_by_default(
     page.wait_for_selector(LIVE, timeout=15000)
     page.wait_for_function(FIRST_FRAME)
     assert page.locator("#link-mode").input_value() == "top"
-    shown = page.evaluate("(() => { const f = twinDashboard.floor; return f.source.links.filter((l) => f.linkShown(l)); })()")
+    shown = page.evaluate(
+        "(() => { const f = twinDashboard.floor; return f.source.links.filter((l) => f.linkShown(l)); })()"
+    )
     utilizations = sorted((link["utilization"] for link in page.evaluate("twinDashboard.live.links")), reverse=True)
     assert len(shown) >= 50
     # The fifty busiest, whatever their level: the demo's busiest is far below 50 %.
     assert min(link["utilization"] for link in shown) == utilizations[49]
     page.select_option("#link-mode", "busy")
-    busy = page.evaluate("(() => { const f = twinDashboard.floor; return f.source.links.filter((l) => f.linkShown(l)).length; })()")
+    busy = page.evaluate(
+        "(() => { const f = twinDashboard.floor; return f.source.links.filter((l) => f.linkShown(l)).length; })()"
+    )
     assert busy == sum(1 for u in utilizations if u >= 0.5)
     assert watch.problems() == []
 
