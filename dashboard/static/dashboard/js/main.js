@@ -141,7 +141,8 @@ function showAll() {
   floor.setData(view);
   table.setSource(view);
   summaryShow();
-  if (state.selected && !view.index.has(state.selected)) state.selected = null;
+  // A host selected but not in the twin shown (the slider went back to before it
+  // existed) stays selected: the panel says so, and back at live it is shown again.
   const i = state.selected ? view.index.get(state.selected) : null;
   floor.select(i ?? null);
   table.select(state.selected);
@@ -210,7 +211,7 @@ hostLinkFollow((hostname) => {
 
 function selectedRefresh({ appendPoint }) {
   const host = state.selected ? state.view.host(state.selected) : null;
-  panel.show(host, host ? linksOf(host.hostname) : []);
+  panel.show(host, host ? linksOf(host.hostname) : [], { absent: state.selected && !host ? state.selected : null, at: state.shownTime() });
   if (!host) return;
   const series = state.selectedSeries;
   if (series && appendPoint) {
