@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import connection
-from django.db.models import CharField, QuerySet, Value
+from django.db.models import CharField, Min, QuerySet, Value
 
 from common.sql import IsoUtc, rows_fetch
 from hosts.models import Host
 from metrics.fields import FIELD_NAMES
+from metrics.models import Sample
 
 # One row per host: its inventory, its rack's name and its latest values, in
 # this order, then its last contact as text when the database writes it (else
@@ -54,3 +57,12 @@ def host_rows() -> list[tuple]:
         return list(query)
     sql, params = query.query.sql_with_params()
     return rows_fetch(sql, list(params))
+
+
+def host_first_sample_at(*, host_id: int, since: datetime) -> datetime | None:
+    """When the host's first raw sample at or after ``since`` was stamped (one index range scan), or None.
+
+    Raw samples are kept at least a day (``TWIN_RAW_RETENTION_DAYS`` >= 1), so
+    within the last day this is when the host's history begins.
+    """
+    return Sample.objects.filter(host_id=host_id, timestamp__gte=since).aggregate(first=Min("timestamp"))["first"]
