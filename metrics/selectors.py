@@ -8,6 +8,7 @@ from psycopg.types.datetime import TimestamptzLoader
 
 from hosts.models import Host
 from metrics.fields import FIELD_NAMES
+from metrics.models import InterfaceCounters
 
 # One row per host: its inventory, its rack's name and its latest values, in
 # this order, then its last contact as text when the database writes it (else
@@ -68,3 +69,11 @@ def host_rows() -> list[tuple]:
         cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def interface_throughputs(*, interface_ids: set[int]) -> dict[int, float | None]:
+    """Each of these interfaces that reported counters → its throughput in Gbit/s (None across a reset)."""
+    if not interface_ids:
+        return {}
+    counters = InterfaceCounters.objects.filter(interface_id__in=sorted(interface_ids))
+    return dict(counters.values_list("interface_id", "throughput_gbps"))
