@@ -93,6 +93,12 @@ def link_rows(*, created_by: datetime | None = None) -> list[tuple[int, int, flo
     )
 
 
-def hosts_marked_failed() -> set[int]:
-    """The ids of the nodes an admin marked failed (``Host.failed``): usually none, an indexed-free small read."""
-    return set(Host.objects.filter(failed=True).values_list("pk", flat=True))
+def link_capacities() -> dict[str, float]:
+    """Each link's line rate in Gbit/s by its document id (``source::target``)."""
+    links = Link.objects.values_list("source__hostname", "target__hostname", "capacity_gbps")
+    return {f"{source}::{target}": capacity for source, target, capacity in links}
+
+
+def hostnames_marked_failed() -> set[str]:
+    """The nodes an admin marked failed (``Host.failed``): usually none."""
+    return set(Host.objects.filter(failed=True).values_list("hostname", flat=True))

@@ -26,6 +26,8 @@ INVENTORY_COLUMNS = (
     "position_x",
     "position_y",
     "position_z",
+    # An admin's "this switch is down" (the fabric's reachability).
+    "failed",
 )
 LATEST_COLUMNS = ("last_seen", *FIELD_NAMES, "net_throughput_gbps")
 HOST_ROW = (*INVENTORY_COLUMNS, *LATEST_COLUMNS, "last_seen_iso")

@@ -24,6 +24,7 @@ from hosts.selectors import link_rows
 from metrics.fields import METRIC_FIELDS
 from metrics.history import host_rows_at
 from metrics.selectors import HOST_ROW, host_rows, interface_throughputs
+from twin.fabric import reachability_mark
 from twin.status import HostStatus, status_clock, virtual_status
 
 
@@ -57,6 +58,9 @@ class HostDoc(TypedDict):
     position: Position
     # Added after the seed's keys: a virtual node (a switch, or a host an admin marked virtual).
     isVirtual: bool
+    # Added: whether the core has a path to it over working switches, and over how many live uplinks (twin.fabric).
+    reachable: bool
+    redundancy: int
 
 
 class LinkDoc(TypedDict):
@@ -87,6 +91,9 @@ def snapshot_build(*, now: datetime | None = None, at: datetime | None = None) -
        named interface's own counters when the link names one that reported
        (now only: the history keeps no per-interface counters), else the real
        host's total, not the virtual switch's.
+    5. Each node's reachability from the core over switches that are not
+       failed (an admin's mark, today's as any inventory fact; or an offline status), and its live
+       uplinks (``twin.fabric``), O(nodes + links).
 
     A plain read, which leaves the garbage collector as it finds it: the
     callers that build for readers (the HTTP view, the live feed) hold it off
@@ -129,6 +136,8 @@ def snapshot_build(*, now: datetime | None = None, at: datetime | None = None) -
         link_docs = [_link_doc_measured(by_id[s], by_id[t], cap, si, ti, measured) for s, t, cap, si, ti in links]
     else:
         link_docs = [_link_doc(by_id[s], by_id[t], cap) for s, t, cap, _, _ in links]
+    marked = {row[_HOSTNAME] for row in rows if row[_FAILED]}
+    reachability_mark(hosts=docs, links=link_docs, marked=marked)
     return {
         "type": "twin-state",
         "twinId": settings.TWIN_ID,
@@ -212,6 +221,7 @@ _IS_VIRTUAL = HOST_ROW.index("is_virtual")
 _LAST_SEEN = HOST_ROW.index("last_seen")
 _LAST_SEEN_ISO = HOST_ROW.index("last_seen_iso")
 _THROUGHPUT = HOST_ROW.index("net_throughput_gbps")
+_FAILED = HOST_ROW.index("failed")
 # A row starts with the inventory, in this order: unpacked at once, the cheapest read.
 _INVENTORY = ("id", "hostname", "display_name", "ip", "agent_version", "platform", "is_virtual", "rack__name")
 _INVENTORY += ("position_x", "position_y", "position_z")

@@ -27,6 +27,7 @@ from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from hosts.schema import HostRegistrationRequest, HostRegistrationResponse
 from metrics.schema import BatchEnvelope, SampleIn
 from metrics.views import BatchAccepted, HostSeries
+from twin.impact import ImpactDoc, ImpactRequest
 from twin.snapshot import TwinState
 from twin.views import HostEvents
 
@@ -60,6 +61,7 @@ def components_append(result: dict[str, Any], generator: Any, request: Any, publ
                 HostEvents,
                 Error,
             ),
+            *(ImpactDoc, ImpactRequest),
             *(CommandCreateFields, CommandDocument, CommandList, InvocationDocument, InvalidTransition, ResultReport),
             *(PendingInvocations, ActionCatalogue, CommandUpdate),
         ],
