@@ -128,7 +128,9 @@ def _fabrics(draw):
     transit = [True] * (switches + 1) + [False] * hosts
     pairs = [(a, b) for a in range(len(names)) for b in range(a + 1, len(names))]
     chosen = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=len(pairs)))
-    fabric = Fabric.of(names=names, transit=transit, core="core-switch", links=[(names[a], names[b]) for a, b in chosen])
+    fabric = Fabric.of(
+        names=names, transit=transit, core="core-switch", links=[(names[a], names[b]) for a, b in chosen]
+    )
     failed = draw(st.sets(st.integers(min_value=0, max_value=len(names) - 1), max_size=3))
     return fabric, failed
 
