@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from hosts.models import AgentCredential, EnrollmentKey, Host, Link, Rack
+from hosts.models import AgentCredential, EnrollmentKey, Host, Interface, Link, Rack
 from hosts.services import (
     credentials_revoke,
     enrollment_key_assign,
@@ -118,6 +118,7 @@ class HostAdmin(TwinChangeAdmin):
                 "fields": ["rack", ("position_x", "position_y", "position_z"), "placement_locked"],
             },
         ),
+        ("Fabric", {"fields": ["role", "failed"]}),
     ]
 
     @admin.action(description="Approve the selected hosts")
@@ -162,7 +163,17 @@ class LinkAdmin(TwinChangeAdmin):
     list_filter = ["source__is_virtual"]
     search_fields = ["source__hostname", "target__hostname"]
     list_select_related = ["source", "target"]
-    autocomplete_fields = ["source", "target"]
+    autocomplete_fields = ["source", "target", "source_interface", "target_interface"]
+
+
+@admin.register(Interface)
+class InterfaceAdmin(TwinChangeAdmin):
+    """A host's or switch's named interfaces: what a link's ends may name."""
+
+    list_display = ["__str__", "host", "name", "mac", "speed_mbps", "created_at"]
+    search_fields = ["host__hostname", "name", "mac"]
+    list_select_related = ["host"]
+    autocomplete_fields = ["host"]
 
 
 @admin.register(EnrollmentKey)

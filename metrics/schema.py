@@ -25,12 +25,26 @@ from hosts.schema import (
     decode_naming_a_host,
     hostname_normalize,
 )
-from metrics.fields import INT64_MAX, METRIC_FIELDS
+from metrics.fields import INT64_MAX, METRIC_FIELDS, Counter
 
 EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 AgentSession = text(min_length=1, max_length=64)
+# A host with more NICs than this reports its busiest ones; the sample stays small.
+INTERFACES_MAX = 64
+InterfaceName = text(min_length=1, max_length=64)
+Mac = Annotated[str, msgspec.Meta(pattern="^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")]
+
+
+class InterfaceIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One network interface's counters in a sample (``interfaces``), reset-safe rates like the host's own."""
+
+    name: InterfaceName
+    rx_bytes: Counter
+    tx_bytes: Counter
+    speed_mbps: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
+    mac: Mac | None = None
 
 
 def _sample_struct() -> type[msgspec.Struct]:
@@ -50,6 +64,7 @@ def _sample_struct() -> type[msgspec.Struct]:
         *optional,
         ("rack", RackName | None, None),
         ("position", Position | None, None),
+        ("interfaces", Annotated[list[InterfaceIn], msgspec.Meta(max_length=INTERFACES_MAX)] | None, None),
     ]
     return msgspec.defstruct("SampleIn", fields, module=__name__)
 
@@ -154,4 +169,9 @@ def _sample_check(sample: SampleIn, *, now: datetime, max_future_skew: timedelta
         return f"timestamp is more than {max_future_skew.total_seconds():g} s in the future"
     for name in _TRUNCATED:
         setattr(sample, name, int(getattr(sample, name)))
+    if sample.interfaces:
+        names = [i.name for i in sample.interfaces]
+        if len(set(names)) < len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            return f"interfaces: {twice!r} is named twice; each interface once per sample"
     return sample

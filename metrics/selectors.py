@@ -10,7 +10,7 @@ from django.db.models import CharField, Min, QuerySet, Value
 from common.sql import IsoUtc, rows_fetch
 from hosts.models import Host
 from metrics.fields import FIELD_NAMES
-from metrics.models import Sample
+from metrics.models import InterfaceCounters, Sample
 
 # One row per host: its inventory, its rack's name and its latest values, in
 # this order, then its last contact as text when the database writes it (else
@@ -28,6 +28,8 @@ INVENTORY_COLUMNS = (
     "position_x",
     "position_y",
     "position_z",
+    # An admin's "this switch is down" (the fabric's reachability).
+    "failed",
 )
 LATEST_READ_COLUMNS = ("last_seen", *FIELD_NAMES, "net_throughput_gbps")
 HOST_ROW = (*INVENTORY_COLUMNS, *LATEST_READ_COLUMNS, "last_seen_iso")
@@ -66,3 +68,11 @@ def host_first_sample_at(*, host_id: int, since: datetime) -> datetime | None:
     within the last day this is when the host's history begins.
     """
     return Sample.objects.filter(host_id=host_id, timestamp__gte=since).aggregate(first=Min("timestamp"))["first"]
+
+
+def interface_throughputs(*, interface_ids: set[int]) -> dict[int, float | None]:
+    """Each of these interfaces that reported counters → its throughput in Gbit/s (None across a reset)."""
+    if not interface_ids:
+        return {}
+    counters = InterfaceCounters.objects.filter(interface_id__in=sorted(interface_ids))
+    return dict(counters.values_list("interface_id", "throughput_gbps"))

@@ -22,9 +22,10 @@ from common.errors import Refused
 from common.events import event_publish_on_commit, hosts_changed
 from hosts.models import Host
 from hosts.selectors import AgentIdentity, hostnames_virtual, hosts_reported_for
-from hosts.services import HostFacts, hosts_facts_record, hosts_lock_or_create
+from hosts.services import HostFacts, InterfaceFacts, hosts_facts_record, hosts_lock_or_create, interfaces_record
 from metrics.fields import COUNTERS, FIELD_NAMES, LINK_TRAFFIC
 from metrics.instruments import batch_observe
+from metrics.models import InterfaceCounters
 from metrics.rates import link_throughput_gbps
 from metrics.schema import BatchEnvelope, Rejection, SampleIn, samples_validate
 from metrics.statements import (
@@ -268,6 +269,8 @@ def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[i
         ]
         samples_insert(rows)
     _latest_update(hosts=hosts, new_by_host=new_by_host, received_at=received_at)
+    if any(s.interfaces for batch in new_by_host.values() for s in batch):
+        _interfaces_update(hosts=hosts, new_by_host=new_by_host)
     if rows:
         event_publish_on_commit(hosts_changed(hostnames=[name for name, batch in new_by_host.items() if batch]))
     return len(rows), len(samples) - len(rows)
@@ -349,6 +352,76 @@ def _latest_from(*, current: LatestRow | None, batch: list[SampleIn], received_a
             prev_rx=prev_counters[_RX],
         ),
     )
+
+
+def _interfaces_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[SampleIn]]) -> None:
+    """Move each reported interface's counters forward to its host's newest sample, never backwards.
+
+    1. Record the interfaces the newest samples name (``hosts.services.interfaces_record``).
+    2. Read their stored readings; skip an interface whose stored reading is
+       as new as the sample (a late sample is history only).
+    3. The previous reading is the batch's second newest sample's, when it
+       names the interface, else the stored one; the throughput between the
+       two is reset-safe (``metrics.rates``).
+    4. Upsert them all in one statement.
+    The history keeps no per-interface counters: the twin at a past time
+    measures links by their hosts' totals.
+    """
+    newest = {hosts[name].pk: batch for name, batch in new_by_host.items() if batch and batch[-1].interfaces}
+    if not newest:
+        return
+    ids = interfaces_record(
+        facts={
+            host_id: [
+                InterfaceFacts(name=i.name, speed_mbps=i.speed_mbps, mac=i.mac.lower() if i.mac else None)
+                for i in batch[-1].interfaces
+            ]
+            for host_id, batch in newest.items()
+        }
+    )
+    stored = {c.interface_id: c for c in InterfaceCounters.objects.filter(interface_id__in=list(ids.values()))}
+    rows = []
+    for host_id, batch in newest.items():
+        sample = batch[-1]
+        before = {i.name: i for i in batch[-2].interfaces or ()} if len(batch) >= 2 else {}
+        for reading in sample.interfaces:
+            interface_id = ids[(host_id, reading.name)]
+            current = stored.get(interface_id)
+            if current is not None and current.sample_time >= sample.timestamp:
+                continue
+            if reading.name in before:
+                prev_time, prev = batch[-2].timestamp, before[reading.name]
+                prev_rx, prev_tx = prev.rx_bytes, prev.tx_bytes
+            elif current is not None:
+                prev_time, prev_rx, prev_tx = current.sample_time, current.rx_bytes, current.tx_bytes
+            else:
+                prev_time = prev_rx = prev_tx = None
+            rows.append(
+                InterfaceCounters(
+                    interface_id=interface_id,
+                    sample_time=sample.timestamp,
+                    rx_bytes=reading.rx_bytes,
+                    tx_bytes=reading.tx_bytes,
+                    prev_sample_time=prev_time,
+                    prev_rx_bytes=prev_rx,
+                    prev_tx_bytes=prev_tx,
+                    throughput_gbps=link_throughput_gbps(
+                        sample_time=sample.timestamp,
+                        tx=reading.tx_bytes,
+                        rx=reading.rx_bytes,
+                        prev_time=prev_time,
+                        prev_tx=prev_tx,
+                        prev_rx=prev_rx,
+                    ),
+                )
+            )
+    if rows:
+        InterfaceCounters.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["interface"],
+            update_fields=[f.name for f in InterfaceCounters._meta.concrete_fields if f.name != "interface"],
+        )
 
 
 def _host_facts(sample: SampleIn) -> HostFacts:

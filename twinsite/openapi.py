@@ -30,6 +30,7 @@ from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from hosts.schema import HostRegistrationRequest, HostRegistrationResponse
 from metrics.schema import BatchEnvelope, SampleIn
 from metrics.views import BatchAccepted, HostSeries
+from twin.impact import ImpactDoc, ImpactRequest
 from twin.snapshot import TwinState
 from twin.views import HostEvents
 
@@ -64,6 +65,7 @@ def components_append(result: dict[str, Any], generator: Any, request: Any, publ
                 Error,
             ),
             *(RackPowerDoc, CapacityAnswer),
+            *(ImpactDoc, ImpactRequest),
             *(CommandCreateFields, CommandDocument, CommandList, InvocationDocument, InvalidTransition, ResultReport),
             *(PendingInvocations, ActionCatalogue, CommandUpdate),
             *(AlertList, RuleInput, RulePatch, RuleDocument, RuleList),

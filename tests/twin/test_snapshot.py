@@ -34,7 +34,7 @@ SEED_HOST_KEYS = [
     "position",
 ]
 # Keys the twin adds after the seed's, in this order.
-ADDED_HOST_KEYS = ["isVirtual"]
+ADDED_HOST_KEYS = ["isVirtual", "reachable", "redundancy"]
 
 
 def host_doc(state, hostname):
