@@ -94,7 +94,7 @@ def hosts_view(*, now: datetime) -> list[HostView]:
     status: dict[int, HostStatus] = {r[_ID]: status_of(r[_SEEN]) for r in rows if not r[_VIRTUAL]}
     neighbours: dict[int, list[int]] = defaultdict(list)
     busiest: dict[int, float] = {}
-    for source_id, target_id, capacity in links:
+    for source_id, target_id, capacity, *_interfaces in links:
         neighbours[source_id].append(target_id)
         neighbours[target_id].append(source_id)
         source, target = by_id[source_id], by_id[target_id]
