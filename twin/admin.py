@@ -6,6 +6,7 @@ or status; this layer, which reads both, extends it.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from django.contrib import admin
@@ -18,11 +19,16 @@ from hosts.admin import HostAdmin
 from hosts.models import Host
 from metrics.history import series_read
 from metrics.models import Sample
+from metrics.selectors import host_first_sample_at
 from twin.charts import line_chart
 from twin.selectors import host_status_events
 
 CHART_HOURS = 24
 CHART_STEP_SECONDS = 300
+# A host younger than a day is charted from its first sample (at least this long a
+# window), not squeezed into the right edge of a 24-hour axis.
+CHART_MIN_SECONDS = 1800
+CHART_POINTS = 240
 EVENTS_SHOWN = 20
 SAMPLES_SHOWN = 10
 
@@ -36,16 +42,22 @@ class HostWithHistoryAdmin(HostAdmin):
         ("History", {"fields": ["history_chart", "status_changes", "recent_samples"]}),
     ]
 
-    @admin.display(description=f"last {CHART_HOURS} hours")
+    @admin.display(description=f"last {CHART_HOURS} hours (from the first sample, if later)")
     def history_chart(self, host: Host) -> SafeString | str:
         if host.pk is None:
             return "-"
         now = timezone.now()
+        start = now - timedelta(hours=CHART_HOURS)
+        step = CHART_STEP_SECONDS
+        first = host_first_sample_at(host_id=host.pk, since=start)
+        if first is not None and first > start:
+            start = min(first, now - timedelta(seconds=CHART_MIN_SECONDS))
+            step = max(1, math.ceil((now - start).total_seconds() / CHART_POINTS))
         series = series_read(
             host_id=host.pk,
-            start=now - timedelta(hours=CHART_HOURS),
+            start=start,
             end=now,
-            step=CHART_STEP_SECONDS,
+            step=step,
             keys=("cpuLoad", "memoryUsedPercent", "netBytesTx", "netBytesRx"),
             now=now,
         )

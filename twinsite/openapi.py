@@ -24,6 +24,8 @@ from commands.schema import (
     PendingInvocations,
     ResultReport,
 )
+from facility.power import RackPowerDoc
+from facility.views import CapacityAnswer
 from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from hosts.schema import HostRegistrationRequest, HostRegistrationResponse
 from metrics.schema import BatchEnvelope, SampleIn
@@ -61,6 +63,7 @@ def components_append(result: dict[str, Any], generator: Any, request: Any, publ
                 HostEvents,
                 Error,
             ),
+            *(RackPowerDoc, CapacityAnswer),
             *(CommandCreateFields, CommandDocument, CommandList, InvocationDocument, InvalidTransition, ResultReport),
             *(PendingInvocations, ActionCatalogue, CommandUpdate),
             *(AlertList, RuleInput, RulePatch, RuleDocument, RuleList),

@@ -141,6 +141,7 @@ INSTALLED_APPS = [
     "hosts",
     "commands",
     "metrics",
+    "facility",
     "twin",
     "alerts",
     "fleet",

@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("commands.urls")),
     path("", include("twin.urls")),
     path("", include("alerts.urls")),
+    path("", include("facility.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # /healthz, /readyz, /metrics, /api/docs/, /api/redoc/
     path("", include("ops.urls")),

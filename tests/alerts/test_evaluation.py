@@ -129,7 +129,7 @@ def test_disabling_a_rule_resolves_its_open_alerts(clock, only_rules):
     assert [c.to_state for c in clock.evaluate(1)] == ["resolved"]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_evaluators_at_once_record_each_transition_once(clock, only_rules):
     if connection.vendor != "postgresql":
         pytest.skip("concurrent writers need PostgreSQL (SQLite runs one at a time)")
