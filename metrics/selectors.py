@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import CharField, Func, Min, QuerySet, Value
-from psycopg.types.datetime import TimestamptzLoader
+from django.db.models import CharField, Min, QuerySet, Value
 
+from common.sql import IsoUtc, rows_fetch
 from hosts.models import Host
 from metrics.fields import FIELD_NAMES
 from metrics.models import Sample
@@ -29,19 +29,8 @@ INVENTORY_COLUMNS = (
     "position_y",
     "position_z",
 )
-LATEST_COLUMNS = ("last_seen", *FIELD_NAMES, "net_throughput_gbps")
-HOST_ROW = (*INVENTORY_COLUMNS, *LATEST_COLUMNS, "last_seen_iso")
-
-
-class IsoUtc(Func):
-    """A timestamp written by PostgreSQL exactly as ``iso_utc`` writes it (milliseconds, truncated).
-
-    Python's ``isoformat`` for each of 10,000 hosts was a quarter of a
-    snapshot's build (bench/analysis.md); ``to_char`` costs a few milliseconds.
-    """
-
-    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-    output_field = CharField()
+LATEST_READ_COLUMNS = ("last_seen", *FIELD_NAMES, "net_throughput_gbps")
+HOST_ROW = (*INVENTORY_COLUMNS, *LATEST_READ_COLUMNS, "last_seen_iso")
 
 
 def host_rows_query() -> QuerySet:
@@ -51,7 +40,7 @@ def host_rows_query() -> QuerySet:
         hosts = hosts.annotate(last_seen_iso=IsoUtc("latest__last_seen"))
     else:
         hosts = hosts.annotate(last_seen_iso=Value(None, output_field=CharField()))
-    return hosts.values_list(*INVENTORY_COLUMNS, *(f"latest__{c}" for c in LATEST_COLUMNS), "last_seen_iso")
+    return hosts.values_list(*INVENTORY_COLUMNS, *(f"latest__{c}" for c in LATEST_READ_COLUMNS), "last_seen_iso")
 
 
 def host_rows() -> list[tuple]:
@@ -67,10 +56,7 @@ def host_rows() -> list[tuple]:
     if connection.vendor != "postgresql":
         return list(query)
     sql, params = query.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return rows_fetch(sql, list(params))
 
 
 def host_first_sample_at(*, host_id: int, since: datetime) -> datetime | None:

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from common.formats import iso_utc
+from facility.layout import host_floor_positions
 from hosts.selectors import link_rows
 from metrics.fields import METRIC_FIELDS
 from metrics.history import host_rows_at
@@ -120,6 +121,7 @@ def snapshot_build(*, now: datetime | None = None, at: datetime | None = None) -
             docs.append(host_doc(row, host_status, shown))
     if virtual:
         _virtual_finish(docs, virtual, status, by_id, links, status_at)
+    _floor_positions_apply(rows, docs)
 
     return {
         "type": "twin-state",
@@ -191,6 +193,21 @@ def _virtual_finish(
                 doc["lastSeen"] = shown
 
 
+def _floor_positions_apply(rows: list[tuple], docs: list[HostDoc]) -> None:
+    """Draw hosts that nobody gave a position where their rack units are (``facility.layout``).
+
+    Agent-reported and admin positions win: only a host whose three
+    coordinates are empty is moved.
+    """
+    laid_out = host_floor_positions()
+    if not laid_out:
+        return
+    for row, doc in zip(rows, docs, strict=True):
+        spot = laid_out.get(row[0])
+        if spot is not None and row[_POSITION_X] is None and row[_POSITION_Y] is None and row[_POSITION_Z] is None:
+            doc["position"] = {"x": spot[0], "y": spot[1], "z": spot[2]}
+
+
 def _seen_shown(by_id: dict[int, tuple], host_id: int, borrowed: dict) -> str | None:
     """The last contact shown for ``host_id``: borrowed by a virtual node, or its own."""
     if host_id in borrowed:
@@ -204,6 +221,7 @@ _IS_VIRTUAL = HOST_ROW.index("is_virtual")
 _LAST_SEEN = HOST_ROW.index("last_seen")
 _LAST_SEEN_ISO = HOST_ROW.index("last_seen_iso")
 _THROUGHPUT = HOST_ROW.index("net_throughput_gbps")
+_POSITION_X, _POSITION_Y, _POSITION_Z = (HOST_ROW.index(f"position_{a}") for a in "xyz")
 # A row starts with the inventory, in this order: unpacked at once, the cheapest read.
 _INVENTORY = ("id", "hostname", "display_name", "ip", "agent_version", "platform", "is_virtual", "rack__name")
 _INVENTORY += ("position_x", "position_y", "position_z")
