@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from hosts.admin_filters import RackAutocompleteFilter, rack_filter_media
 from hosts.models import AgentCredential, EnrollmentKey, Host, Interface, Link, Rack
 from hosts.services import (
     credentials_revoke,
@@ -95,7 +96,15 @@ class HostAdmin(TwinChangeAdmin):
         "placement_locked",
         "last_seen",
     ]
-    list_filter = ["approved", "is_virtual", "placement_locked", "rack", "platform", "agent_version"]
+    # The rack filter is searched as you type: hundreds of racks as links are no filter.
+    list_filter = [
+        "approved",
+        "is_virtual",
+        "placement_locked",
+        ("rack", RackAutocompleteFilter),
+        "platform",
+        "agent_version",
+    ]
     form = HostAdminForm
     actions = ["approve"]
     search_fields = ["hostname", "display_name", "ip"]
@@ -125,6 +134,10 @@ class HostAdmin(TwinChangeAdmin):
     def approve(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
         count = hosts_approve(hosts=queryset)
         messages.success(request, f"Approved {count} host(s).")
+
+    @property
+    def media(self) -> forms.Media:
+        return super().media + rack_filter_media(self.admin_site)
 
     def get_inlines(self, request: HttpRequest, obj: Host | None) -> list[type[admin.options.InlineModelAdmin]]:
         if obj is not None and obj.links_out.count() > LINK_INLINE_MAX:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -22,6 +26,7 @@ from metrics.models import Sample
 from metrics.selectors import host_first_sample_at
 from twin.charts import line_chart
 from twin.selectors import host_status_events
+from twin.status import HostStatus, host_status
 
 CHART_HOURS = 24
 CHART_STEP_SECONDS = 300
@@ -33,6 +38,42 @@ EVENTS_SHOWN = 20
 SAMPLES_SHOWN = 10
 
 
+# Okabe-Ito, as on the dashboard's floor (dashboard/static/dashboard/js/colors.js).
+STATUS_COLOURS = {
+    HostStatus.ONLINE: "#009e73",
+    HostStatus.STALE: "#e69f00",
+    HostStatus.OFFLINE: "#d55e00",
+    HostStatus.UNKNOWN: "#8a8a8a",
+}
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """Hosts by status, read from the age of their last sample as the twin reads it."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(s.value, s.value) for s in HostStatus]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Host]) -> QuerySet[Host]:
+        value = self.value()
+        if value is None:
+            return queryset
+        now = timezone.now()
+        stale_from = now - timedelta(seconds=settings.TWIN_STALE_AFTER_SECONDS)
+        offline_from = now - timedelta(seconds=settings.TWIN_OFFLINE_AFTER_SECONDS)
+        if value == HostStatus.ONLINE:
+            return queryset.filter(latest__last_seen__gt=stale_from)
+        if value == HostStatus.STALE:
+            return queryset.filter(latest__last_seen__gt=offline_from, latest__last_seen__lte=stale_from)
+        if value == HostStatus.OFFLINE:
+            return queryset.filter(latest__last_seen__lte=offline_from)
+        if value == HostStatus.UNKNOWN:
+            return queryset.filter(latest__isnull=True)
+        raise admin.options.IncorrectLookupParameters(f"status: {value!r} is none of {', '.join(HostStatus)}")
+
+
 class HostWithHistoryAdmin(HostAdmin):
     """The inventory's host page, plus its last day of history (read-only)."""
 
@@ -41,6 +82,24 @@ class HostWithHistoryAdmin(HostAdmin):
         *HostAdmin.fieldsets,
         ("History", {"fields": ["history_chart", "status_changes", "recent_samples"]}),
     ]
+
+    @admin.display(description="status", ordering="latest__last_seen")
+    def status(self, host: Host) -> SafeString:
+        """The host's status now, from its last contact (a virtual node's follows its neighbours on the floor)."""
+        latest = getattr(host, "latest", None)
+        status = host_status(last_seen=latest.last_seen if latest else None, now=timezone.now())
+        if host.is_virtual and latest is None:
+            return SafeString('<span class="help">virtual node</span>')
+        return format_html(
+            '<span style="white-space: nowrap"><span style="color: {}">●</span> {}</span>',
+            STATUS_COLOURS[status],
+            status,
+        )
+
+    @admin.display(description="CPU %", ordering="latest__cpu_load")
+    def cpu(self, host: Host) -> str:
+        latest = getattr(host, "latest", None)
+        return "-" if latest is None or latest.cpu_load is None else f"{latest.cpu_load:.1f}"
 
     @admin.display(description=f"last {CHART_HOURS} hours (from the first sample, if later)")
     def history_chart(self, host: Host) -> SafeString | str:
