@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput
 
 from common.jsondepth import JSON_DEPTH_MAX, json_too_deep
 
@@ -27,3 +28,9 @@ class ClientJSONField(forms.JSONField):
                 params={"limit": JSON_DEPTH_MAX, "path": path[:200]},
             )
         return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # The form shown again with its errors parses the text once more: keep it as typed instead.
+        if isinstance(data, str) and json_too_deep(data) is not None:
+            return InvalidJSONInput(data)
+        return super().bound_data(data, initial)
