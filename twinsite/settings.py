@@ -288,7 +288,7 @@ WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["common.renderers.ORJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["common.parsers.ClientJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     # Readers: a logged-in user (session) or an API token. Agents authenticate
     # per view with their own signature scheme, never with these.
     # Token first: its WWW-Authenticate header makes a refusal a 401, not a 403.

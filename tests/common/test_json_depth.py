@@ -200,15 +200,3 @@ def test_a_socketio_event_beyond_the_limit_is_a_malformed_packet(monkeypatch, le
     # 2["subscribe", value]: the packet's list is the first level.
     packet = TwinPacket(encoded_packet="2/digital-twin," + orjson.dumps(["subscribe", deep(levels)]).decode())
     assert (packet.data[0] == MALFORMED_EVENT) is malformed
-
-
-def test_drfs_request_data_is_held_to_the_same_limit():
-    import io
-
-    from common.jsondecode import JsonTooDeep
-    from common.parsers import ClientJSONParser
-
-    body = orjson.dumps({"x": deep(JSON_DEPTH_MAX - 1)})
-    assert ClientJSONParser().parse(io.BytesIO(body)) == {"x": deep(JSON_DEPTH_MAX - 1)}
-    with pytest.raises(JsonTooDeep):
-        ClientJSONParser().parse(io.BytesIO(orjson.dumps({"x": deep(JSON_DEPTH_MAX)})))
