@@ -69,7 +69,7 @@ class Audience(StrEnum):
     """Who may receive an event."""
 
     READERS = "readers"  # everyone allowed to read the twin
-    STAFF = "staff"  # staff users only
+    STAFF = "staff"  # operators: on Socket.IO, readers holding the event's REST permission (twin.audiences)
     AGENT = "agent"  # one host's agent, named by the event's ``host``
 
 

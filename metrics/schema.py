@@ -128,7 +128,8 @@ def sample_validate(raw: msgspec.Raw, *, now: datetime, max_future_skew: timedel
     host. Every number is finite: msgspec's JSON decoder refuses ``NaN``,
     ``Infinity`` and literals that overflow a double.
     """
-    sample = decode_naming_a_host(_sample_decoder, raw)
+    # The envelope's depth was checked with the body (batch_decode).
+    sample = decode_naming_a_host(_sample_decoder, raw, checked=True)
     if isinstance(sample, str):
         return sample
     return _sample_check(sample, now=now, max_future_skew=max_future_skew)
@@ -142,7 +143,7 @@ def samples_validate(raws: list[msgspec.Raw], *, now: datetime, max_future_skew:
     If any does not, each is decoded on its own, so each gets its own reason.
     """
     try:
-        decoded = json_decode(_samples_decoder, b"[" + b",".join(raws) + b"]")
+        decoded = json_decode(_samples_decoder, b"[" + b",".join(raws) + b"]", checked=True)
     except JsonRefused:
         return [sample_validate(raw, now=now, max_future_skew=max_future_skew) for raw in raws]
     normalized: dict[str, str | None] = {}

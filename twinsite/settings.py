@@ -153,6 +153,8 @@ MIDDLEWARE = [
     # First, so every line logged and every response (static files and CORS preflights too) has an id and is counted.
     "ops.middleware.RequestIdMiddleware",
     "ops.middleware.HttpMetricsMiddleware",
+    # Outside every middleware that answers on its own, so each answer carries the one policy.
+    "common.middleware.ContentSecurityPolicyMiddleware",
     "common.middleware.JsonErrorsMiddleware",
     "common.middleware.ClientFaultMiddleware",
     "django.middleware.security.SecurityMiddleware",
