@@ -166,6 +166,7 @@ class Uplink:
         backoff: Backoff | None = None,
         log: logging.Logger | None = None,
         on_invocations: Callable[[list[dict[str, Any]]], None] | None = None,
+        on_acknowledged: Callable[[Batch], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         state_dir: str | None = None,
     ) -> None:
@@ -178,6 +179,7 @@ class Uplink:
         self.backoff = backoff or Backoff()
         self.log = log or logging.getLogger("twin_agent.uplink")
         self.on_invocations = on_invocations
+        self.on_acknowledged = on_acknowledged
         self.monotonic = monotonic
         self.retry_at = 0.0
         self.last_error: str | None = None
@@ -266,6 +268,8 @@ class Uplink:
             self._log_rejected(batch, rejected)
         self.spool.batch_done(batch, rejected=len(rejected))
         report.acknowledged.append(batch)
+        if self.on_acknowledged is not None:
+            self.on_acknowledged(batch)
         report.samples += batch.samples
         if answer.get("duplicate"):
             self.log.info(
