@@ -13,7 +13,7 @@ PORT ?= 8000
 # Each can be overridden from the environment, e.g. `TWIN_AGENT_AUTH=signed make run`.
 RUN_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=$${TWIN_AGENT_AUTH:-open} TWIN_PUBLIC_READ=$${TWIN_PUBLIC_READ:-true}
 
-.PHONY: install run demo migrate superuser manage test lint format clean bench bench-history bench-scaling soak vendor
+.PHONY: install run demo demo-superuser migrate superuser manage test lint format clean bench bench-history bench-scaling soak vendor
 
 $(RUN_STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -52,10 +52,17 @@ demo: $(AGENT_STAMP)
 	mkdir -p var
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
 	@echo "The twin: http://$(HOST):$(PORT)/api/twin/state (server log: var/demo-server.log). Ctrl-C stops it."
+	@echo "The demo has a database of its own: 'make demo-superuser' (in another terminal) makes its admin login."
 	$(DEMO_ENV) $(BIN)/python -m twinsite.serve -b $(HOST) -p $(PORT) >var/demo-server.log 2>&1 & server=$$!; \
 	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
 	$(DEMO_ENV) $(BIN)/python manage.py simulate_fleet --server http://$(HOST):$(PORT) \
 		--hosts $(DEMO_HOSTS) --racks $(DEMO_RACKS) --interval 10 --state-dir var/demo-simulator
+
+# The demo's admin login: its database (var/demo.sqlite3) is not `make run`'s.
+demo-superuser: $(RUN_STAMP)
+	mkdir -p var
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEMO_ENV) $(BIN)/python manage.py createsuperuser $(ARGS)
 
 superuser: migrate
 	$(RUN_ENV) $(BIN)/python manage.py createsuperuser

@@ -89,3 +89,14 @@ def serving_loop() -> asyncio.AbstractEventLoop | None:
     if loop is None or loop.is_closed() or not loop.is_running():
         return None
     return loop
+
+
+def serving_loop_stopped() -> bool:
+    """Whether this process served on a loop that has stopped but is not closed (a server on its way out).
+
+    Sync code must not hand work to asgiref then: in a thread that loop started,
+    ``async_to_sync`` schedules the coroutine on that loop and waits for a
+    result that never comes (a request thread finishing after daphne stopped).
+    """
+    loop = _serving
+    return loop is not None and not loop.is_closed() and not loop.is_running()

@@ -18,6 +18,13 @@ Inside a server process, events are handed to the event loop it serves on
 commit while a send is already due, and a request thread that waited for each
 send spent a tenth of a small batch on it (bench/analysis.md).
 
+At the server's stop (``events_drain``, called by ``twinsite.serve`` while its
+loop still runs) what waits is sent at once and the sends in flight are awaited
+for a bounded time; from then on, events are dropped and counted instead of
+handed to a loop that will never run them again (a request thread once waited
+for such a loop for good, and the process never exited), and the count is
+logged.
+
 The long poll's waiters, which these events wake, belong to ``commands.waiters``.
 """
 
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Iterable
@@ -34,7 +42,7 @@ from typing import Any, NotRequired, TypedDict
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from common.asyncsync import coroutine_run, serving_loop
+from common.asyncsync import coroutine_run, serving_loop, serving_loop_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +145,34 @@ async def _group_send(events: list[Event]) -> None:
         logger.warning("could not publish twin events; listeners will pick them up on refresh", exc_info=True)
 
 
+class _Stopping:
+    """Once the server stops (``events_drain``): events no loop will send are dropped, and counted here."""
+
+    def __init__(self) -> None:
+        # The loop that drained: closed until it is (a test's loop, ending; a new one serves after it).
+        self.drained: weakref.ReferenceType[asyncio.AbstractEventLoop] | None = None
+        self.dropped = 0
+        self._lock = threading.Lock()
+
+    @property
+    def closed(self) -> bool:
+        loop = self.drained() if self.drained is not None else None
+        return loop is not None and not loop.is_closed()
+
+    def drop(self, count: int) -> None:
+        with self._lock:
+            first = self.dropped == 0
+            self.dropped += count
+        if first:
+            logger.warning(
+                "the server is stopping: twin events can no longer be published and are dropped "
+                "(listeners catch up at their next refresh)"
+            )
+
+
+_stopping = _Stopping()
+
+
 class _LoopPublisher:
     """Collects this process's events on its event loop: at most one send per gap, none lost.
 
@@ -149,9 +185,13 @@ class _LoopPublisher:
         self._queue: list[Event] = []
         self._last_sent = -PUBLISH_GAP_SECONDS
         # The loop keeps only weak references to tasks: a send in flight must not be collected.
-        self._sending: set[asyncio.Task[None]] = set()
+        # Each send in flight with how many events it carries (counted as dropped if a stop cuts it).
+        self._sending: dict[asyncio.Task[None], int] = {}
 
     def add(self, events: list[Event]) -> None:
+        if _stopping.closed:
+            _stopping.drop(len(events))
+            return
         due = bool(self._queue)
         self._queue.extend(events)
         if due or not self._queue:
@@ -160,22 +200,65 @@ class _LoopPublisher:
         asyncio.get_running_loop().call_later(delay, self._send)
 
     def _send(self) -> None:
+        if not self._queue:
+            return  # sent early by a drain
         events, self._queue = events_merge(self._queue), []
         self._last_sent = time.monotonic()
         task = asyncio.get_running_loop().create_task(_group_send(events))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        self._sending[task] = len(events)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.pop(task, None)
+
+    async def drain(self, *, timeout: float) -> tuple[int, int]:
+        """Send what waits now, wait up to ``timeout`` for the sends in flight; return (sent, cut) events."""
+        self._send()
+        in_flight = dict(self._sending)
+        if not in_flight:
+            return 0, 0
+        _, cut = await asyncio.wait(in_flight, timeout=timeout)
+        for task in cut:
+            task.cancel()
+        lost = sum(in_flight[task] for task in cut)
+        return sum(in_flight.values()) - lost, lost
 
 
 _publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPublisher] = weakref.WeakKeyDictionary()
+
+
+async def events_drain(*, timeout: float) -> tuple[int, int]:
+    """At the server's stop, on its loop: send what waits, then drop (and count) every later event.
+
+    Returns how many events left in the drain and how many were dropped so far
+    (cut sends included). Bounded by ``timeout``: a channel layer that does not
+    answer costs its events, not the stop.
+    """
+    loop = asyncio.get_running_loop()
+    publisher = _publishers.get(loop)
+    sent, cut = (0, 0) if publisher is None else await publisher.drain(timeout=timeout)
+    _stopping.drained = weakref.ref(loop)
+    if cut:
+        _stopping.drop(cut)
+    return sent, _stopping.dropped
+
+
+def events_dropped() -> int:
+    """Events dropped because the server was stopping (``events_drain``)."""
+    return _stopping.dropped
 
 
 def _publish(events: list[Event]) -> None:
     """Hand events to the serving loop's publisher without waiting, or send them now outside a server.
 
     One call's events stay together: a transaction's events (thousands of
-    status changes when a rack loses power) leave in one message.
+    status changes when a rack loses power) leave in one message. Once the
+    server stopped (``events_drain``) they are dropped and counted: its loop
+    will not run again.
     """
+    if _stopping.closed:
+        _stopping.drop(len(events))
+        return
     loop = serving_loop()
     if loop is not None:
         publisher = _publishers.get(loop)
@@ -186,6 +269,10 @@ def _publish(events: list[Event]) -> None:
             return
         except RuntimeError:
             pass  # the loop closed meanwhile (the server is stopping): send them from here
+    if serving_loop_stopped():
+        # A server stopped without its drain (not started by twinsite.serve): nothing will send them.
+        _stopping.drop(len(events))
+        return
     # A management command, a job or a test without a server.
     coroutine_run(_group_send, events)
 

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 _started = threading.Lock()
 _thread: threading.Thread | None = None
+_stop = threading.Event()
 
 
 def runner_tick() -> None:
@@ -58,8 +59,13 @@ def runner_ensure_started() -> None:
             return
         _thread = threading.Thread(
             target=runner_loop,
-            args=(threading.Event(), settings.TWIN_JOBS_TICK_SECONDS),
+            args=(_stop, settings.TWIN_JOBS_TICK_SECONDS),
             name="twin-jobs",
             daemon=True,
         )
         _thread.start()
+
+
+def runner_stop() -> None:
+    """Let the runner finish its tick and start no other (the server is stopping; the thread is a daemon)."""
+    _stop.set()

@@ -26,11 +26,13 @@ from twinsite.handler import one_hop_asgi_application  # noqa: E402
 django_asgi_app = one_hop_asgi_application()
 
 from commands.longpoll import PENDING_PATH, pending_asgi  # noqa: E402
+from hosts.apps import open_mode_warn  # noqa: E402
 from jobs.runner import runner_ensure_started  # noqa: E402  (needs the apps loaded)
 from twin.live import server_create  # noqa: E402
 from twin.live.transport import EngineIOGuard  # noqa: E402
 
 sio, live = server_create()
+open_mode_warn()
 # The job runner is a thread: it starts now, before any request, so deadlines
 # pass and statuses change by the clock even in a process nobody talks to.
 runner_ensure_started()

@@ -26,6 +26,7 @@ back at the end as before, without starting a thread per request.
 from __future__ import annotations
 
 import threading
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
@@ -62,10 +63,14 @@ IDLE_REQUEST_THREADS = 64
 class _RequestThread(ThreadPoolExecutor):
     """One thread serving one request at a time; knows whether a call is still running on it."""
 
+    # Every request thread alive, for the stop to wait for the busy ones (``requests_in_flight``).
+    alive: weakref.WeakSet[_RequestThread] = weakref.WeakSet()
+
     def __init__(self) -> None:
         super().__init__(max_workers=1, thread_name_prefix="request")
         self._lock = threading.Lock()
         self._pending = 0
+        _RequestThread.alive.add(self)
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future:
         with self._lock:
@@ -82,6 +87,11 @@ class _RequestThread(ThreadPoolExecutor):
     def idle(self) -> bool:
         with self._lock:
             return self._pending == 0
+
+
+def requests_in_flight() -> int:
+    """Sync views still running on request threads (the server's stop waits for them, bounded)."""
+    return sum(not thread.idle for thread in list(_RequestThread.alive))
 
 
 class OneHopASGIHandler(ASGIHandler):

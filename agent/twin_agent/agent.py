@@ -5,7 +5,11 @@ Four threads share one spool:
 - the main thread collects a sample every interval into the spool (and
   handles SIGTERM/SIGINT);
 - the sender flushes the spool through the ``Uplink`` when a sample arrives,
-  or when its backoff ends;
+  or when its backoff ends; it is the only thread that sends, so a sample is
+  numbered into one batch and sent once (``collect-now`` spools its sample,
+  asks the sender for a send at once and waits for that sample's
+  acknowledgement; a second sender racing the first would find the sample
+  already gone and report it unacknowledged);
 - the command worker runs invocations one at a time and posts their results;
 - the poller holds the commands long poll open (a daemon: it may be mid-wait
   when the agent exits).
@@ -36,7 +40,7 @@ from twin_agent.commands import CommandRunner, Executor
 from twin_agent.config import Config
 from twin_agent.logs import text_safe
 from twin_agent.protocol import AgentStopped, SignedClient, Uplink
-from twin_agent.spool import Spool
+from twin_agent.spool import Batch, Spool
 from twin_agent.state import SPOOL_FILE, Credential, state_dir_ensure
 from twin_agent.transport import Http
 
@@ -50,6 +54,22 @@ RESULT_RETRY_SECONDS = 30.0
 # A long poll answered sooner than this waits out the rest before the next: a server that answers
 # at once, every time, costs one request a second, not a busy loop.
 POLL_MIN_SECONDS = 1.0
+# How long collect-now waits for the sender to have its sample acknowledged (a spool full of
+# batches from an outage goes first); the server's default command timeout is 60 s too.
+COLLECT_NOW_WAIT_SECONDS = 60.0
+
+
+class Delivery:
+    """A sample a command waits for: the sender sets its batch's sequence, or why it was not sent."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.sequence: int | None = None
+        self.failure: str | None = None
+
+    def settle(self, *, sequence: int | None = None, failure: str | None = None) -> None:
+        self.sequence, self.failure = sequence, failure
+        self.done.set()
 
 
 class Agent:
@@ -75,6 +95,7 @@ class Agent:
             backoff=Backoff(cap=config.backoff_max),
             log=self.log,
             on_invocations=self._invocations_received,
+            on_acknowledged=self._deliveries_acknowledged,
             state_dir=str(config.state_dir),
         )
         self.collector = Collector(hostname=credential.hostname, rack=config.rack, position=config.position)
@@ -94,16 +115,56 @@ class Agent:
         self._sample_waiting = threading.Event()
         self._commands_waiting = threading.Event()
         self._last_drop_log = 0.0
+        # Samples commands wait for, by spool id; the lock makes "spool it, then wait for it" one step
+        # as the sender sees it, so the sender never takes a sample before its waiter exists.
+        self._deliveries: dict[int, Delivery] = {}
+        self._deliveries_lock = threading.Lock()
+        self._sender_running = False
 
     # --- what commands may do (twin_agent.commands.HostActions) -------------------------
 
     def collect_now(self) -> int:
-        sample_id = self.collect_once()
-        report = self.uplink.flush(force=True)
-        sequence = report.sequence_of(sample_id)
-        if sequence is not None:
-            return sequence
-        raise RuntimeError(f"the server did not acknowledge the sample: {report.failure or 'no answer'}")
+        """Collect a sample, have it sent at once (backoff or not) and return the sequence of its batch.
+
+        While the send loop runs, it alone sends: this spools the sample with a
+        waiter, wakes the sender, and waits for the acknowledgement of that
+        sample (whichever flush carried it). Without a send loop (the agent is
+        not running, as in a test), the caller is the only sender and flushes.
+        """
+        delivery: Delivery | None = None
+        with self._deliveries_lock:
+            sample_id = self.collect_once()
+            if self._sender_running:
+                delivery = self._deliveries[sample_id] = Delivery()
+        if delivery is None:
+            report = self.uplink.flush(force=True)
+            sequence = report.sequence_of(sample_id)
+            if sequence is not None:
+                return sequence
+            raise RuntimeError(f"the server did not acknowledge the sample: {report.failure or 'no answer'}")
+        self._sample_waiting.set()
+        if not delivery.done.wait(timeout=COLLECT_NOW_WAIT_SECONDS):
+            with self._deliveries_lock:
+                self._deliveries.pop(sample_id, None)
+            why = self.uplink.last_error or "no answer"
+            raise RuntimeError(
+                f"the server did not acknowledge the sample within {COLLECT_NOW_WAIT_SECONDS:g} s: {why}"
+            )
+        if delivery.sequence is None:
+            raise RuntimeError(f"the server did not acknowledge the sample: {delivery.failure}")
+        return delivery.sequence
+
+    def _deliveries_acknowledged(self, batch: Batch) -> None:
+        """The uplink's hook: settle the waiters of the samples ``batch`` carried."""
+        with self._deliveries_lock:
+            for sample_id in [i for i in self._deliveries if batch.first_id <= i <= batch.last_id]:
+                self._deliveries.pop(sample_id).settle(sequence=batch.sequence)
+
+    def _deliveries_fail(self, sample_ids: set[int] | None, why: str) -> None:
+        """Settle the waiters of ``sample_ids`` (all when None) still waiting, with ``why``."""
+        with self._deliveries_lock:
+            for sample_id in set(self._deliveries) if sample_ids is None else sample_ids & self._deliveries.keys():
+                self._deliveries.pop(sample_id).settle(failure=why)
 
     def set_interval(self, seconds: int) -> None:
         """Change the interval now and keep it across restarts (until the host is enrolled again)."""
@@ -180,6 +241,7 @@ class Agent:
             ", ".join(self.config.allow) or "nothing",
             extra={"fields": {"session": self.session}},
         )
+        self._sender_running = True
         sender = self._thread("sender", self._send_loop)
         commands = self._thread("commands", self._command_loop, daemon=True)
         if self.config.long_poll:
@@ -255,24 +317,40 @@ class Agent:
                 self.collect_once()
 
     def _send_loop(self) -> None:
+        """Flush when a sample arrives or the backoff ends; a sample a command waits for forces the flush.
+
+        The waiters present when a flush starts had their samples spooled
+        before it: that flush sends them (it goes on until the spool is empty
+        or a try fails), so the ones it did not acknowledge are settled with
+        its failure. Waiters that came during the flush wait for the next one.
+        """
         while not self.stopping.is_set():
+            self._sample_waiting.clear()
+            with self._deliveries_lock:
+                asked = set(self._deliveries)
             try:
-                self.uplink.flush()
-            except AgentStopped:
+                report = self.uplink.flush(force=bool(asked))
+            except AgentStopped as exc:
+                self._sender_done(str(exc))
                 self.exit_code = EXIT_CREDENTIAL_REFUSED
                 self.stop()
                 return
+            if asked:
+                self._deliveries_fail(asked, report.failure or "the sample was not sent (dropped from a full spool)")
             waiting = self.uplink.waiting()
-            if waiting > 0:
-                self.stopping.wait(waiting)
-            else:
-                self._sample_waiting.wait()
-                self._sample_waiting.clear()
+            self._sample_waiting.wait(timeout=waiting if waiting > 0 else None)
         # Stopping: one last try, backoff or not, so a clean stop leaves the spool as empty as it can.
         try:
             self.uplink.flush(force=True)
         except AgentStopped:
             self.exit_code = EXIT_CREDENTIAL_REFUSED
+        self._sender_done("the agent is stopping; the sample stays in the spool")
+
+    def _sender_done(self, why: str) -> None:
+        """No sender from now on: settle every waiter, and let a late collect-now flush by itself."""
+        with self._deliveries_lock:
+            self._sender_running = False
+        self._deliveries_fail(None, why)
 
     def _command_loop(self) -> None:
         while not self.stopping.is_set():

@@ -180,6 +180,7 @@ class Uplink:
         backoff: Backoff | None = None,
         log: logging.Logger | None = None,
         on_invocations: Callable[[list[dict[str, Any]]], None] | None = None,
+        on_acknowledged: Callable[[Batch], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         state_dir: str | None = None,
     ) -> None:
@@ -193,6 +194,7 @@ class Uplink:
         self.log = log or logging.getLogger("twin_agent.uplink")
         self.once = OnceLog(self.log)
         self.on_invocations = on_invocations
+        self.on_acknowledged = on_acknowledged
         self.monotonic = monotonic
         self.retry_at = 0.0
         self.last_error: str | None = None
@@ -286,6 +288,8 @@ class Uplink:
             self._log_rejected(batch, answer.rejected)
         self.spool.batch_done(batch, rejected=len(answer.rejected))
         report.acknowledged.append(batch)
+        if self.on_acknowledged is not None:
+            self.on_acknowledged(batch)
         report.samples += batch.samples
         if answer.duplicate:
             self.log.info(

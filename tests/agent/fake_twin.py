@@ -57,6 +57,7 @@ class FakeTwin:
         self.invocations: dict[tuple[str, int], FakeInvocation] = {}
         self.polls: list[str] = []
         self.result_status = 200  # set to 503 to make result posts fail
+        self.batch_status = 202  # set to 503 to make batches wait (an outage of ingestion only)
         self.lock = threading.Condition()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -156,6 +157,9 @@ class FakeTwin:
                 host = self._signed_host(raw)  # the bytes as sent
                 if host is None:
                     self._answer(401, {"error": "bad_signature", "detail": "fake: signature does not match"})
+                    return
+                if self.path == "/api/metrics/batch" and twin.batch_status != 202:
+                    self._answer(twin.batch_status, {"error": "unavailable", "detail": "fake ingestion outage"})
                     return
                 if self.path == "/api/metrics/batch":
                     batch = json.loads(body)

@@ -273,3 +273,26 @@ def test_the_agent_process_runs_commands_and_restarts_itself_when_told(fake_twin
     sessions = {(b["agent_session"], b["sequence"]) for b in fake_twin.batches}
     assert len(sessions) == len(fake_twin.batches)  # no batch sent twice
     assert os.path.exists(state_dir / "spool.sqlite3")
+
+
+@pytest.mark.e2e
+def test_collect_now_on_a_running_agent_fails_at_once_with_the_servers_answer_when_batches_wait(
+    fake_twin, tmp_path, agent_process
+):
+    state_dir = tmp_path / "state"
+    credential_write(state_dir, fake_twin.credential("cmd-01"), fake_twin.url)
+    agent = agent_process(state_dir, "--interval", "0.3").start()
+    agent.wait_collected(1)
+    fake_twin.batch_status = 503
+    started = time.monotonic()
+    command = fake_twin.invocation_add("cmd-01", 1, "collect-now")
+
+    assert fake_twin.wait_for(lambda: command.state == "failed", timeout=15), agent.log.read_text()
+    # The sender's forced try answered the waiting command (not the 60 s bound), with the reason.
+    assert time.monotonic() - started < 10
+    assert "503" in command.posts[-1]["output"] and "fake ingestion outage" in command.posts[-1]["output"]
+    fake_twin.batch_status = 202
+    again = fake_twin.invocation_add("cmd-01", 2, "collect-now")
+    assert fake_twin.wait_for(lambda: again.state == "succeeded", timeout=15), agent.log.read_text()
+    assert again.posts[-1]["data"]["sequence"] == max(b["sequence"] for b in fake_twin.batches)
+    assert agent.terminate() == 0

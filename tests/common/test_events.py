@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -16,6 +18,8 @@ from common.events import (
     Event,
     EventType,
     event_publish,
+    events_drain,
+    events_dropped,
     events_merge,
     hosts_changed,
 )
@@ -89,6 +93,61 @@ def test_outside_a_server_an_event_is_sent_at_once():
         return await _received_within(channel, 0.5)
 
     assert asyncio.run(listen_then_publish()) == [[_status_event("titan-01")]]
+
+
+def test_a_drain_sends_what_waits_and_then_drops_and_counts_later_events_at_once():
+    async def main() -> tuple[int, int, float, list[list[Event]]]:
+        serving_loop_record(asyncio.get_running_loop())
+        channel = await _listening()
+        await sync_to_async(event_publish)(hosts_changed(hostnames=["a"]))  # sent at once
+        await sync_to_async(event_publish)(hosts_changed(hostnames=["b"]))  # due after the gap: the drain sends it
+        sent, _ = await events_drain(timeout=1.0)
+        before = events_dropped()
+        started = time.monotonic()
+        await sync_to_async(event_publish)(hosts_changed(hostnames=["c"]))  # a request finishing after the stop
+        took = time.monotonic() - started
+        return sent, events_dropped() - before, took, await _received_within(channel, PUBLISH_GAP * 6)
+
+    sent, dropped, took, received = asyncio.run(main())
+    assert sent >= 1 and dropped == 1 and took < 1.0
+    assert received == [[hosts_changed(hostnames=["a"])], [hosts_changed(hostnames=["b"])]]
+
+    # The drained loop is closed now: a later server (a test's next loop) publishes again.
+    async def listen_then_publish() -> list[list[Event]]:
+        channel = await _listening()
+        await asyncio.get_running_loop().run_in_executor(None, event_publish, _status_event("titan-02"))
+        return await _received_within(channel, 0.5)
+
+    assert asyncio.run(listen_then_publish()) == [[_status_event("titan-02")]]
+
+
+def test_a_request_thread_publishing_after_its_loop_stopped_drops_the_event_instead_of_waiting_for_good():
+    loop = asyncio.new_event_loop()
+    serving_loop_record(loop)
+    gate, finished = threading.Event(), threading.Event()
+    took: list[float] = []
+
+    def view() -> None:
+        gate.wait(5)
+        started = time.monotonic()
+        event_publish(hosts_changed(hostnames=["late-01"]))  # asgiref would hand it to the stopped loop
+        took.append(time.monotonic() - started)
+        finished.set()
+
+    async def serve() -> asyncio.Task[None]:
+        task = loop.create_task(sync_to_async(view, thread_sensitive=False)())
+        await asyncio.sleep(0.05)  # the view is running on its thread
+        return task
+
+    before = events_dropped()
+    request = loop.run_until_complete(serve())  # returns: the loop is stopped, not closed, as daphne leaves it
+    gate.set()
+    try:
+        assert finished.wait(5), "the request thread waited for a loop that will never run again"
+        assert took[0] < 1.0 and events_dropped() - before == 1
+    finally:
+        loop.run_until_complete(asyncio.wait([request], timeout=1))
+        loop.close()
 
 
 def test_merging_keeps_one_hosts_changed_event_first_and_every_other_event_in_order():

@@ -103,3 +103,24 @@ def test_an_agent_without_the_long_poll_gets_a_command_in_its_batch_answer_and_a
         assert reader.get(f"/api/commands/{command_id}").json()["state"] == "completed"
     finally:
         agent.cleanup()
+
+
+def test_thirty_collect_nows_to_a_real_agent_all_succeed_alongside_its_own_sends(twin, send, tmp_path):
+    # Its own sends every 0.2 s: each collect-now's sample races the send loop's wake-up, which once
+    # took the sample from under the command ("the server did not acknowledge the sample: no answer").
+    agent = _agent(twin, tmp_path, "collector-01", "--interval", "0.2")
+    try:
+        agent.wait_collected(2)
+        outcomes = []
+        for _ in range(30):
+            command_id = send(action="collect-now", targets={"hosts": ["collector-01"]})
+            invocation = _finished(command_id, agent).invocations.get()
+            outcomes.append((invocation.state, invocation.data, invocation.output))
+        failed = [o for o in outcomes if o[0] != "succeeded"]
+        assert not failed, f"{len(failed)} of 30 failed: {failed[:3]}"
+        sequences = [data["sequence"] for _, data, _ in outcomes]
+        assert sequences == sorted(sequences) and len(set(sequences)) == 30
+        # The agent went on with its own schedule meanwhile: more samples than the commands asked for.
+        assert len(agent.collected()) > 30 + 2
+    finally:
+        agent.cleanup()
