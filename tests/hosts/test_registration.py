@@ -219,21 +219,34 @@ def test_a_registration_body_over_64_kib_is_a_413_even_inflated(client, enrollme
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "error"),
     [
-        b'{"hostname": "titan-01", "platform": "x", "agent_version": "1", "rack": ' + b"[" * 1200 + b"]" * 1200 + b"}",
-        b'{"hostname": "titan-01", "platform": "x", "agent_version": "1", "extra": ' + b"[" * 1200 + b"]" * 1200 + b"}",
-        b'{"hostname": "titan-01", "platform": "Linux-\xe9", "agent_version": "1"}',
-        b'{"hostname": "titan-\xe9", "platform": "x", "agent_version": "1"}',
+        (
+            b'{"hostname": "titan-01", "platform": "x", "agent_version": "1", "rack": '
+            + b"[" * 1200
+            + b"]" * 1200
+            + b"}",
+            "json_too_deep",
+        ),
+        (
+            b'{"hostname": "titan-01", "platform": "x", "agent_version": "1", "extra": '
+            + b"[" * 1200
+            + b"]" * 1200
+            + b"}",
+            "json_too_deep",
+        ),
+        (b'{"hostname": "titan-01", "platform": "Linux-\xe9", "agent_version": "1"}', "invalid_registration"),
+        (b'{"hostname": "titan-\xe9", "platform": "x", "agent_version": "1"}', "invalid_registration"),
     ],
     ids=["nested-field", "nested-unknown-field", "invalid-utf8-platform", "invalid-utf8-hostname"],
 )
-def test_deep_nesting_and_invalid_utf8_are_a_400_not_a_500(client, enrollment_key, body):
+def test_deep_nesting_and_invalid_utf8_are_a_400_not_a_500(client, enrollment_key, body, error):
+    """Nesting beyond the one depth limit is refused before decoding (common.jsondepth), as everywhere."""
     response = client.post(
         "/api/hosts/register",
         data=body,
         content_type="application/json",
         headers={"Authorization": f"Bearer {enrollment_key}"},
     )
-    assert (response.status_code, response.json()["error"]) == (400, "invalid_registration")
+    assert (response.status_code, response.json()["error"]) == (400, error)
     assert not Host.objects.filter(hostname="titan-01").exists()
