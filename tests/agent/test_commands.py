@@ -1,8 +1,8 @@
 """The agent's side of the command lifecycle, against a small fake of the server's command endpoints.
 
-The server side (issue 11) is being built; ``fake_twin.py`` implements just the
-endpoints of /work/briefs/commands-protocol.md that the agent calls, checking
-signatures as the server does.
+``fake_twin.py`` implements just the command endpoints the agent calls (docs/api.md,
+section 8), checking signatures as the server does; tests/e2e/test_agent_commands.py
+runs the agent against the real server.
 """
 
 from __future__ import annotations
