@@ -7,7 +7,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth.views import LoginView, LogoutView, redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.templatetags.static import static
@@ -74,3 +74,8 @@ class DashboardLogoutView(LogoutView):
 
 
 dashboard_page = ensure_csrf_cookie(DashboardView.as_view())
+
+
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """Browsers ask for /favicon.ico on pages that name no icon (the admin, the API docs)."""
+    return HttpResponsePermanentRedirect(static("dashboard/favicon.svg"))
