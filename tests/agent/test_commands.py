@@ -61,6 +61,7 @@ def test_an_invocation_from_a_batch_answer_is_acknowledged_run_and_reported(make
     assert running["status"] == "running" and running["started_at"].endswith("Z")
     assert (result["status"], result["exit_code"]) == ("succeeded", 0)
     assert result["data"]["agentVersion"] == "0.1.0" and result["data"]["agentTime"].endswith("Z")
+    assert result["output"] == f"pong: twin-agent 0.1.0, agent time {result['data']['agentTime']}\n"
     assert result["started_at"] == running["started_at"] <= result["finished_at"]
 
 
