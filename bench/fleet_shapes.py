@@ -28,13 +28,13 @@ from typing import Any
 
 import aiohttp
 import orjson
-from django.db import connection, transaction
+from django.db import transaction
 
 import bench.django_setup  # noqa: F401  (first: a fresh database, Django set up; a no-op under bench.run)
 from bench.harness import Agent, Server, daphne, register, run_for, sample
 from hosts.models import Host, Rack
-from metrics.models import LatestMetrics, Sample
-from metrics.services import LATEST_COLUMNS, SAMPLE_COLUMNS
+from metrics.models import Sample
+from metrics.statements import LatestRow, latest_write, samples_insert
 
 Record = Callable[[str, str, str, str, str, bool | None], None]
 
@@ -82,18 +82,10 @@ async def _send_all(server: Server, bodies: list[bytes], senders: int) -> float:
 def _many_host_floor(host_ids: list[int], at: datetime, batches: int) -> float:
     """Rows a second for the database minimum: COPY 500 history rows + upsert 500 latest rows, one transaction each.
 
-    The upsert takes one array a column (``unnest``): twice as fast here as a
-    ``VALUES`` list of 6,500 placeholders, so the floor is the faster of the two.
+    The product's own statements (``metrics.statements``), without the rules
+    around them: the upsert takes one array a column (``unnest``), twice as
+    fast here as a ``VALUES`` list of 6,500 placeholders.
     """
-    table = Sample._meta.db_table
-    columns = ", ".join(SAMPLE_COLUMNS)
-    fields = {f.column: f for f in LatestMetrics._meta.concrete_fields}
-    casts = ", ".join(f"%s::{fields[c].db_type(connection)}[]" for c in LATEST_COLUMNS)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in LATEST_COLUMNS[1:])
-    upsert = (
-        f"INSERT INTO {LatestMetrics._meta.db_table} ({', '.join(LATEST_COLUMNS)}) SELECT * FROM unnest({casts}) "
-        f"ON CONFLICT (host_id) DO UPDATE SET {updates}"
-    )
     received = datetime.now(UTC)
     prepared = []
     for b in range(batches):
@@ -101,17 +93,15 @@ def _many_host_floor(host_ids: list[int], at: datetime, batches: int) -> float:
         moment = at + timedelta(seconds=b)
         rows = [(h, moment, received, 42.5, 63.2, 1.72, 7200 + i, i * 10**6, i * 2**21) for i, h in enumerate(ids)]
         latest = [
-            (h, received, moment, 42.5, 63.2, 1.72, 7200 + i, i * 10**6, i * 2**21, None, None, None, None)
+            LatestRow(h, received, moment, 42.5, 63.2, 1.72, 7200 + i, i * 10**6, i * 2**21, None, None, None, None)
             for i, h in enumerate(ids)
         ]
-        prepared.append((rows, [list(c) for c in zip(*latest, strict=True)]))
+        prepared.append((rows, latest))
     t0 = time.perf_counter()
-    for rows, params in prepared:
-        with transaction.atomic(), connection.cursor() as cursor:
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(upsert, params)
+    for rows, latest in prepared:
+        with transaction.atomic():
+            samples_insert(rows)
+            latest_write(latest)
     return batches * PER_BATCH / (time.perf_counter() - t0)
 
 

@@ -41,6 +41,7 @@ from django.db.models import F
 import bench.django_setup  # noqa: F401  (first: a fresh database, Django set up)
 from bench.fleet import fleet_seed
 from bench.harness import ROOT, Agent, Server, daphne, pct, register, results_file_write, sample
+from common.sql import rows_fetch
 from hosts.models import Host, Link
 from hosts.services import enrollment_key_create
 from metrics import retention
@@ -48,7 +49,6 @@ from metrics.history import series_read
 from metrics.models import Rollup5m
 from metrics.retention import day_start, history_prune, partition_create, partition_name, raw_cutoff
 from metrics.rollups import METRIC_COLUMNS, RAW, rollups_rebuild, rollups_update
-from metrics.timesql import rows_fetch
 from twin.services import status_transitions_record
 from twin.snapshot import snapshot_build
 

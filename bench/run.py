@@ -53,7 +53,7 @@ from hosts.models import Host
 from hosts.services import enrollment_key_create
 from metrics.models import LatestMetrics, Sample
 from metrics.selectors import host_rows
-from metrics.services import SAMPLE_COLUMNS
+from metrics.statements import samples_insert
 from twin.snapshot import snapshot_build
 
 # --------------------------------------------------------------------------- figures
@@ -107,7 +107,6 @@ async def figure_ingest(server: Server, agents: list[Agent], batches: int, round
     # Floor: the same rows, COPY from one Python process, one transaction per 500 rows.
     floor_host = Host.objects.create(hostname="bench-copy-floor")
     received = datetime.now(UTC)
-    columns = ", ".join(SAMPLE_COLUMNS)
 
     def copy_floor(first: int, count: int) -> float:
         rows = [
@@ -116,12 +115,7 @@ async def figure_ingest(server: Server, agents: list[Agent], batches: int, round
         ]
         t0 = time.perf_counter()
         for chunk in range(0, len(rows), per_batch):
-            with (
-                connection.cursor() as cursor,
-                cursor.cursor.copy(f"COPY {Sample._meta.db_table} ({columns}) FROM STDIN") as copy,
-            ):
-                for row in rows[chunk : chunk + per_batch]:
-                    copy.write_row(row)
+            samples_insert(rows[chunk : chunk + per_batch])
         return len(rows) / (time.perf_counter() - t0)
 
     rates: list[float] = []

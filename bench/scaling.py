@@ -61,7 +61,7 @@ from bench.harness import ROOT, Agent, Server, daphne, pct, register, sample
 from hosts.models import Host
 from hosts.services import enrollment_key_create
 from metrics.models import Sample
-from metrics.services import SAMPLE_COLUMNS
+from metrics.statements import samples_insert
 from tests.ops.nginx import nginx_binary, site_write
 from twin.snapshot import snapshot_build
 
@@ -387,15 +387,9 @@ def copy_floor(batches: int) -> float:
         (host.pk, start + timedelta(seconds=base + i), received, 42.5, 63.2, 1.72, 7200 + i, i * 10**6, i * 2**21)
         for i in range(batches * PER_BATCH)
     ]
-    columns = ", ".join(SAMPLE_COLUMNS)
     t0 = time.perf_counter()
     for chunk in range(0, len(rows), PER_BATCH):
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY {Sample._meta.db_table} ({columns}) FROM STDIN") as copy,
-        ):
-            for row in rows[chunk : chunk + PER_BATCH]:
-                copy.write_row(row)
+        samples_insert(rows[chunk : chunk + PER_BATCH])
     return len(rows) / (time.perf_counter() - t0)
 
 

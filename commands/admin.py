@@ -41,6 +41,7 @@ from commands.services import (
     shell_disable,
     shell_enable,
 )
+from common.forms import ClientJSONField
 from hosts.admin import HostAdmin
 from hosts.models import Host
 
@@ -54,7 +55,7 @@ class SendCommandForm(forms.Form):
     command_action = forms.ChoiceField(
         label="Action", choices=[(name, f"{name}: {spec.description}") for name, spec in CATALOGUE.items()]
     )
-    args = forms.JSONField(
+    args = ClientJSONField(
         initial=dict,
         required=False,
         help_text='The action\'s arguments as JSON, e.g. {"seconds": 30} for set-interval.',

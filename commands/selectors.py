@@ -50,13 +50,15 @@ COUNT_KEYS: dict[str, str] = {
 }
 VIEW_PERMISSION = "commands.view_command"
 ADD_PERMISSION = "commands.add_command"
+# Either reads commands (who sends, reads); the live side gives command-update to the same (twin.audiences).
+COMMAND_READ_PERMISSIONS = (VIEW_PERMISSION, ADD_PERMISSION)
 LIST_LIMIT_DEFAULT = 50
 LIST_LIMIT_MAX = 200
 
 
 def commands_readable_by(user: Any) -> bool:
     """Whether a user may read commands: ``commands.view_command``, or ``commands.add_command`` (who sends, reads)."""
-    return bool(user and user.is_authenticated and (user.has_perm(VIEW_PERMISSION) or user.has_perm(ADD_PERMISSION)))
+    return bool(user and user.is_authenticated and any(user.has_perm(name) for name in COMMAND_READ_PERMISSIONS))
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -32,6 +32,7 @@ from commands.selectors import (
 from commands.services import command_cancel, command_create, invocation_report, request_fingerprint
 from common.asyncsync import request_call
 from common.http import MalformedBody, json_decoded
+from common.jsondecode import JsonRefused, json_decode
 from common.params import param_int
 from hosts.authentication import AgentSignatureAuthentication
 from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
@@ -44,6 +45,10 @@ IDEMPOTENCY_KEY_RE = re.compile(r"^[\x20-\x7e]{1,128}$")
 FILTER_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,253}$")
 # What the list answers a malformed filter (docs/api.md).
 BAD_FILTER = "invalid_filter"
+
+# Through common.jsondecode: the one depth limit, and no client fault escaping as a 500.
+_COMMAND_DECODER = msgspec.json.Decoder(CommandCreateRequest)
+_RESULT_DECODER = msgspec.json.Decoder(ResultReport)
 
 REF = "#/components/schemas/{}"
 ERROR = {"$ref": REF.format("Error")}
@@ -144,8 +149,8 @@ class CommandsView(APIView):
             )
         body = json_decoded(request)
         try:
-            decoded = msgspec.json.decode(body, type=CommandCreateRequest)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            decoded = json_decode(_COMMAND_DECODER, body)
+        except JsonRefused as exc:
             reason = str(exc)
             raise MalformedBody(reason, code="invalid_args" if "`$.args" in reason else "invalid_command") from None
         created = command_create(
@@ -217,8 +222,8 @@ class CommandResultView(APIView):
     def post(self, request: Request, command_id: int) -> Response:
         body = json_decoded(request)
         try:
-            report = msgspec.json.decode(body, type=ResultReport)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            report = json_decode(_RESULT_DECODER, body)
+        except JsonRefused as exc:
             raise MalformedBody(str(exc), code="invalid_result") from None
         identity: AgentIdentity = request.auth
         invocation = invocation_report(

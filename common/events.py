@@ -69,13 +69,15 @@ class EventType(StrEnum):
     COMMAND_UPDATED = "command.updated"
     # Work is waiting for one host's agent: {"hostname"}.
     INVOCATION_AVAILABLE = "invocation.available"
+    # An alert changed state: {"rule", "hostname", "from", "to", "at", "values"}.
+    ALERT_UPDATED = "alert.updated"
 
 
 class Audience(StrEnum):
     """Who may receive an event."""
 
     READERS = "readers"  # everyone allowed to read the twin
-    STAFF = "staff"  # staff users only
+    STAFF = "staff"  # operators: on Socket.IO, readers holding the event's REST permission (twin.audiences)
     AGENT = "agent"  # one host's agent, named by the event's ``host``
 
 
@@ -100,6 +102,14 @@ def host_status_changed(*, hostname: str, from_status: str | None, to_status: st
     """A host's status changed (``from`` is None for a host's first status), told to every reader."""
     payload = {"hostname": hostname, "from": from_status, "to": to_status, "at": at, "cause": cause}
     return {"type": EventType.HOST_STATUS, "audience": Audience.READERS, "payload": payload}
+
+
+def alert_updated(
+    *, rule: str, hostname: str, from_state: str | None, to_state: str, at: str, values: dict[str, Any]
+) -> Event:
+    """An alert of ``rule`` on ``hostname`` moved ``from`` (None: it opened) ``to`` a state; told to every reader."""
+    payload = {"rule": rule, "hostname": hostname, "from": from_state, "to": to_state, "at": at, "values": values}
+    return {"type": EventType.ALERT_UPDATED, "audience": Audience.READERS, "payload": payload}
 
 
 def events_merge(events: list[Event]) -> list[Event]:

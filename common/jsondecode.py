@@ -10,15 +10,21 @@ used to reach clients as 500s:
 - ``UnicodeDecodeError`` for a string holding bytes that are not UTF-8.
 
 Every decoder of client input goes through ``json_decode``, so no decoding can
-fail in another way.
+fail in another way. It also refuses JSON nested deeper than
+``common.jsondepth.JSON_DEPTH_MAX`` before decoding it (``JsonTooDeep``, a 400
+naming the field): what is accepted can be stored and encoded again by every
+later step (issue 24).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import msgspec
 
+from common.errors import Refused
+from common.jsondepth import JSON_DEPTH_MAX, json_too_deep
 from common.text import reason_readable
 
 T = TypeVar("T")
@@ -36,8 +42,47 @@ class JsonInvalid(JsonRefused):
     """The bytes are JSON, of the wrong shape (a missing field, a wrong type, a value out of bounds)."""
 
 
-def json_decode(decoder: msgspec.json.Decoder[T] | Any, data: bytes | msgspec.Raw) -> T:
-    """``decoder.decode(data)``, raising ``JsonMalformed`` or ``JsonInvalid`` for any client fault."""
+_FIELD = re.compile(r"^\$(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[^\]]*\])?")
+_PATH_SHOWN_MAX = 200
+
+
+class JsonTooDeep(Refused):
+    """Client JSON nested deeper than ``JSON_DEPTH_MAX``: a 400 whose ``field`` names where (``$.data``).
+
+    A refusal of its own (not a ``JsonRefused``): no caller turns it into a
+    reason among others (a batch's sample, say); the whole request is refused,
+    so nothing of it is stored.
+    """
+
+    def __init__(self, path: str) -> None:
+        field = _FIELD.match(path).group() if _FIELD.match(path) else "$"  # type: ignore[union-attr]
+        shown = path if len(path) <= _PATH_SHOWN_MAX else path[:_PATH_SHOWN_MAX] + "…"
+        name = "The JSON" if field == "$" else field.removeprefix("$.")
+        super().__init__(
+            "json_too_deep",
+            f"{name} nests arrays and objects deeper than {JSON_DEPTH_MAX} levels (the body counting as one), "
+            f"at {shown}; at most {JSON_DEPTH_MAX} (JSON_DEPTH_MAX).",
+            fields={"field": field, "maxDepth": JSON_DEPTH_MAX},
+        )
+        self.path = path
+
+
+def json_depth_check(data: bytes | str | msgspec.Raw) -> None:
+    """Refuse with ``JsonTooDeep`` client JSON nested deeper than ``JSON_DEPTH_MAX``."""
+    path = json_too_deep(data if isinstance(data, bytes | str) else bytes(data))
+    if path is not None:
+        raise JsonTooDeep(path)
+
+
+def json_decode(decoder: msgspec.json.Decoder[T] | Any, data: bytes | msgspec.Raw, *, checked: bool = False) -> T:
+    """``decoder.decode(data)``, raising ``JsonMalformed`` or ``JsonInvalid`` for any client fault.
+
+    JSON nested deeper than ``JSON_DEPTH_MAX`` is refused first (``JsonTooDeep``),
+    unless ``checked``: ``data`` is a part of a body this function already
+    checked (a batch's samples, kept raw by the envelope).
+    """
+    if not checked:
+        json_depth_check(data)
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:

@@ -12,7 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from hosts.models import AgentCredential, EnrollmentKey, Host, Link, Rack
+from hosts.admin_filters import RackAutocompleteFilter, rack_filter_media
+from hosts.models import AgentCredential, EnrollmentKey, Host, Interface, Link, Rack
 from hosts.services import (
     credentials_revoke,
     enrollment_key_assign,
@@ -97,7 +98,15 @@ class HostAdmin(TwinChangeAdmin):
         "placement_locked",
         "last_seen",
     ]
-    list_filter = ["approved", "is_virtual", "placement_locked", "rack", "platform", "agent_version"]
+    # The rack filter is searched as you type: hundreds of racks as links are no filter.
+    list_filter = [
+        "approved",
+        "is_virtual",
+        "placement_locked",
+        ("rack", RackAutocompleteFilter),
+        "platform",
+        "agent_version",
+    ]
     form = HostAdminForm
     actions = ["approve"]
     search_fields = ["hostname", "display_name", "ip"]
@@ -120,12 +129,17 @@ class HostAdmin(TwinChangeAdmin):
                 "fields": ["rack", ("position_x", "position_y", "position_z"), "placement_locked"],
             },
         ),
+        ("Fabric", {"fields": ["role", "failed"]}),
     ]
 
     @admin.action(description="Approve the selected hosts")
     def approve(self, request: HttpRequest, queryset: QuerySet[Host]) -> None:
         count = hosts_approve(hosts=queryset)
         messages.success(request, f"Approved {count} host(s).")
+
+    @property
+    def media(self) -> forms.Media:
+        return super().media + rack_filter_media(self.admin_site)
 
     def get_inlines(self, request: HttpRequest, obj: Host | None) -> list[type[admin.options.InlineModelAdmin]]:
         if obj is not None and obj.links_out.count() > LINK_INLINE_MAX:
@@ -164,7 +178,17 @@ class LinkAdmin(TwinChangeAdmin):
     list_filter = ["source__is_virtual"]
     search_fields = ["source__hostname", "target__hostname"]
     list_select_related = ["source", "target"]
-    autocomplete_fields = ["source", "target"]
+    autocomplete_fields = ["source", "target", "source_interface", "target_interface"]
+
+
+@admin.register(Interface)
+class InterfaceAdmin(TwinChangeAdmin):
+    """A host's or switch's named interfaces: what a link's ends may name."""
+
+    list_display = ["__str__", "host", "name", "mac", "speed_mbps", "created_at"]
+    search_fields = ["host__hostname", "name", "mac"]
+    list_select_related = ["host"]
+    autocomplete_fields = ["host"]
 
 
 @admin.register(EnrollmentKey)

@@ -1,4 +1,4 @@
-"""The inventory: racks, the hosts in them and the links between hosts."""
+"""The inventory: racks, the hosts in them, their interfaces and the links between hosts."""
 
 from __future__ import annotations
 
@@ -23,6 +23,19 @@ class Rack(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class FabricRole(models.TextChoices):
+    """A node's tier in the network fabric; links run from an upper tier down (core → spine → leaf → host).
+
+    A real host has no role (``NONE``). The node named ``TWIN_CORE_HOSTNAME``
+    is the core whatever its role says (``hosts.topology.node_tier``).
+    """
+
+    NONE = "", "none (a host)"
+    CORE = "core", "core"
+    SPINE = "spine", "spine"
+    LEAF = "leaf", "leaf (top of rack)"
 
 
 class Host(models.Model):
@@ -66,6 +79,18 @@ class Host(models.Model):
         related_name="reported_by",
         help_text="Other hosts this host's agent may send samples for (a poller reporting a switch, say).",
     )
+    # The fabric (issue 21): a switch's tier and an admin's "this switch is down".
+    role = models.CharField(
+        max_length=8,
+        choices=FabricRole.choices,
+        blank=True,
+        default=FabricRole.NONE,
+        help_text="A switch's tier in the fabric; empty for a host.",
+    )
+    failed = models.BooleanField(
+        default=False,
+        help_text="Marked failed by an admin: the twin routes no path through it (reachability, impact).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -93,6 +118,13 @@ class Link(models.Model):
         default=settings.TWIN_DEFAULT_LINK_CAPACITY_GBPS,
         help_text="Line rate in Gbit/s; utilization is throughput divided by this.",
     )
+    # Named, the link's traffic is that interface's own counters, not its host's total.
+    source_interface = models.ForeignKey(
+        "Interface", null=True, blank=True, on_delete=models.SET_NULL, related_name="links_as_source"
+    )
+    target_interface = models.ForeignKey(
+        "Interface", null=True, blank=True, on_delete=models.SET_NULL, related_name="links_as_target"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -105,6 +137,27 @@ class Link(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source.hostname}::{self.target.hostname}"
+
+
+class Interface(models.Model):
+    """A named network interface of a host or switch (``eth0``, ``swp49``).
+
+    Created by a topology import that names it or by an agent that reports its
+    counters; its latest counters live in ``metrics.InterfaceCounters``.
+    """
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="interfaces")
+    name = models.CharField(max_length=64, validators=[text_validate])
+    mac = models.CharField(max_length=17, blank=True, verbose_name="MAC address", help_text="aa:bb:cc:dd:ee:ff")
+    speed_mbps = models.PositiveIntegerField(null=True, blank=True, help_text="Line rate in Mbit/s, as reported.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["host__hostname", "name"]
+        constraints = [models.UniqueConstraint(fields=["host", "name"], name="interface_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.host.hostname}:{self.name}"
 
 
 class EnrollmentKey(models.Model):

@@ -35,10 +35,15 @@ class NamesAHost(Protocol):
 T = TypeVar("T", bound=NamesAHost)
 
 
-def decode_naming_a_host(decoder: msgspec.json.Decoder[T], data: bytes | msgspec.Raw) -> T | str:
-    """Decode a Struct that names a host; return it with its hostname normalised, or the reason it is refused."""
+def decode_naming_a_host(
+    decoder: msgspec.json.Decoder[T], data: bytes | msgspec.Raw, *, checked: bool = False
+) -> T | str:
+    """Decode a Struct that names a host; return it with its hostname normalised, or the reason it is refused.
+
+    ``checked``: ``data`` is part of a body whose depth ``json_decode`` already checked.
+    """
     try:
-        decoded = json_decode(decoder, data)
+        decoded = json_decode(decoder, data, checked=checked)
     except JsonRefused as exc:
         return str(exc)
     hostname = hostname_normalize(decoded.hostname)

@@ -79,12 +79,26 @@ def hosts_reported_for(*, host_id: int) -> set[str]:
     )
 
 
-def link_rows(*, created_by: datetime | None = None) -> list[tuple[int, int, float]]:
-    """Every link as (source id, target id, capacity in Gbit/s), in a stable order.
+def link_rows(*, created_by: datetime | None = None) -> list[tuple[int, int, float, int | None, int | None]]:
+    """Every link as (source id, target id, capacity in Gbit/s, source interface id, target interface id).
 
+    In a stable order; an end that names no interface has None.
     ``created_by``: only the links that existed then (the twin at a past time).
     """
     links = Link.objects.order_by("source_id", "target_id")
     if created_by is not None:
         links = links.filter(created_at__lte=created_by)
-    return list(links.values_list("source_id", "target_id", "capacity_gbps"))
+    return list(
+        links.values_list("source_id", "target_id", "capacity_gbps", "source_interface_id", "target_interface_id")
+    )
+
+
+def link_capacities() -> dict[str, float]:
+    """Each link's line rate in Gbit/s by its document id (``source::target``)."""
+    links = Link.objects.values_list("source__hostname", "target__hostname", "capacity_gbps")
+    return {f"{source}::{target}": capacity for source, target, capacity in links}
+
+
+def hostnames_marked_failed() -> set[str]:
+    """The nodes an admin marked failed (``Host.failed``): usually none."""
+    return set(Host.objects.filter(failed=True).values_list("hostname", flat=True))

@@ -25,7 +25,7 @@ from hosts.credentials import (
     key_id_generate,
     signing_secret_for,
 )
-from hosts.models import AgentCredential, EnrollmentKey, Host, Link, Rack
+from hosts.models import AgentCredential, EnrollmentKey, Host, Interface, Link, Rack
 from hosts.schema import HostRegistrationRequest
 
 CORE_SWITCH_DEFAULTS = {
@@ -171,6 +171,45 @@ def links_uplink_ensure(*, hosts: list[Host]) -> None:
     # A concurrent batch that created the same host links it too: the unique
     # (source, target) pair turns the second insert into a no-op.
     objects_insert_new([Link(source_id=core.pk, target_id=h.pk) for h in hosts if h.pk != core.pk])
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceFacts:
+    """What an agent says about one of its host's interfaces; ``None`` changes nothing."""
+
+    name: str
+    speed_mbps: int | None = None
+    mac: str | None = None
+
+
+def interfaces_record(*, facts: Mapping[int, list[InterfaceFacts]]) -> dict[tuple[int, str], int]:
+    """Make the interfaces agents report exist, with their speed and MAC; (host id, name) → interface id.
+
+    For locked hosts (the caller holds them, as ingest does): created on first
+    report, updated only when the speed or MAC changed, so a steady agent
+    writes nothing here.
+    """
+    if not facts:
+        return {}
+    stored = {(i.host_id, i.name): i for i in Interface.objects.filter(host_id__in=list(facts))}
+    new, changed = [], []
+    for host_id, interfaces in facts.items():
+        for fact in interfaces:
+            interface = stored.get((host_id, fact.name))
+            if interface is None:
+                new.append(Interface(host_id=host_id, name=fact.name, speed_mbps=fact.speed_mbps, mac=fact.mac or ""))
+                continue
+            speed = fact.speed_mbps if fact.speed_mbps is not None else interface.speed_mbps
+            mac = fact.mac or interface.mac
+            if (speed, mac) != (interface.speed_mbps, interface.mac):
+                interface.speed_mbps, interface.mac = speed, mac
+                changed.append(interface)
+    if new:
+        Interface.objects.bulk_create(new, ignore_conflicts=True)
+        stored = {(i.host_id, i.name): i for i in Interface.objects.filter(host_id__in=list(facts))}
+    if changed:
+        Interface.objects.bulk_update(changed, ["speed_mbps", "mac"])
+    return {key: interface.pk for key, interface in stored.items()}
 
 
 @dataclass(frozen=True, slots=True)

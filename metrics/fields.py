@@ -63,6 +63,10 @@ NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 Counter = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 # Agents read uptime as a float (``/proc/uptime``); the history keeps whole seconds.
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=2**53 - 1)]
+# A host's draw: a whole chassis tops out in the kilowatts; a megawatt is a unit mix-up.
+Watts = Annotated[float, msgspec.Meta(ge=0, le=1_000_000)]
+# Air at a server's inlet: below -50 or above 150 °C is a broken sensor, not a reading.
+Celsius = Annotated[float, msgspec.Meta(ge=-50, le=150)]
 
 GAUGE, COUNTER = Kind.GAUGE, Kind.COUNTER
 
@@ -74,6 +78,8 @@ METRIC_FIELDS: tuple[MetricField, ...] = (
     MetricField("uptime_seconds", "uptimeSeconds", GAUGE, Seconds, "Seconds since boot.", integer=True, required=True),
     MetricField("net_bytes_tx", "netBytesTx", COUNTER, Counter, "Bytes sent since boot.", integer=True),
     MetricField("net_bytes_rx", "netBytesRx", COUNTER, Counter, "Bytes received since boot.", integer=True),
+    MetricField("power_watts", "powerWatts", GAUGE, Watts, "Measured power draw, watts."),
+    MetricField("inlet_temp_celsius", "inletTempCelsius", GAUGE, Celsius, "Inlet air temperature, degrees Celsius."),
 )
 # fmt: on
 

@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from common.sql import aware, db_datetime, epoch_to_datetime, iso_text, rows_fetch
 from hosts.models import Host
 from metrics.fields import COUNTERS, FIELD_NAMES, FIELDS_BY_KEY, LINK_TRAFFIC, METRIC_FIELDS, Kind
 from metrics.models import LatestMetrics, Sample
@@ -41,7 +42,6 @@ from metrics.rollups import (
     units_from_samples,
 )
 from metrics.selectors import INVENTORY_COLUMNS
-from metrics.timesql import aware, db_datetime, epoch_to_datetime, iso_text, rows_fetch
 
 # A series answers about this many points unless asked for a step...
 DEFAULT_POINTS = 1_000

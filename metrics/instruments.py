@@ -1,7 +1,8 @@
 """The ingest's own Prometheus metrics: batches, samples stored, duplicates, refusals by reason.
 
-Recorded once per batch by the view, from the service's ``IngestResult`` after
-``samples_ingest`` returns, so the service itself carries no instrumentation.
+Recorded once per batch by ``metrics.services.batch_receive``, from the
+``IngestResult`` after ``samples_ingest`` returns, so the ingest itself carries
+no instrumentation.
 ``/metrics`` (ops) exposes them; docs/operations.md, "Reading the metrics", says
 what each means. The children of fixed labels are bound here once: a
 ``labels()`` lookup per batch would cost more than the increment itself.
@@ -9,10 +10,15 @@ what each means. The children of fixed labels are bound here once: a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Histogram
 
 from hosts.schema import HOSTNAME_INVALID
-from metrics.services import IngestResult
+
+if TYPE_CHECKING:
+    # Only a type here: metrics.services records through this module.
+    from metrics.services import IngestResult
 
 # From a one-sample batch (a few ms) to a 10,000-sample one on a loaded machine.
 BATCH_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

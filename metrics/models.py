@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from hosts.models import Host
+from hosts.models import Host, Interface
 from metrics.fields import COUNTERS, metric_columns, rollup_columns
 
 
@@ -163,3 +163,29 @@ class BatchReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reporter or '(open)'} {self.agent_session}#{self.sequence}"
+
+
+class InterfaceCounters(models.Model):
+    """An interface's last two counter readings and the throughput between them (reset-safe).
+
+    Kept like a host's latest values (``LatestMetrics``): moved forward at
+    ingest, never backwards, so a snapshot reads one number per interface.
+    A link that names the interface takes its traffic from here.
+    """
+
+    interface = models.OneToOneField(Interface, on_delete=models.CASCADE, primary_key=True, related_name="counters")
+    sample_time = models.DateTimeField()
+    rx_bytes = models.BigIntegerField()
+    tx_bytes = models.BigIntegerField()
+    prev_sample_time = models.DateTimeField(null=True, blank=True)
+    prev_rx_bytes = models.BigIntegerField(null=True, blank=True)
+    prev_tx_bytes = models.BigIntegerField(null=True, blank=True)
+    throughput_gbps = models.FloatField(
+        null=True, blank=True, help_text="Between the last two readings; empty when a counter went down."
+    )
+
+    class Meta:
+        verbose_name_plural = "interface counters"
+
+    def __str__(self) -> str:
+        return f"counters of {self.interface_id}"

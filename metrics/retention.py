@@ -31,9 +31,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
+from common.sql import db_datetime
 from hosts.models import Host
 from metrics.models import BatchReceipt, Rollup1h, Rollup5m, Sample
-from metrics.timesql import db_datetime
 
 logger = logging.getLogger(__name__)
 

@@ -39,9 +39,9 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection, transaction
 from django.db.models import Min
 
+from common.sql import db_datetime, epoch, epoch_seconds, float_type, floor_integer, from_epoch
 from metrics.fields import GAUGES, METRIC_FIELDS, rollup_column_names
 from metrics.models import Rollup, Rollup1h, Rollup5m, RollupProgress, Sample
-from metrics.timesql import db_datetime, epoch, epoch_seconds, float_type, floor_integer, from_epoch
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,26 @@ from hosts.schema import (
     decode_naming_a_host,
     hostname_normalize,
 )
-from metrics.fields import INT64_MAX, METRIC_FIELDS
+from metrics.fields import INT64_MAX, METRIC_FIELDS, Counter
 
 EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 AgentSession = text(min_length=1, max_length=64)
+# A host with more NICs than this reports its busiest ones; the sample stays small.
+INTERFACES_MAX = 64
+InterfaceName = text(min_length=1, max_length=64)
+Mac = Annotated[str, msgspec.Meta(pattern="^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")]
+
+
+class InterfaceIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One network interface's counters in a sample (``interfaces``), reset-safe rates like the host's own."""
+
+    name: InterfaceName
+    rx_bytes: Counter
+    tx_bytes: Counter
+    speed_mbps: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
+    mac: Mac | None = None
 
 
 def _sample_struct() -> type[msgspec.Struct]:
@@ -50,6 +64,7 @@ def _sample_struct() -> type[msgspec.Struct]:
         *optional,
         ("rack", RackName | None, None),
         ("position", Position | None, None),
+        ("interfaces", Annotated[list[InterfaceIn], msgspec.Meta(max_length=INTERFACES_MAX)] | None, None),
     ]
     return msgspec.defstruct("SampleIn", fields, module=__name__)
 
@@ -113,7 +128,8 @@ def sample_validate(raw: msgspec.Raw, *, now: datetime, max_future_skew: timedel
     host. Every number is finite: msgspec's JSON decoder refuses ``NaN``,
     ``Infinity`` and literals that overflow a double.
     """
-    sample = decode_naming_a_host(_sample_decoder, raw)
+    # The envelope's depth was checked with the body (batch_decode).
+    sample = decode_naming_a_host(_sample_decoder, raw, checked=True)
     if isinstance(sample, str):
         return sample
     return _sample_check(sample, now=now, max_future_skew=max_future_skew)
@@ -127,7 +143,7 @@ def samples_validate(raws: list[msgspec.Raw], *, now: datetime, max_future_skew:
     If any does not, each is decoded on its own, so each gets its own reason.
     """
     try:
-        decoded = json_decode(_samples_decoder, b"[" + b",".join(raws) + b"]")
+        decoded = json_decode(_samples_decoder, b"[" + b",".join(raws) + b"]", checked=True)
     except JsonRefused:
         return [sample_validate(raw, now=now, max_future_skew=max_future_skew) for raw in raws]
     normalized: dict[str, str | None] = {}
@@ -154,4 +170,9 @@ def _sample_check(sample: SampleIn, *, now: datetime, max_future_skew: timedelta
         return f"timestamp is more than {max_future_skew.total_seconds():g} s in the future"
     for name in _TRUNCATED:
         setattr(sample, name, int(getattr(sample, name)))
+    if sample.interfaces:
+        names = [i.name for i in sample.interfaces]
+        if len(set(names)) < len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            return f"interfaces: {twice!r} is named twice; each interface once per sample"
     return sample

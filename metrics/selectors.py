@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from django.db import connection
-from django.db.models import CharField, Func, QuerySet, Value
-from psycopg.types.datetime import TimestamptzLoader
+from datetime import datetime
 
+from django.db import connection
+from django.db.models import CharField, Min, QuerySet, Value
+
+from common.sql import IsoUtc, rows_fetch
 from hosts.models import Host
 from metrics.fields import FIELD_NAMES
+from metrics.models import InterfaceCounters, Sample
 
 # One row per host: its inventory, its rack's name and its latest values, in
 # this order, then its last contact as text when the database writes it (else
@@ -25,20 +28,11 @@ INVENTORY_COLUMNS = (
     "position_x",
     "position_y",
     "position_z",
+    # An admin's "this switch is down" (the fabric's reachability).
+    "failed",
 )
-LATEST_COLUMNS = ("last_seen", *FIELD_NAMES, "net_throughput_gbps")
-HOST_ROW = (*INVENTORY_COLUMNS, *LATEST_COLUMNS, "last_seen_iso")
-
-
-class IsoUtc(Func):
-    """A timestamp written by PostgreSQL exactly as ``iso_utc`` writes it (milliseconds, truncated).
-
-    Python's ``isoformat`` for each of 10,000 hosts was a quarter of a
-    snapshot's build (bench/analysis.md); ``to_char`` costs a few milliseconds.
-    """
-
-    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-    output_field = CharField()
+LATEST_READ_COLUMNS = ("last_seen", *FIELD_NAMES, "net_throughput_gbps")
+HOST_ROW = (*INVENTORY_COLUMNS, *LATEST_READ_COLUMNS, "last_seen_iso")
 
 
 def host_rows_query() -> QuerySet:
@@ -48,7 +42,7 @@ def host_rows_query() -> QuerySet:
         hosts = hosts.annotate(last_seen_iso=IsoUtc("latest__last_seen"))
     else:
         hosts = hosts.annotate(last_seen_iso=Value(None, output_field=CharField()))
-    return hosts.values_list(*INVENTORY_COLUMNS, *(f"latest__{c}" for c in LATEST_COLUMNS), "last_seen_iso")
+    return hosts.values_list(*INVENTORY_COLUMNS, *(f"latest__{c}" for c in LATEST_READ_COLUMNS), "last_seen_iso")
 
 
 def host_rows() -> list[tuple]:
@@ -64,7 +58,21 @@ def host_rows() -> list[tuple]:
     if connection.vendor != "postgresql":
         return list(query)
     sql, params = query.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return rows_fetch(sql, list(params))
+
+
+def host_first_sample_at(*, host_id: int, since: datetime) -> datetime | None:
+    """When the host's first raw sample at or after ``since`` was stamped (one index range scan), or None.
+
+    Raw samples are kept at least a day (``TWIN_RAW_RETENTION_DAYS`` >= 1), so
+    within the last day this is when the host's history begins.
+    """
+    return Sample.objects.filter(host_id=host_id, timestamp__gte=since).aggregate(first=Min("timestamp"))["first"]
+
+
+def interface_throughputs(*, interface_ids: set[int]) -> dict[int, float | None]:
+    """Each of these interfaces that reported counters → its throughput in Gbit/s (None across a reset)."""
+    if not interface_ids:
+        return {}
+    counters = InterfaceCounters.objects.filter(interface_id__in=sorted(interface_ids))
+    return dict(counters.values_list("interface_id", "throughput_gbps"))

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import cache
+from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
+from commands.models import Cause
+from commands.schema import AgentInvocation
+from commands.services import invocations_dispatch
+from common.errors import Refused
 from common.events import event_publish_on_commit, hosts_changed
-from common.sql import sql_in
 from hosts.models import Host
-from hosts.selectors import hostnames_virtual, hosts_reported_for
-from hosts.services import HostFacts, hosts_facts_record, hosts_lock_or_create
-from metrics.fields import COUNTERS, FIELD_NAMES, LINK_TRAFFIC, METRIC_FIELDS
-from metrics.models import BatchReceipt, LatestMetrics, Sample
+from hosts.selectors import AgentIdentity, hostnames_virtual, hosts_reported_for
+from hosts.services import HostFacts, InterfaceFacts, hosts_facts_record, hosts_lock_or_create, interfaces_record
+from metrics.fields import COUNTERS, FIELD_NAMES, LINK_TRAFFIC
+from metrics.instruments import batch_observe
+from metrics.models import InterfaceCounters
 from metrics.rates import link_throughput_gbps
-from metrics.schema import Rejection, SampleIn, samples_validate
+from metrics.schema import BatchEnvelope, Rejection, SampleIn, samples_validate
+from metrics.statements import (
+    COPY_MIN_ROWS,
+    LatestRow,
+    batch_receipt_insert,
+    latest_read,
+    latest_write,
+    samples_insert,
+    samples_insert_new,
+    samples_stored,
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,52 @@ class IngestResult:
 
 class _DuplicateBatch(Exception):
     """Raised inside the transaction to roll back a batch already stored by an earlier try."""
+
+
+class BatchRefused(Refused):
+    """A batch refused as a whole before anything is stored (``malformed_batch``, 400)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("malformed_batch", detail)
+
+
+@dataclass
+class BatchReceived:
+    """What the answer to a batch says: what became of its samples, and the agent's pending invocations."""
+
+    result: IngestResult
+    invocations: list[AgentInvocation] = field(default_factory=list)
+
+
+def batch_receive(*, batch: BatchEnvelope, identity: AgentIdentity | None) -> BatchReceived:
+    """Take a decoded batch from an agent (``identity``, None when unsigned in open mode).
+
+    1. Refuse a batch with no samples: an agent whose collector produced
+       nothing has a fault to see (docs/api.md), not a success to acknowledge.
+    2. Refuse a signed batch without ``agent_session`` and ``sequence``: they
+       make a retry store nothing the second time.
+    3. Ingest the samples (``samples_ingest``), timed for the ingest's metrics.
+    4. A signed batch with something valid carries the agent's pending command
+       invocations: piggy-backed on its own traffic, no extra request for an
+       agent reporting every 10 s.
+    """
+    if not batch.samples:
+        raise BatchRefused("The batch has no samples; send at least one.")
+    if identity is not None and (batch.agent_session is None or batch.sequence is None):
+        raise BatchRefused("A signed batch carries agent_session and sequence, so a retry is never stored twice.")
+    origin = BatchOrigin(
+        reporter=identity.hostname if identity else "",
+        reporter_id=identity.host_id if identity else None,
+        agent_session=batch.agent_session,
+        sequence=batch.sequence,
+    )
+    started = time.perf_counter()
+    result = samples_ingest(raw_samples=batch.samples, received_at=timezone.now(), origin=origin)
+    batch_observe(result, seconds=time.perf_counter() - started)
+    received = BatchReceived(result=result)
+    if identity is not None and not result.nothing_valid:
+        received.invocations = invocations_dispatch(host_id=identity.host_id, now=timezone.now(), cause=Cause.BATCH)
+    return received
 
 
 def samples_ingest(
@@ -158,29 +219,26 @@ def _refusal_for_sender(hostname: str, *, origin: BatchOrigin, granted: set[str]
 def _batch_record(*, origin: BatchOrigin, received_at: datetime, accepted: int) -> bool:
     """Record the batch's (reporter, session, sequence); False if an earlier try already did.
 
-    One ``INSERT ... ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite alike): a
-    concurrent retry blocks on the unique index until the first try commits,
-    then finds the row taken. A batch with no name (the seed's unsigned
-    format) is not recorded.
+    A batch with no name (the seed's unsigned format) is not recorded.
     """
     if origin.agent_session is None or origin.sequence is None:
         return True
-    table = BatchReceipt._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (reporter, agent_session, sequence, received_at, accepted) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (reporter, agent_session, sequence) DO NOTHING RETURNING id",
-            [origin.reporter, origin.agent_session, origin.sequence, _db_datetime(received_at), accepted],
-        )
-        return cursor.fetchone() is not None
+    return batch_receipt_insert(
+        reporter=origin.reporter,
+        agent_session=origin.agent_session,
+        sequence=origin.sequence,
+        received_at=received_at,
+        accepted=accepted,
+    )
 
 
 def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[int, int]:
     """Write samples inside the caller's transaction; return (stored, already stored).
 
-    The statements after the lock are plain SQL on Django's connection: on
-    this path, building each ORM query cost more than running it (profile in
-    bench/analysis.md).
+    The statements after the lock are ``metrics.statements``. Neither insert
+    meets a conflict from a concurrent batch: the hosts' row locks are held
+    here, and samples stored by an earlier try are left out (a retry is
+    idempotent instead of an IntegrityError).
     """
     by_host: dict[str, list[SampleIn]] = defaultdict(list)
     for s in samples:
@@ -195,11 +253,11 @@ def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[i
         rows = [
             (hosts[name].pk, s.timestamp, received_at, *_metric_values(s)) for name, b in by_host.items() for s in b
         ]
-        stored = _samples_insert_new(rows)
+        stored = samples_insert_new(rows)
         new_by_host = {name: [s for s in b if (hosts[name].pk, s.timestamp) in stored] for name, b in by_host.items()}
         rows = [row for row in rows if (row[0], row[1]) in stored]
     else:
-        already = _samples_already_stored(hosts=hosts, samples=samples)
+        already = samples_stored(host_ids=[h.pk for h in hosts.values()], times=[s.timestamp for s in samples])
         new_by_host = {
             name: [s for s in batch if (hosts[name].pk, s.timestamp) not in already] if already else batch
             for name, batch in by_host.items()
@@ -209,8 +267,10 @@ def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[i
             for name, batch in new_by_host.items()
             for s in batch
         ]
-        _samples_insert(rows)
+        samples_insert(rows)
     _latest_update(hosts=hosts, new_by_host=new_by_host, received_at=received_at)
+    if any(s.interfaces for batch in new_by_host.values() for s in batch):
+        _interfaces_update(hosts=hosts, new_by_host=new_by_host)
     if rows:
         event_publish_on_commit(hosts_changed(hostnames=[name for name, batch in new_by_host.items() if batch]))
     return len(rows), len(samples) - len(rows)
@@ -229,112 +289,10 @@ _metric_values = _values_of(FIELD_NAMES)
 _timestamp = attrgetter("timestamp")
 
 
-# Up to this many timestamps, ask for them exactly: a small batch spanning a
-# long time (a spooled sample from last week beside today's) must not scan all
-# the history in between.
-EXACT_LOOKUP_MAX = 64
-
-SAMPLE_COLUMNS = ("host_id", "timestamp", "received_at", *FIELD_NAMES)
-# Fewer rows than this go in one INSERT: COPY's extra round trip costs more
-# than it saves on a handful of rows.
-COPY_MIN_ROWS = 16
-
-
-def _samples_already_stored(*, hosts: dict[str, Host], samples: list[SampleIn]) -> set[tuple[int, datetime]]:
-    """(host id, timestamp) of the batch's samples stored by an earlier try of it.
-
-    The unique (host, timestamp) pair makes a retry idempotent instead of an
-    IntegrityError.
-    """
-    host_filter, host_params = sql_in("host_id", [h.pk for h in hosts.values()])
-    times = sorted({s.timestamp for s in samples})
-    if len(times) <= EXACT_LOOKUP_MAX:
-        time_filter, time_params = sql_in("timestamp", [_db_datetime(t) for t in times])
-    else:
-        # A time range rather than a list of hundreds of timestamps: one scan
-        # of the (host, timestamp) index, several times cheaper (bench/analysis.md).
-        time_filter, time_params = "timestamp BETWEEN %s AND %s", [_db_datetime(times[0]), _db_datetime(times[-1])]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT host_id, timestamp FROM {Sample._meta.db_table} WHERE {host_filter} AND {time_filter}",
-            [*host_params, *time_params],
-        )
-        return {(host_id, _aware(ts)) for host_id, ts in cursor.fetchall()}
-
-
-def _samples_insert(rows: list[tuple]) -> None:
-    """Insert history rows (tuples in ``SAMPLE_COLUMNS`` order) in the caller's transaction.
-
-    On PostgreSQL many rows go through ``COPY``, several times faster than an
-    INSERT of model instances (see bench/results.md). Neither skips conflicts,
-    which is safe here: the caller holds the hosts' row locks and has removed
-    samples already stored.
-    """
-    if not rows:
-        return
-    columns = ", ".join(SAMPLE_COLUMNS)
-    table = Sample._meta.db_table
-    if connection.vendor == "postgresql" and len(rows) >= COPY_MIN_ROWS:
-        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    _rows_insert(f"INSERT INTO {table} ({columns})", rows)
-
-
-def _samples_insert_new(rows: list[tuple]) -> set[tuple[int, datetime]]:
-    """Insert a few history rows, skipping those stored by an earlier try; return (host id, timestamp) of the new.
-
-    PostgreSQL only (``RETURNING`` of what ``ON CONFLICT DO NOTHING`` kept);
-    the caller holds the hosts' row locks, so no concurrent batch inserts the
-    same keys meanwhile.
-    """
-    width = len(SAMPLE_COLUMNS)
-    values = ", ".join([f"({_placeholders(width)})"] * len(rows))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {Sample._meta.db_table} ({', '.join(SAMPLE_COLUMNS)}) VALUES {values} "
-            "ON CONFLICT (host_id, timestamp) DO NOTHING RETURNING host_id, timestamp",
-            [v for row in rows for v in row],
-        )
-        return set(cursor.fetchall())
-
-
-# A statement takes at most 32,766 parameters on SQLite (65,535 on PostgreSQL).
-MAX_PARAMETERS = 30_000
-
-
-def _rows_insert(head: str, rows: list[tuple], tail: str = "") -> None:
-    """Run ``<head> VALUES (…), (…) <tail>`` for the rows, in as few statements as the parameter limit allows."""
-    width = len(rows[0])
-    per_statement = MAX_PARAMETERS // width
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), per_statement):
-            part = rows[start : start + per_statement]
-            values = ", ".join([f"({_placeholders(width)})"] * len(part))
-            cursor.execute(f"{head} VALUES {values} {tail}", [_db_value(v) for row in part for v in row])
-
-
-# A host's row of latest values; its fields are the table's columns, in this order.
-_Latest = NamedTuple(  # type: ignore[misc]  # the metric columns come from the registry
-    "_Latest",
-    [
-        ("host_id", int),
-        ("last_seen", datetime),
-        ("sample_time", datetime),
-        *((f.name, Any) for f in METRIC_FIELDS),
-        ("prev_sample_time", datetime | None),
-        *((f"prev_{f.name}", int | None) for f in COUNTERS),
-        ("net_throughput_gbps", float | None),
-    ],
-)
 _COUNTER_NAMES = tuple(f.name for f in COUNTERS)
 _counter_values = _values_of(_COUNTER_NAMES)
 # Where the link's traffic counters sit among the counters.
 _TX, _RX = (_COUNTER_NAMES.index(name) for name in LINK_TRAFFIC)
-
-
-LATEST_COLUMNS = _Latest._fields
 
 
 def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[SampleIn]], received_at: datetime) -> None:
@@ -348,8 +306,8 @@ def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sample
     # started, so reading the latest values in the locking query itself let a
     # concurrent batch's newer values be overwritten (caught by
     # tests/e2e/test_concurrency.py).
-    stored = _latest_read(host_ids=[hosts[n].pk for n, batch in new_by_host.items() if batch])
-    latest_rows: list[_Latest] = []
+    stored = latest_read(host_ids=[hosts[n].pk for n, batch in new_by_host.items() if batch])
+    latest_rows: list[LatestRow] = []
     facts: dict[Host, HostFacts] = {}
     for name, batch in new_by_host.items():
         if not batch:
@@ -363,47 +321,11 @@ def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sample
             continue
         latest_rows.append(_latest_from(current=current, batch=batch, received_at=received_at, host_id=host.pk))
         facts[host] = _host_facts(newest)
-    _latest_write(latest_rows)
+    latest_write(latest_rows)
     hosts_facts_record(facts=facts)
 
 
-def _latest_read(*, host_ids: list[int]) -> dict[int, _Latest]:
-    if not host_ids:
-        return {}
-    condition, params = sql_in("host_id", host_ids)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(LATEST_COLUMNS)} FROM {LatestMetrics._meta.db_table} WHERE {condition}", params
-        )
-        rows = [_Latest(*(_aware(v) if isinstance(v, datetime) else v for v in row)) for row in cursor.fetchall()]
-    return {row.host_id: row for row in rows}
-
-
-def _latest_write(rows: list[_Latest]) -> None:
-    """Insert or replace the hosts' latest values, one statement per parameter limit (PostgreSQL and SQLite alike)."""
-    if not rows:
-        return
-    head = f"INSERT INTO {LatestMetrics._meta.db_table} ({', '.join(LATEST_COLUMNS)})"
-    tail = f"ON CONFLICT (host_id) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in LATEST_COLUMNS[1:])}"
-    if connection.vendor == "postgresql" and len(rows) > 1:
-        # One array a column: a short statement psycopg parses once (see common.sql.sql_in).
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"{head} SELECT * FROM unnest({_latest_array_casts()}) {tail}",
-                [list(c) for c in zip(*rows, strict=True)],
-            )
-        return
-    _rows_insert(head, rows, tail)
-
-
-@cache
-def _latest_array_casts() -> str:
-    """``%s::<type>[]`` for each column of the latest values, in ``LATEST_COLUMNS`` order."""
-    fields = {f.column: f for f in LatestMetrics._meta.concrete_fields}
-    return ", ".join(f"%s::{fields[c].db_type(connection)}[]" for c in LATEST_COLUMNS)
-
-
-def _latest_from(*, current: _Latest | None, batch: list[SampleIn], received_at: datetime, host_id: int) -> _Latest:
+def _latest_from(*, current: LatestRow | None, batch: list[SampleIn], received_at: datetime, host_id: int) -> LatestRow:
     """The latest values after ``batch`` (sorted, all newer than ``current``)."""
     newest = batch[-1]
     # The two newest counter readings give the rates (the link throughput).
@@ -414,7 +336,7 @@ def _latest_from(*, current: _Latest | None, batch: list[SampleIn], received_at:
     else:
         prev_time, prev_counters = None, (None,) * len(COUNTERS)
     counters = _counter_values(newest)
-    return _Latest(
+    return LatestRow(
         host_id,
         max(current.last_seen, received_at) if current else received_at,
         newest.timestamp,
@@ -432,22 +354,74 @@ def _latest_from(*, current: _Latest | None, batch: list[SampleIn], received_at:
     )
 
 
-def _placeholders(count: int) -> str:
-    return ", ".join(["%s"] * count)
+def _interfaces_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[SampleIn]]) -> None:
+    """Move each reported interface's counters forward to its host's newest sample, never backwards.
 
-
-def _db_value(value: object) -> object:
-    """A parameter as the ORM would send it (SQLite stores datetimes as naive UTC text)."""
-    return _db_datetime(value) if isinstance(value, datetime) else value
-
-
-def _db_datetime(value: datetime) -> object:
-    return connection.ops.adapt_datetimefield_value(value)
-
-
-def _aware(value: datetime) -> datetime:
-    """A datetime read by plain SQL: aware on PostgreSQL, naive UTC on SQLite."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    1. Record the interfaces the newest samples name (``hosts.services.interfaces_record``).
+    2. Read their stored readings; skip an interface whose stored reading is
+       as new as the sample (a late sample is history only).
+    3. The previous reading is the batch's second newest sample's, when it
+       names the interface, else the stored one; the throughput between the
+       two is reset-safe (``metrics.rates``).
+    4. Upsert them all in one statement.
+    The history keeps no per-interface counters: the twin at a past time
+    measures links by their hosts' totals.
+    """
+    newest = {hosts[name].pk: batch for name, batch in new_by_host.items() if batch and batch[-1].interfaces}
+    if not newest:
+        return
+    ids = interfaces_record(
+        facts={
+            host_id: [
+                InterfaceFacts(name=i.name, speed_mbps=i.speed_mbps, mac=i.mac.lower() if i.mac else None)
+                for i in batch[-1].interfaces
+            ]
+            for host_id, batch in newest.items()
+        }
+    )
+    stored = {c.interface_id: c for c in InterfaceCounters.objects.filter(interface_id__in=list(ids.values()))}
+    rows = []
+    for host_id, batch in newest.items():
+        sample = batch[-1]
+        before = {i.name: i for i in batch[-2].interfaces or ()} if len(batch) >= 2 else {}
+        for reading in sample.interfaces:
+            interface_id = ids[(host_id, reading.name)]
+            current = stored.get(interface_id)
+            if current is not None and current.sample_time >= sample.timestamp:
+                continue
+            if reading.name in before:
+                prev_time, prev = batch[-2].timestamp, before[reading.name]
+                prev_rx, prev_tx = prev.rx_bytes, prev.tx_bytes
+            elif current is not None:
+                prev_time, prev_rx, prev_tx = current.sample_time, current.rx_bytes, current.tx_bytes
+            else:
+                prev_time = prev_rx = prev_tx = None
+            rows.append(
+                InterfaceCounters(
+                    interface_id=interface_id,
+                    sample_time=sample.timestamp,
+                    rx_bytes=reading.rx_bytes,
+                    tx_bytes=reading.tx_bytes,
+                    prev_sample_time=prev_time,
+                    prev_rx_bytes=prev_rx,
+                    prev_tx_bytes=prev_tx,
+                    throughput_gbps=link_throughput_gbps(
+                        sample_time=sample.timestamp,
+                        tx=reading.tx_bytes,
+                        rx=reading.rx_bytes,
+                        prev_time=prev_time,
+                        prev_tx=prev_tx,
+                        prev_rx=prev_rx,
+                    ),
+                )
+            )
+    if rows:
+        InterfaceCounters.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["interface"],
+            update_fields=[f.name for f in InterfaceCounters._meta.concrete_fields if f.name != "interface"],
+        )
 
 
 def _host_facts(sample: SampleIn) -> HostFacts:

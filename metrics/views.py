@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import NotRequired, TypedDict
 
@@ -18,9 +17,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from commands.models import Cause
 from commands.schema import AgentInvocation
-from commands.services import invocations_dispatch
 from common.formats import iso_utc
 from common.http import MalformedBody, PayloadTooLarge, json_decoded
 from common.params import InvalidParameter, param_choices, param_datetime, param_int
@@ -30,9 +27,8 @@ from hosts.models import Host
 from hosts.selectors import AgentIdentity
 from metrics.fields import METRIC_FIELDS
 from metrics.history import MAX_POINTS, series_read
-from metrics.instruments import batch_observe
 from metrics.schema import BatchFormatError, batch_decode
-from metrics.services import BatchOrigin, IngestResult, samples_ingest
+from metrics.services import IngestResult, batch_receive
 
 
 class RejectedSample(TypedDict):
@@ -131,35 +127,14 @@ class MetricsBatchView(APIView):
             batch = batch_decode(json_decoded(request))
         except BatchFormatError as exc:
             raise MalformedBody(str(exc), code="malformed_batch") from None
-        if not batch.samples:
-            # Nothing to store is not a success to acknowledge: an agent whose
-            # collector produced nothing has a fault to see (docs/api.md).
-            raise MalformedBody("The batch has no samples; send at least one.", code="malformed_batch")
         if len(batch.samples) > settings.TWIN_MAX_BATCH_SAMPLES:
             raise BatchTooLarge(
                 f"{len(batch.samples)} samples; a batch carries at most {settings.TWIN_MAX_BATCH_SAMPLES} "
                 "(TWIN_MAX_BATCH_SAMPLES). Split it."
             )
         identity = request.auth if isinstance(request.auth, AgentIdentity) else None
-        if identity is not None and (batch.agent_session is None or batch.sequence is None):
-            raise MalformedBody(
-                "A signed batch carries agent_session and sequence, so a retry is never stored twice.",
-                code="malformed_batch",
-            )
-        origin = BatchOrigin(
-            reporter=identity.hostname if identity else "",
-            reporter_id=identity.host_id if identity else None,
-            agent_session=batch.agent_session,
-            sequence=batch.sequence,
-        )
-        started = time.perf_counter()
-        result = samples_ingest(raw_samples=batch.samples, received_at=timezone.now(), origin=origin)
-        batch_observe(result, seconds=time.perf_counter() - started)
-        invocations = []
-        if identity is not None and not result.nothing_valid:
-            # Piggy-backed on the agent's own traffic: no extra request for an agent reporting every 10 s.
-            invocations = invocations_dispatch(host_id=identity.host_id, now=timezone.now(), cause=Cause.BATCH)
-        return _batch_response(result, invocations)
+        received = batch_receive(batch=batch, identity=identity)
+        return _batch_response(received.result, received.invocations)
 
 
 def _batch_response(result: IngestResult, invocations: list[AgentInvocation]) -> Response:

@@ -6,9 +6,14 @@ or status; this layer, which reads both, extends it.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -18,13 +23,55 @@ from hosts.admin import HostAdmin
 from hosts.models import Host
 from metrics.history import series_read
 from metrics.models import Sample
+from metrics.selectors import host_first_sample_at
 from twin.charts import line_chart
 from twin.selectors import host_status_events
+from twin.status import HostStatus, host_status
 
 CHART_HOURS = 24
 CHART_STEP_SECONDS = 300
+# A host younger than a day is charted from its first sample (at least this long a
+# window), not squeezed into the right edge of a 24-hour axis.
+CHART_MIN_SECONDS = 1800
+CHART_POINTS = 240
 EVENTS_SHOWN = 20
 SAMPLES_SHOWN = 10
+
+
+# Okabe-Ito, as on the dashboard's floor (dashboard/static/dashboard/js/colors.js).
+STATUS_COLOURS = {
+    HostStatus.ONLINE: "#009e73",
+    HostStatus.STALE: "#e69f00",
+    HostStatus.OFFLINE: "#d55e00",
+    HostStatus.UNKNOWN: "#8a8a8a",
+}
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """Hosts by status, read from the age of their last sample as the twin reads it."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(s.value, s.value) for s in HostStatus]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Host]) -> QuerySet[Host]:
+        value = self.value()
+        if value is None:
+            return queryset
+        now = timezone.now()
+        stale_from = now - timedelta(seconds=settings.TWIN_STALE_AFTER_SECONDS)
+        offline_from = now - timedelta(seconds=settings.TWIN_OFFLINE_AFTER_SECONDS)
+        if value == HostStatus.ONLINE:
+            return queryset.filter(latest__last_seen__gt=stale_from)
+        if value == HostStatus.STALE:
+            return queryset.filter(latest__last_seen__gt=offline_from, latest__last_seen__lte=stale_from)
+        if value == HostStatus.OFFLINE:
+            return queryset.filter(latest__last_seen__lte=offline_from)
+        if value == HostStatus.UNKNOWN:
+            return queryset.filter(latest__isnull=True)
+        raise admin.options.IncorrectLookupParameters(f"status: {value!r} is none of {', '.join(HostStatus)}")
 
 
 class HostWithHistoryAdmin(HostAdmin):
@@ -36,16 +83,40 @@ class HostWithHistoryAdmin(HostAdmin):
         ("History", {"fields": ["history_chart", "status_changes", "recent_samples"]}),
     ]
 
-    @admin.display(description=f"last {CHART_HOURS} hours")
+    @admin.display(description="status", ordering="latest__last_seen")
+    def status(self, host: Host) -> SafeString:
+        """The host's status now, from its last contact (a virtual node's follows its neighbours on the floor)."""
+        latest = getattr(host, "latest", None)
+        status = host_status(last_seen=latest.last_seen if latest else None, now=timezone.now())
+        if host.is_virtual and latest is None:
+            return SafeString('<span class="help">virtual node</span>')
+        return format_html(
+            '<span style="white-space: nowrap"><span style="color: {}">●</span> {}</span>',
+            STATUS_COLOURS[status],
+            status,
+        )
+
+    @admin.display(description="CPU %", ordering="latest__cpu_load")
+    def cpu(self, host: Host) -> str:
+        latest = getattr(host, "latest", None)
+        return "-" if latest is None or latest.cpu_load is None else f"{latest.cpu_load:.1f}"
+
+    @admin.display(description=f"last {CHART_HOURS} hours (from the first sample, if later)")
     def history_chart(self, host: Host) -> SafeString | str:
         if host.pk is None:
             return "-"
         now = timezone.now()
+        start = now - timedelta(hours=CHART_HOURS)
+        step = CHART_STEP_SECONDS
+        first = host_first_sample_at(host_id=host.pk, since=start)
+        if first is not None and first > start:
+            start = min(first, now - timedelta(seconds=CHART_MIN_SECONDS))
+            step = max(1, math.ceil((now - start).total_seconds() / CHART_POINTS))
         series = series_read(
             host_id=host.pk,
-            start=now - timedelta(hours=CHART_HOURS),
+            start=start,
             end=now,
-            step=CHART_STEP_SECONDS,
+            step=step,
             keys=("cpuLoad", "memoryUsedPercent", "netBytesTx", "netBytesRx"),
             now=now,
         )

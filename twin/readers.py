@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user, get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.http import HttpRequest
 from django.http.cookie import parse_cookie
 from django.utils.crypto import constant_time_compare
@@ -24,6 +25,7 @@ from rest_framework.authtoken.models import Token
 
 from common.auth import token_key_plausible
 from common.sessions import session_key_plausible
+from twin.audiences import LIVE_PERMISSIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +39,14 @@ class ReaderCredential:
 
 @dataclass(frozen=True, slots=True)
 class Reader:
-    """Who opened a live connection: an active user allowed to read the twin, and how they proved it."""
+    """Who opened a live connection: an active user allowed to read the twin, and how they proved it.
+
+    ``permissions``: which of the names the live side's audiences depend on
+    (``twin.audiences.LIVE_PERMISSIONS``) the user holds now.
+    """
 
     username: str
-    is_staff: bool
+    permissions: frozenset[str] = frozenset()
     credential: ReaderCredential | None = None
 
 
@@ -67,7 +73,7 @@ def reader_identify(*, token: Any, session_key: Any) -> Reader | None:
         if found is not None and found.user.is_active:
             return Reader(
                 username=found.user.get_username(),
-                is_staff=found.user.is_staff,
+                permissions=permissions_held([found.user])[found.user.pk],
                 credential=ReaderCredential(user_id=found.user.pk, token=token),
             )
     if session_key_plausible(session_key):
@@ -77,16 +83,17 @@ def reader_identify(*, token: Any, session_key: Any) -> Reader | None:
         if user.is_authenticated:
             return Reader(
                 username=user.get_username(),
-                is_staff=user.is_staff,
+                permissions=permissions_held([user])[user.pk],
                 credential=ReaderCredential(user_id=user.pk, session_key=session_key),
             )
     return None
 
 
 def readers_recheck(*, credentials: Iterable[ReaderCredential], now: datetime) -> dict[ReaderCredential, Reader]:
-    """The credentials still valid now, each with its reader as of now; the others are missing.
+    """The credentials still valid now, each with its reader (and the permissions it holds) as of now.
 
-    Three queries whatever the number of connections (tokens, sessions, users):
+    The others are missing. Seven queries whatever the number of connections
+    (tokens, sessions, users, and four for their permissions: ``permissions_held``):
     - a token counts while it exists for its user and the user is active
       (deleting it, or deactivating the user, ends it);
     - a session counts while it exists unexpired (logging out deletes it), its
@@ -101,6 +108,7 @@ def readers_recheck(*, credentials: Iterable[ReaderCredential], now: datetime) -
     sessions = _sessions_decoded(session_keys, now=now) if session_keys else {}
     user_ids = {c.user_id for c in wanted}
     users = {u.pk: u for u in get_user_model().objects.filter(pk__in=user_ids, is_active=True)}
+    held = permissions_held(users.values())
     valid: dict[ReaderCredential, Reader] = {}
     for credential in wanted:
         user = users.get(credential.user_id)
@@ -111,8 +119,56 @@ def readers_recheck(*, credentials: Iterable[ReaderCredential], now: datetime) -
         else:
             ok = _session_still_logs_in(sessions.get(credential.session_key or ""), user)
         if ok:
-            valid[credential] = Reader(username=user.get_username(), is_staff=user.is_staff, credential=credential)
+            valid[credential] = Reader(username=user.get_username(), permissions=held[user.pk], credential=credential)
     return valid
+
+
+def permissions_held(users: Iterable[Any], names: Iterable[str] = LIVE_PERMISSIONS) -> dict[int, frozenset[str]]:
+    """For each active user, which of ``names`` they hold, as ``user.has_perm`` decides for the REST views.
+
+    The project's backends are django-axes' (which grants nothing) and Django's
+    ``ModelBackend``: an active superuser holds every permission, another
+    active user those given to them or to one of their groups. Four
+    single-table queries whatever the number of users, where ``has_perm``
+    costs two per user (tests/twin/test_audiences.py holds the two equal).
+    """
+    users, names = list(users), tuple(names)
+    wanted = {tuple(name.split(".", 1)) for name in names}
+    out: dict[int, frozenset[str]] = {u.pk: frozenset() for u in users}
+    active = [u for u in users if u.is_active]
+    for user in active:
+        if user.is_superuser:
+            out[user.pk] = frozenset(names)
+    others = [u.pk for u in active if not u.is_superuser]
+    if not (others and wanted):
+        return out
+    user_model = get_user_model()
+    by_id = {
+        pk: f"{app_label}.{codename}"
+        for pk, app_label, codename in Permission.objects.filter(
+            content_type__app_label__in={a for a, _ in wanted}, codename__in={c for _, c in wanted}
+        ).values_list("pk", "content_type__app_label", "codename")
+        if (app_label, codename) in wanted
+    }
+    if not by_id:
+        return out
+    granted: dict[int, set[str]] = {pk: set() for pk in others}
+    direct = user_model.user_permissions.through.objects.filter(user_id__in=others, permission_id__in=by_id)
+    for user_id, permission_id in direct.values_list("user_id", "permission_id"):
+        granted[user_id].add(by_id[permission_id])
+    memberships = list(user_model.groups.through.objects.filter(user_id__in=others).values_list("user_id", "group_id"))
+    if memberships:
+        group_grants: dict[int, set[str]] = {}
+        rows = Group.permissions.through.objects.filter(
+            group_id__in={g for _, g in memberships}, permission_id__in=by_id
+        ).values_list("group_id", "permission_id")
+        for group_id, permission_id in rows:
+            group_grants.setdefault(group_id, set()).add(by_id[permission_id])
+        for user_id, group_id in memberships:
+            granted[user_id] |= group_grants.get(group_id, set())
+    for pk, names_held in granted.items():
+        out[pk] = frozenset(names_held)
+    return out
 
 
 def _sessions_decoded(keys: set[str], *, now: datetime) -> dict[str, dict[str, Any]]:

@@ -34,9 +34,9 @@ from django.db import connection, transaction
 
 from common.events import events_publish_on_commit, host_status_changed
 from common.formats import iso_utc
+from common.sql import aware, db_datetime, rows_fetch
 from hosts.models import Host, Link
 from metrics.models import LatestMetrics, Sample
-from metrics.timesql import aware, db_datetime, rows_fetch
 from twin.models import HostStatusEvent, HostStatusRecord, StatusCause, StatusCheck
 from twin.status import HostStatus, status_clock, virtual_status
 

@@ -20,10 +20,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from common.formats import iso_utc
+from facility.layout import host_floor_positions
 from hosts.selectors import link_rows
 from metrics.fields import METRIC_FIELDS
 from metrics.history import host_rows_at
-from metrics.selectors import HOST_ROW, host_rows
+from metrics.selectors import HOST_ROW, host_rows, interface_throughputs
+from twin.fabric import reachability_mark
 from twin.status import HostStatus, status_clock, virtual_status
 
 
@@ -57,6 +59,9 @@ class HostDoc(TypedDict):
     position: Position
     # Added after the seed's keys: a virtual node (a switch, or a host an admin marked virtual).
     isVirtual: bool
+    # Added: whether the core has a path to it over working switches, and over how many live uplinks (twin.fabric).
+    reachable: bool
+    redundancy: int
 
 
 class LinkDoc(TypedDict):
@@ -84,7 +89,12 @@ def snapshot_build(*, now: datetime | None = None, at: datetime | None = None) -
     3. Derive each real host's status from its last contact, then each virtual
        node's from its neighbours (and its own reports, if a poller sends them).
     4. Take each link's throughput from the end that reports counters: the
-       real host, not the virtual switch.
+       named interface's own counters when the link names one that reported
+       (now only: the history keeps no per-interface counters), else the real
+       host's total, not the virtual switch's.
+    5. Each node's reachability from the core over switches that are not
+       failed (an admin's mark, today's as any inventory fact; or an offline status), and its live
+       uplinks (``twin.fabric``), O(nodes + links).
 
     A plain read, which leaves the garbage collector as it finds it: the
     callers that build for readers (the HTTP view, the live feed) hold it off
@@ -120,13 +130,22 @@ def snapshot_build(*, now: datetime | None = None, at: datetime | None = None) -
             docs.append(host_doc(row, host_status, shown))
     if virtual:
         _virtual_finish(docs, virtual, status, by_id, links, status_at)
+    _floor_positions_apply(rows, docs)
 
+    named = {i for link in links for i in link[3:] if i is not None} if at is None else set()
+    if named:
+        measured = interface_throughputs(interface_ids=named)
+        link_docs = [_link_doc_measured(by_id[s], by_id[t], cap, si, ti, measured) for s, t, cap, si, ti in links]
+    else:
+        link_docs = [_link_doc(by_id[s], by_id[t], cap) for s, t, cap, _, _ in links]
+    marked = {row[_HOSTNAME] for row in rows if row[_FAILED]}
+    reachability_mark(hosts=docs, links=link_docs, marked=marked)
     return {
         "type": "twin-state",
         "twinId": settings.TWIN_ID,
         "generatedAt": iso_utc(now),
         "hosts": docs,
-        "links": [_link_doc(by_id[s], by_id[t], capacity) for s, t, capacity in links],
+        "links": link_docs,
     }
 
 
@@ -156,7 +175,7 @@ def _virtual_finish(
     virtual: list[tuple[int, tuple]],
     status: dict[int, HostStatus],
     by_id: dict[int, tuple],
-    links: list[tuple[int, int, float]],
+    links: list[tuple[int, int, float, int | None, int | None]],
     status_at: Callable[[datetime | None], HostStatus],
 ) -> None:
     """Each virtual node's status from its neighbours (and its own reports), in row order.
@@ -166,7 +185,7 @@ def _virtual_finish(
     """
     virtual_ids = {row[0] for _, row in virtual}
     neighbours: dict[int, list[int]] = {v: [] for v in virtual_ids}
-    for source_id, target_id, _ in links:
+    for source_id, target_id, *_ in links:
         if source_id in virtual_ids:
             neighbours[source_id].append(target_id)
         if target_id in virtual_ids:
@@ -191,6 +210,21 @@ def _virtual_finish(
                 doc["lastSeen"] = shown
 
 
+def _floor_positions_apply(rows: list[tuple], docs: list[HostDoc]) -> None:
+    """Draw hosts that nobody gave a position where their rack units are (``facility.layout``).
+
+    Agent-reported and admin positions win: only a host whose three
+    coordinates are empty is moved.
+    """
+    laid_out = host_floor_positions()
+    if not laid_out:
+        return
+    for row, doc in zip(rows, docs, strict=True):
+        spot = laid_out.get(row[0])
+        if spot is not None and row[_POSITION_X] is None and row[_POSITION_Y] is None and row[_POSITION_Z] is None:
+            doc["position"] = {"x": spot[0], "y": spot[1], "z": spot[2]}
+
+
 def _seen_shown(by_id: dict[int, tuple], host_id: int, borrowed: dict) -> str | None:
     """The last contact shown for ``host_id``: borrowed by a virtual node, or its own."""
     if host_id in borrowed:
@@ -204,6 +238,8 @@ _IS_VIRTUAL = HOST_ROW.index("is_virtual")
 _LAST_SEEN = HOST_ROW.index("last_seen")
 _LAST_SEEN_ISO = HOST_ROW.index("last_seen_iso")
 _THROUGHPUT = HOST_ROW.index("net_throughput_gbps")
+_POSITION_X, _POSITION_Y, _POSITION_Z = (HOST_ROW.index(f"position_{a}") for a in "xyz")
+_FAILED = HOST_ROW.index("failed")
 # A row starts with the inventory, in this order: unpacked at once, the cheapest read.
 _INVENTORY = ("id", "hostname", "display_name", "ip", "agent_version", "platform", "is_virtual", "rack__name")
 _INVENTORY += ("position_x", "position_y", "position_z")
@@ -259,6 +295,35 @@ def _link_doc(source: tuple, target: tuple, capacity: float) -> LinkDoc:
     # The real host's counters measure the link; a virtual end reports none.
     reporter = target if not target[_IS_VIRTUAL] or source[_IS_VIRTUAL] else source
     gbps = reporter[_THROUGHPUT] or 0.0
+    return {
+        "id": f"{source[_HOSTNAME]}::{target[_HOSTNAME]}",
+        "source": source[_HOSTNAME],
+        "target": target[_HOSTNAME],
+        "throughputGbps": gbps,
+        "utilization": min(1.0, gbps / capacity),
+    }
+
+
+def _link_doc_measured(
+    source: tuple,
+    target: tuple,
+    capacity: float,
+    source_interface: int | None,
+    target_interface: int | None,
+    measured: dict[int, float | None],
+) -> LinkDoc:
+    """A link that names an interface: that interface's own counters, from the end that reports them.
+
+    The real host's interface first (as ``_link_doc`` prefers the real host),
+    then the other end's; a link whose named interfaces never reported keeps
+    its host's total.
+    """
+    real_first = target[_IS_VIRTUAL] and not source[_IS_VIRTUAL]
+    ends = (source_interface, target_interface) if real_first else (target_interface, source_interface)
+    interface = next((i for i in ends if i is not None and i in measured), None)
+    if interface is None:
+        return _link_doc(source, target, capacity)
+    gbps = measured[interface] or 0.0
     return {
         "id": f"{source[_HOSTNAME]}::{target[_HOSTNAME]}",
         "source": source[_HOSTNAME],

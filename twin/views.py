@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import TypedDict
 
 import orjson
@@ -18,6 +19,7 @@ from rest_framework.views import APIView
 from common.formats import iso_utc
 from common.params import InvalidParameter, param_datetime, param_int
 from hosts.selectors import host_id_by_hostname
+from twin.impact import impact_analyse, impact_request_decode
 from twin.instruments import snapshot_observe, snapshot_sent
 from twin.selectors import host_status_events
 from twin.snapshot import gc_paused, snapshot_build
@@ -127,3 +129,50 @@ class HealthView(APIView):
     )
     def get(self, request: Request) -> Response:
         return Response({"status": "ok"})
+
+
+def _impact_at(request: Request) -> datetime | None:
+    if "at" not in request.query_params:
+        return None
+    now = timezone.now()
+    at = param_datetime(request.query_params, "at", default=now)
+    if at > now:
+        raise InvalidParameter("at", "at is in the future: the twin cannot tell yet.")
+    return at
+
+
+_IMPACT_RESPONSES = {
+    200: {"$ref": "#/components/schemas/ImpactDoc"},
+    400: {"$ref": "#/components/schemas/Error"},
+    401: {"$ref": "#/components/schemas/Error"},
+    403: {"$ref": "#/components/schemas/Error"},
+}
+_AT = OpenApiParameter("at", OpenApiTypes.DATETIME, description="The twin as it was at this time (default: now).")
+
+
+class FabricImpactView(APIView):
+    """``GET /api/fabric/impact?node=NAME[&node=…][&at=]``: what failing these nodes would do (readers only)."""
+
+    @extend_schema(
+        operation_id="fabric_impact",
+        parameters=[
+            OpenApiParameter("node", str, many=True, required=True, description="A node to fail (repeatable)."),
+            _AT,
+        ],
+        responses=_IMPACT_RESPONSES,
+    )
+    def get(self, request: Request) -> Response:
+        return Response(impact_analyse(fail=request.query_params.getlist("node"), at=_impact_at(request)))
+
+
+class TwinImpactView(APIView):
+    """``POST /api/twin/impact`` with ``{"fail": ["<node>", …]}``: the same answer as ``GET /api/fabric/impact``."""
+
+    @extend_schema(
+        operation_id="twin_impact",
+        parameters=[_AT],
+        request={"application/json": {"$ref": "#/components/schemas/ImpactRequest"}},
+        responses=_IMPACT_RESPONSES,
+    )
+    def post(self, request: Request) -> Response:
+        return Response(impact_analyse(fail=impact_request_decode(request.body), at=_impact_at(request)))

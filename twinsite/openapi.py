@@ -10,6 +10,7 @@ from typing import Any, NotRequired, TypedDict
 
 import msgspec
 
+from alerts.schema import AlertList, RuleDocument, RuleInput, RuleList, RulePatch
 from commands.actions import CATALOGUE
 from commands.longpoll import PENDING_PATH, WAIT_MAX_SECONDS
 from commands.schema import (
@@ -23,10 +24,13 @@ from commands.schema import (
     PendingInvocations,
     ResultReport,
 )
+from facility.power import RackPowerDoc
+from facility.views import CapacityAnswer
 from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from hosts.schema import HostRegistrationRequest, HostRegistrationResponse
 from metrics.schema import BatchEnvelope, SampleIn
 from metrics.views import BatchAccepted, HostSeries
+from twin.impact import ImpactDoc, ImpactRequest
 from twin.snapshot import TwinState
 from twin.views import HostEvents
 
@@ -60,8 +64,11 @@ def components_append(result: dict[str, Any], generator: Any, request: Any, publ
                 HostEvents,
                 Error,
             ),
+            *(RackPowerDoc, CapacityAnswer),
+            *(ImpactDoc, ImpactRequest),
             *(CommandCreateFields, CommandDocument, CommandList, InvocationDocument, InvalidTransition, ResultReport),
             *(PendingInvocations, ActionCatalogue, CommandUpdate),
+            *(AlertList, RuleInput, RulePatch, RuleDocument, RuleList),
         ],
         ref_template=REF,
     )

@@ -141,7 +141,9 @@ INSTALLED_APPS = [
     "hosts",
     "commands",
     "metrics",
+    "facility",
     "twin",
+    "alerts",
     "fleet",
     "ops",
     "dashboard",
@@ -151,6 +153,8 @@ MIDDLEWARE = [
     # First, so every line logged and every response (static files and CORS preflights too) has an id and is counted.
     "ops.middleware.RequestIdMiddleware",
     "ops.middleware.HttpMetricsMiddleware",
+    # Outside every middleware that answers on its own, so each answer carries the one policy.
+    "common.middleware.ContentSecurityPolicyMiddleware",
     "common.middleware.JsonErrorsMiddleware",
     "common.middleware.ClientFaultMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -467,6 +471,21 @@ TWIN_COMMAND_RETENTION_DAYS = env_number("TWIN_COMMAND_RETENTION_DAYS", 30.0)
 # across processes. False: run them apart with `manage.py run_jobs --loop`.
 TWIN_JOBS_ENABLED = env_bool("TWIN_JOBS_ENABLED", True)
 TWIN_JOBS_TICK_SECONDS = env_number("TWIN_JOBS_TICK_SECONDS", 1.0)
+
+# --- Alerts (alerts/, docs/api.md "Alerts") ----------------------------------------
+# How often every rule is evaluated over the latest values and the clock (the status recorder's tick).
+TWIN_ALERTS_EVALUATE_SECONDS = env_number("TWIN_ALERTS_EVALUATE_SECONDS", 1.0)
+# How often queued notices are sent (and failed ones retried, with backoff up to the last figure).
+TWIN_ALERTS_DELIVER_SECONDS = env_number("TWIN_ALERTS_DELIVER_SECONDS", 1.0)
+TWIN_ALERTS_RETRY_MAX_SECONDS = env_number("TWIN_ALERTS_RETRY_MAX_SECONDS", 300.0)
+TWIN_ALERTS_ATTEMPTS_MAX = env_int("TWIN_ALERTS_ATTEMPTS_MAX", 12)
+TWIN_ALERTS_SEND_TIMEOUT_SECONDS = env_number("TWIN_ALERTS_SEND_TIMEOUT_SECONDS", 5.0)
+# Webhooks and Alertmanagers on private, loopback or link-local addresses are refused unless allowed.
+TWIN_ALERTS_ALLOW_PRIVATE_RECEIVERS = env_bool("TWIN_ALERTS_ALLOW_PRIVATE_RECEIVERS", False)
+# Where notices' generatorURL points: the dashboard's address as operators open it (empty: a relative link).
+TWIN_ALERTS_DASHBOARD_URL = env.str("TWIN_ALERTS_DASHBOARD_URL", default="")
+# A Prometheus Alertmanager (its base URL) that gets every firing and resolved alert, beside the admin's receivers.
+TWIN_ALERTMANAGER_URL = env.str("TWIN_ALERTMANAGER_URL", default="")
 
 # --- History ------------------------------------------------------------------------
 # Raw samples are kept this many whole UTC days, then their day is dropped;

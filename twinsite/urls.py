@@ -12,6 +12,8 @@ urlpatterns = [
     path("", include("metrics.urls")),
     path("", include("commands.urls")),
     path("", include("twin.urls")),
+    path("", include("alerts.urls")),
+    path("", include("facility.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # /healthz, /readyz, /metrics, /api/docs/, /api/redoc/
     path("", include("ops.urls")),

@@ -33,10 +33,12 @@ from collections.abc import Callable
 from types import FrameType
 
 from twin_agent import __version__
+from twin_agent.answers import interval_bound
 from twin_agent.backoff import Backoff
 from twin_agent.collect import Collector, sample_bytes
 from twin_agent.commands import CommandRunner, Executor
 from twin_agent.config import Config
+from twin_agent.logs import text_safe
 from twin_agent.protocol import AgentStopped, SignedClient, Uplink
 from twin_agent.spool import Batch, Spool
 from twin_agent.state import SPOOL_FILE, Credential, state_dir_ensure
@@ -49,6 +51,9 @@ DROP_LOG_EVERY_SECONDS = 60.0
 LONG_POLL_WAIT_SECONDS = 25
 UNSUPPORTED_POLL_PAUSE_SECONDS = 300.0
 RESULT_RETRY_SECONDS = 30.0
+# A long poll answered sooner than this waits out the rest before the next: a server that answers
+# at once, every time, costs one request a second, not a busy loop.
+POLL_MIN_SECONDS = 1.0
 # How long collect-now waits for the sender to have its sample acknowledged (a spool full of
 # batches from an outage goes first); the server's default command timeout is 60 s too.
 COLLECT_NOW_WAIT_SECONDS = 60.0
@@ -178,13 +183,20 @@ class Agent:
     # --- the process ----------------------------------------------------------------------
 
     def _interval_initial(self) -> float:
-        """A ``set-interval`` of this credential wins, then the configuration, then the server's heartbeat."""
+        """A ``set-interval`` of this credential wins, then the configuration, then the server's heartbeat.
+
+        Bounded to the range the configuration allows: the heartbeat came from the server (a
+        credential written by an older agent may hold a 0, a NaN or a string).
+        """
         stored = self.spool.meta_get(self.stream, INTERVAL_META)
         if stored:
-            value = json.loads(stored)
-            if value.get("keyId") == self.credential.key_id:
-                return float(value["seconds"])
-        return self.config.interval or self.credential.heartbeat_seconds
+            try:
+                value = json.loads(stored)
+                if value.get("keyId") == self.credential.key_id:
+                    return interval_bound(value["seconds"])
+            except (ValueError, AttributeError, KeyError):
+                pass
+        return interval_bound(self.config.interval or self.credential.heartbeat_seconds)
 
     def collect_once(self) -> int:
         """Read one sample and commit it to the spool; return its spool id."""
@@ -262,13 +274,27 @@ class Agent:
 
     def _thread(self, name: str, target: Callable[[], None], *, daemon: bool = False) -> threading.Thread:
         def guarded() -> None:
-            try:
-                target()
-            except Exception:
-                if not self.stopping.is_set():
-                    self.log.exception("the %s thread failed; stopping", name)
-                    self.exit_code = 1
-                    self.stop()
+            # A loop that fails (a case no answer check foresaw, a full disk) is logged and started
+            # again after a backoff: the agent goes on collecting and spooling, and never leaves a
+            # thread dead in a live process. The traceback goes to the debug log only.
+            backoff = Backoff(cap=self.config.backoff_max)
+            while not self.stopping.is_set():
+                try:
+                    target()
+                    return
+                except Exception as exc:
+                    if self.stopping.is_set():
+                        return
+                    delay = backoff.next_delay()
+                    self.log.error(
+                        "the %s thread failed (%s: %s); starting it again in %.1f s",
+                        name,
+                        type(exc).__name__,
+                        text_safe(exc),
+                        delay,
+                    )
+                    self.log.debug("the %s thread's failure", name, exc_info=True)
+                    self.stopping.wait(delay)
 
         thread = threading.Thread(target=guarded, name=f"twin-agent-{name}", daemon=daemon)
         thread.start()
@@ -337,6 +363,7 @@ class Agent:
         backoff = Backoff(cap=self.config.backoff_max)
         told = False
         while not self.stopping.is_set():
+            started = time.monotonic()
             outcome = self.runner.poll(wait=LONG_POLL_WAIT_SECONDS)
             if self.stopping.is_set():
                 return
@@ -344,6 +371,7 @@ class Agent:
                 backoff.reset()
                 if self.runner.has_work():
                     self._commands_waiting.set()
+                self.stopping.wait(max(0.0, started + POLL_MIN_SECONDS - time.monotonic()))
             elif outcome == "unsupported":
                 if not told:
                     self.log.info("the server has no command long poll; commands arrive with batch answers only")

@@ -31,7 +31,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from twin_agent import __version__
+from twin_agent.answers import AnswerError, error_code, invocation_problem, poll_answer_read
 from twin_agent.formats import iso_utc, utc_now
+from twin_agent.logs import OnceLog, text_safe
 from twin_agent.protocol import SignedClient
 from twin_agent.spool import Spool
 from twin_agent.transport import TransportError
@@ -77,16 +79,12 @@ class Invocation:
 
     @classmethod
     def from_wire(cls, raw: Any) -> Invocation | None:
-        """Read ``{"commandId", "action", "args", "timeoutSeconds", "issuedAt"}``; None when malformed."""
-        if not isinstance(raw, dict):
+        """Read ``{"commandId", "action", "args", "timeoutSeconds", "issuedAt"}``; None when malformed
+        (``answers.invocation_problem`` says why)."""
+        if invocation_problem(raw) is not None:
             return None
-        command_id, action, args = raw.get("commandId"), raw.get("action"), raw.get("args", {})
         timeout = raw.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS)
-        if not isinstance(command_id, int) or isinstance(command_id, bool) or not isinstance(action, str):
-            return None
-        if not isinstance(args, dict) or not isinstance(timeout, int | float) or timeout <= 0:
-            return None
-        return cls(command_id, action, args, float(timeout), raw.get("issuedAt"))
+        return cls(raw["commandId"], raw["action"], raw.get("args", {}), float(timeout), raw.get("issuedAt"))
 
 
 @dataclass(frozen=True)
@@ -216,6 +214,7 @@ class CommandRunner:
         self.executor = executor
         self.allow = frozenset(allow)
         self.log = log or logging.getLogger("twin_agent.commands")
+        self.once = OnceLog(self.log)
         self.on_restart = on_restart
         self.executed = 0
         spool.schema_ensure(SCHEMA)
@@ -241,10 +240,18 @@ class CommandRunner:
     def offer(self, raw_invocations: list[Any]) -> int:
         """Take invocations from a batch answer or the long poll; return how many are new."""
         new = 0
+        if not isinstance(raw_invocations, list):
+            self.once.warning(
+                "invocations", "ignored invocations that are not a list: %s", text_safe(repr(raw_invocations))
+            )
+            return 0
         for raw in raw_invocations:
             invocation = Invocation.from_wire(raw)
             if invocation is None:
-                self.log.warning("ignored a malformed invocation: %.200r", raw)
+                problem = invocation_problem(raw)
+                self.once.warning(
+                    f"invocation:{problem}", "ignored a malformed invocation (%s): %s", problem, text_safe(repr(raw))
+                )
                 continue
             with self.spool.transaction() as db:
                 new += db.execute(
@@ -363,7 +370,8 @@ class CommandRunner:
         if 200 <= reply.status < 300:
             return "ok"
         if reply.status in (404, 409):
-            state = reply.json().get("state") if isinstance(reply.json(), dict) else None
+            decoded = reply.json()
+            state = error_code({"error": decoded.get("state")}) if isinstance(decoded, dict) else None
             self.log.info(
                 "command %d: the server answered %d %s (%s)%s",
                 command_id,
@@ -392,8 +400,12 @@ class CommandRunner:
         except TransportError:
             return "error"
         if reply.status == 200:
-            body = reply.json()
-            self.offer(body.get("invocations", []) if isinstance(body, dict) else [])
+            try:
+                invocations = poll_answer_read(reply.json())
+            except AnswerError as exc:
+                self.once.warning("poll", "the long poll's answer is not the protocol's (%s); will poll again", exc)
+                return "error"
+            self.offer(invocations)
             return "ok"
         if reply.status in (404, 405):
             return "unsupported"

@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from twin_agent.answers import AnswerError, BatchAnswer, batch_answer_read, registration_read
 from twin_agent.backoff import Backoff
 from twin_agent.formats import iso_utc, utc_now
+from twin_agent.logs import OnceLog
 from twin_agent.signing import get_signed_bytes, signed_headers
 from twin_agent.spool import Batch, Spool
 from twin_agent.state import Credential
@@ -30,8 +32,10 @@ BATCH_PATH = "/api/metrics/batch"
 HEALTH_PATH = "/api/health"
 # Bodies larger than this are sent gzip-compressed (the signature covers the compressed bytes).
 GZIP_ABOVE_BYTES = 16 * 1024
-# Every 401 but a clock problem means this credential will never be accepted again.
-RETRYABLE_401 = {"stale_timestamp"}
+# The 401s of docs/api.md that mean this credential will never be accepted again. Any other
+# 401 (a clock problem, a proxy's own page, a code this agent does not know) is retried: a
+# broken answer must not end the agent.
+FINAL_401 = {"unknown_key", "bad_signature", "revoked", "incomplete_signature", "bad_timestamp"}
 
 
 class AgentStopped(Exception):
@@ -66,8 +70,13 @@ def host_register(
     ip: str | None = None,
     rack: str | None = None,
     position: dict[str, float] | None = None,
+    log: logging.Logger | None = None,
 ) -> Credential:
-    """Register the host (``POST /api/hosts/register``) and return its new credential."""
+    """Register the host (``POST /api/hosts/register``) and return its new credential.
+
+    An answer that is not a registration is an ``EnrollmentRefused`` with code
+    ``bad_answer``; a heartbeat out of the range the agent allows is bounded, with a warning.
+    """
     request: dict[str, Any] = {"hostname": hostname, "platform": platform, "agent_version": agent_version}
     optional = {"display_name": display_name, "ip": ip, "rack": rack, "position": position}
     request.update({name: value for name, value in optional.items() if value is not None})
@@ -79,14 +88,19 @@ def host_register(
     )
     if reply.status not in (200, 201):
         raise EnrollmentRefused(reply.error or f"http_{reply.status}", reply.detail)
-    answer = reply.json()
+    try:
+        answer = registration_read(reply.json())
+    except AnswerError as exc:
+        raise EnrollmentRefused("bad_answer", f"the server's answer is not a registration ({exc})") from None
+    for warning in answer.warnings:
+        (log or logging.getLogger("twin_agent")).warning("registration: %s", warning)
     return Credential(
         server=http.base_url,
-        hostname=answer["hostname"],
-        key_id=answer["keyId"],
-        signing_secret=answer["signingSecret"],
-        heartbeat_seconds=float(answer["heartbeatIntervalSeconds"]),
-        twin_id=answer["twinId"],
+        hostname=answer.hostname,
+        key_id=answer.key_id,
+        signing_secret=answer.signing_secret,
+        heartbeat_seconds=answer.heartbeat_seconds,
+        twin_id=answer.twin_id,
         enrolled_at=iso_utc(utc_now()),
     )
 
@@ -178,6 +192,7 @@ class Uplink:
         self.batch_max_samples = batch_max_samples
         self.backoff = backoff or Backoff()
         self.log = log or logging.getLogger("twin_agent.uplink")
+        self.once = OnceLog(self.log)
         self.on_invocations = on_invocations
         self.on_acknowledged = on_acknowledged
         self.monotonic = monotonic
@@ -218,22 +233,23 @@ class Uplink:
             reply = self.client.post(BATCH_PATH, batch.body, compress=True)
         except TransportError as exc:
             return self._retry(f"server unreachable ({exc})", report=report)
-        if 200 <= reply.status < 300:
-            self._acknowledged(batch, reply, report)
-            return True
         code = reply.error
-        if reply.status == 400 and code == "no_valid_samples":
-            # Every sample was refused one by one: the answer lists why, as a 202's would.
-            self._acknowledged(batch, reply, report)
+        if 200 <= reply.status < 300 or (reply.status == 400 and code == "no_valid_samples"):
+            # (400 no_valid_samples: every sample was refused one by one; the answer lists why, as a 202's would.)
+            try:
+                answer = batch_answer_read(reply.json(), samples=batch.samples)
+            except AnswerError as exc:
+                return self._retry(f"the server answered {reply.status} but {exc}", report=report, kind="bad-answer")
+            self._acknowledged(batch, answer, report)
             return True
-        if reply.status == 401 and code not in RETRYABLE_401:
+        if reply.status == 401 and code in FINAL_401:
             self.stopped = (
                 f"The server refused this host's credential ({code or reply.status}: {reply.detail}). "
                 + reenroll_hint(server=self.client.http.base_url, state_dir=self.state_dir)
             )
             self.log.error(self.stopped)
             raise AgentStopped(self.stopped)
-        if reply.status == 401:
+        if reply.status == 401 and code == "stale_timestamp":
             return self._retry(f"the server's clock and ours differ ({reply.detail}); check NTP", report=report)
         if reply.status == 403 and code == "pending_approval":
             return self._retry("waiting for an admin to approve this host", report=report, level=logging.INFO)
@@ -260,51 +276,64 @@ class Uplink:
         why = f"the server answered {reply.status}" + (f" {code}" if code else "") + f": {reply.detail}"
         return self._retry(why, report=report, retry_after=reply.retry_after())
 
-    def _acknowledged(self, batch: Batch, reply: Reply, report: FlushReport) -> None:
-        answer = reply.json() if reply.body else {}
-        answer = answer if isinstance(answer, dict) else {}
-        rejected = answer.get("rejected") or []
-        if rejected:
-            self._log_rejected(batch, rejected)
-        self.spool.batch_done(batch, rejected=len(rejected))
+    def _acknowledged(self, batch: Batch, answer: BatchAnswer, report: FlushReport) -> None:
+        if answer.problems:
+            self.once.warning(
+                "batch-answer:" + ",".join(answer.problems),
+                "the server's answer to batch %d has fields of the wrong shape (%s): ignored",
+                batch.sequence,
+                ", ".join(answer.problems),
+            )
+        if answer.rejected:
+            self._log_rejected(batch, answer.rejected)
+        self.spool.batch_done(batch, rejected=len(answer.rejected))
         report.acknowledged.append(batch)
         if self.on_acknowledged is not None:
             self.on_acknowledged(batch)
         report.samples += batch.samples
-        if answer.get("duplicate"):
+        if answer.duplicate:
             self.log.info(
                 "batch %d of session %s was already stored (an earlier answer was lost)", batch.sequence, batch.session
             )
         else:
             self.log.debug(
                 "batch stored",
-                extra={
-                    "fields": {"sequence": batch.sequence, "session": batch.session, "accepted": answer.get("accepted")}
-                },
+                extra={"fields": {"sequence": batch.sequence, "session": batch.session, "accepted": answer.accepted}},
             )
         self.backoff.reset()
         self.retry_at, self.last_error = 0.0, None
-        invocations = answer.get("invocations")
-        if invocations and self.on_invocations is not None:
-            self.on_invocations(list(invocations))
+        if not answer.problems:
+            self.once.clear()
+        if answer.invocations and self.on_invocations is not None:
+            self.on_invocations(answer.invocations)
 
-    def _log_rejected(self, batch: Batch, rejected: list[dict[str, Any]]) -> None:
+    def _log_rejected(self, batch: Batch, rejected: list[tuple[int | None, str]]) -> None:
         samples = json.loads(batch.body)["samples"]
-        for refusal in rejected:
-            index = refusal.get("index")
-            sample = samples[index] if isinstance(index, int) and 0 <= index < len(samples) else {}
+        for index, reason in rejected:
+            sample = samples[index] if index is not None and index < len(samples) else {}
             self.log.warning(
                 "sample refused by the server and dropped: %s",
-                refusal.get("reason"),
+                reason,
                 extra={"fields": {"timestamp": sample.get("timestamp"), "index": index}},
             )
 
     def _retry(
-        self, why: str, *, report: FlushReport, retry_after: float | None = None, level: int = logging.WARNING
+        self,
+        why: str,
+        *,
+        report: FlushReport,
+        retry_after: float | None = None,
+        level: int = logging.WARNING,
+        kind: str | None = None,
     ) -> bool:
+        """Wait a backoff before the next try. A ``kind`` of trouble is logged once until an answer is good."""
         delay = self.backoff.next_delay(retry_after=retry_after)
         self.retry_at = self.monotonic() + delay
         self.last_error = report.failure = why
+        if kind is not None:
+            if kind in self.once.told:
+                level = logging.DEBUG
+            self.once.told.add(kind)
         self.log.log(
             level,
             "%s; %d samples waiting, next try in %.1f s",

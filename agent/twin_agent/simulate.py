@@ -106,6 +106,10 @@ class MetricModel:
     are close and hosts differ; memory drifts slowly around its own level;
     load average follows CPU times the host's cores; network counters grow at a
     rate that rises with CPU load, so links carry traffic that varies with it.
+    Power follows load as servers' does (idle draw plus a share of the
+    dynamic range proportional to CPU: ``idle + k * cpu``, SPECpower's
+    near-linear curve), and the inlet air sits near the host's own cold-aisle
+    level, a little warmer as the rack works harder (recirculation).
     """
 
     def __init__(self, rng: random.Random, *, now: float) -> None:
@@ -122,6 +126,10 @@ class MetricModel:
         self.net_rate = rng.uniform(20e6, 500e6)  # bytes a second at full load, both ways
         self.tx = rng.randrange(10**9, 10**12)
         self.rx = rng.randrange(10**9, 10**12)
+        self.idle_watts = rng.uniform(80, 180)
+        self.watts_per_percent = rng.uniform(1.5, 4.5)  # k: 150 to 450 W between idle and full load
+        self.inlet_level = rng.uniform(19.0, 25.0)
+        self.inlet = self.inlet_level
         self.last = now
 
     def sample(self, *, hostname: str, now: float) -> dict[str, Any]:
@@ -136,6 +144,10 @@ class MetricModel:
         rate = self.net_rate * (0.2 + cpu / 100)
         self.tx += int(rate * 0.55 * dt)
         self.rx += int(rate * 0.45 * dt)
+        watts = self.idle_watts + self.watts_per_percent * cpu + rng.gauss(0, 3)
+        # The inlet moves slowly towards its level plus the load's share: air takes minutes to warm.
+        target = self.inlet_level + 1.5 * cpu / 100
+        self.inlet += (target - self.inlet) * min(1.0, dt / 300) + rng.gauss(0, 0.05) * math.sqrt(dt / 10)
         return {
             "hostname": hostname,
             "timestamp": iso_utc(datetime.fromtimestamp(now, UTC)),
@@ -147,6 +159,8 @@ class MetricModel:
             "platform": SIMULATED_PLATFORM,
             "net_bytes_tx": self.tx,
             "net_bytes_rx": self.rx,
+            "power_watts": round(max(0.0, watts), 1),
+            "inlet_temp_celsius": round(self.inlet, 2),
         }
 
 

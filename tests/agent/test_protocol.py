@@ -177,9 +177,24 @@ def test_an_unreachable_server_is_retried_with_growing_jittered_delays(tmp_path)
 def test_backoff_honours_retry_after_and_its_cap():
     backoff = Backoff(base=1, cap=4, rng=lambda: 1.0)
     assert [backoff.next_delay() for _ in range(4)] == [1, 2, 4, 4]
-    assert backoff.next_delay(retry_after=30) == pytest.approx(33)
+    backoff.reset()
+    assert backoff.next_delay(retry_after=3) == pytest.approx(3.3)
     backoff.reset()
     assert backoff.next_delay() == 1
+
+
+def test_a_retry_after_beyond_the_configured_cap_waits_only_the_cap():
+    backoff = Backoff(base=1, cap=4, rng=lambda: 1.0)
+    for hostile in (30, 1e12, float("inf"), float("nan"), -5):
+        backoff.reset()
+        assert backoff.next_delay(retry_after=hostile) <= 4.4
+
+
+def test_a_retry_after_that_is_no_number_of_seconds_is_ignored():
+    for hostile in ("inf", "-inf", "nan", "1e999", "soon", "Wed, 99 Oct 2026 07:28:00 GMT"):
+        assert Reply(503, b"", {"retry-after": hostile}).retry_after() is None
+    assert Reply(503, b"", {"retry-after": "-5"}).retry_after() == 0
+    assert Reply(503, b"", {"retry-after": "1e12"}).retry_after() == 1e12  # Backoff bounds it
 
 
 def test_retry_after_is_read_as_seconds_or_as_an_http_date():

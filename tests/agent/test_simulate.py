@@ -60,6 +60,24 @@ def test_simulated_metrics_vary_smoothly_within_their_ranges_and_pass_the_server
         assert isinstance(checked, SampleIn), checked
 
 
+def test_simulated_power_follows_cpu_load_and_the_inlet_stays_in_a_cold_aisles_range():
+    start = time.time() - 3600
+    model = MetricModel(random.Random(11), now=start)
+    samples = [model.sample(hostname="sim-r01-h01", now=start + 10 * i) for i in range(360)]
+    cpu = [s["cpu_load"] for s in samples]
+    watts = [s["power_watts"] for s in samples]
+    # idle + k * cpu: the fit through the readings gives back the model's own k and idle draw.
+    mean_cpu, mean_watts = sum(cpu) / len(cpu), sum(watts) / len(watts)
+    slope = sum((c - mean_cpu) * (w - mean_watts) for c, w in zip(cpu, watts, strict=True)) / sum(
+        (c - mean_cpu) ** 2 for c in cpu
+    )
+    assert slope == pytest.approx(model.watts_per_percent, rel=0.1)
+    assert mean_watts - slope * mean_cpu == pytest.approx(model.idle_watts, abs=10)
+    inlet = [s["inlet_temp_celsius"] for s in samples]
+    assert all(17 <= t <= 28 for t in inlet)
+    assert all(abs(b - a) < 0.5 for a, b in itertools.pairwise(inlet))
+
+
 @pytest.fixture
 def fake_twin():
     twin = FakeTwin().start()

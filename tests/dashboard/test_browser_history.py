@@ -104,8 +104,12 @@ def test_the_time_slider_shows_the_twin_the_server_had_at_that_time_and_goes_bac
     page.wait_for_function("() => document.querySelector('[data-status-chip=online] [data-count]').textContent === '3'")
     assert page.locator("[data-status-chip=offline] [data-count]").text_content() == "0"
 
+    # Thirty steps of a minute from the keyboard: the slider asks once, where it rests.
+    page.locator("#timeline-range").focus()
     with page.expect_response(lambda r: "/api/twin/state?at=" in r.url) as answered:
-        page.locator("#timeline-range").fill("-30")
+        for _ in range(30):
+            page.keyboard.press("ArrowLeft")
+    assert page.locator("#timeline-label").text_content().endswith("30 min ago")
     page.wait_for_selector("#connection[data-state=history]")
     # Thirty minutes ago titan-02 had been silent for a quarter of an hour: offline.
     past = answered.value.json()
@@ -131,4 +135,67 @@ def test_the_time_slider_shows_the_twin_the_server_had_at_that_time_and_goes_bac
     assert page.locator("[data-status-chip=offline] [data-count]").text_content() == "0"
     assert page.locator("[data-f=status]").get_attribute("data-status") == "online"
     page.wait_for_selector("#status-events li[data-to=online][data-cause=data]")
+    assert watch.problems() == []
+
+
+# Each chart's y-axis labels, the width uPlot gave the axis and the widest label as drawn.
+Y_AXES = """() => Object.fromEntries(['usage', 'load', 'net'].map((name) => {
+    const u = twinDashboard.charts[name], axis = u.axes[1];
+    u.ctx.font = axis.font[0];
+    const widest = Math.max(...axis._values.map((v) => u.ctx.measureText(v).width / (window.devicePixelRatio || 1)));
+    return [name, {values: axis._values, size: axis._size, widest}];
+}))"""
+
+
+def test_the_charts_y_axes_show_values_in_full_and_the_load_chart_has_several_ticks(
+    an_hour_of_history, browser, start_dashboard
+):
+    server = start_dashboard(**{k: str(v) for k, v in THRESHOLDS.items()})
+    page, watch = page_open(browser, server, "/#host=titan-01")
+    page.wait_for_selector("#connection[data-state=live]")
+    page.wait_for_function("() => document.querySelector('[data-history-note]').textContent.includes('history API')")
+    axes = page.evaluate(Y_AXES)
+    for name, axis in axes.items():
+        # Every label is a number with its unit, and fits the axis (none clipped at the left).
+        assert axis["values"] and all(any(c.isdigit() for c in v) for v in axis["values"]), (name, axis)
+        assert axis["widest"] <= axis["size"], (name, axis)
+    assert any(v.endswith("b/s") for v in axes["net"]["values"])
+    assert len(axes["load"]["values"]) >= 3
+    page.locator("#history").screenshot(
+        path=str(screenshot(page, "history-charts").with_name("history-charts-panel.png"))
+    )
+    assert watch.problems() == []
+
+
+def test_a_host_selected_before_it_existed_stays_selected_as_absent_and_back_to_live_shows_it(
+    an_hour_of_history, browser, start_dashboard
+):
+    server = start_dashboard(**{k: str(v) for k, v in THRESHOLDS.items()})
+    page, watch = page_open(browser, server, "/#host=titan-01")
+    page.wait_for_selector("#connection[data-state=live]")
+    page.wait_for_function("() => document.querySelector('[data-f=hostname]').textContent === 'titan-01'")
+    page.locator("#timeline-range").focus()
+    # Two hours back (Page Down: an hour), before titan-01's first sample.
+    with page.expect_response(lambda r: "/api/twin/state?at=" in r.url):
+        page.keyboard.press("PageDown")
+        page.keyboard.press("PageDown")
+    page.wait_for_selector("#connection[data-state=history]")
+    page.wait_for_selector("[data-panel-absent][data-hostname=titan-01]:not([hidden])")
+    assert "was not in the twin at" in page.locator("[data-panel-absent]").text_content()
+    assert page.evaluate("twinDashboard.state.selected") == "titan-01"
+    assert page.evaluate("location.hash") == "#host=titan-01"
+    screenshot(page, "time-slider-host-absent")
+
+    # Fine steps: Shift+arrow is ten seconds, an arrow a minute.
+    page.keyboard.press("End")
+    page.keyboard.press("Shift+ArrowLeft")
+    assert page.locator("#timeline-label").text_content().endswith("10 s ago")
+    page.keyboard.press("ArrowLeft")
+    assert page.locator("#timeline-label").text_content().endswith("1 min 10 s ago")
+
+    page.click("#timeline-live")
+    page.wait_for_selector("#connection[data-state=live]")
+    page.wait_for_function("() => document.querySelector('[data-f=hostname]').textContent === 'titan-01'")
+    assert page.locator("[data-panel-host]").is_visible()
+    assert page.evaluate("twinDashboard.floor.selected") == page.evaluate("twinDashboard.live.index.get('titan-01')")
     assert watch.problems() == []

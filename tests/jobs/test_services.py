@@ -123,7 +123,7 @@ def test_an_operator_can_run_one_job_now_from_the_command_line(ledger, capsys):
     assert "tests.count: ok" in capsys.readouterr().out
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_job_that_loses_a_lock_race_is_recorded_and_warned_of_without_a_traceback(caplog):
     """A job blocked by another transaction's lock (as by a partition being dropped) is no crash."""
     if connection.vendor != "postgresql":

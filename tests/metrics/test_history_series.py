@@ -101,6 +101,8 @@ def test_fields_choose_the_metrics_and_the_default_is_every_metric(client, base)
         "uptimeSeconds",
         "netBytesTx",
         "netBytesRx",
+        "powerWatts",
+        "inletTempCelsius",
     ]
 
 

@@ -177,3 +177,38 @@ WRONG_TYPES = {
 def test_a_wrong_type_in_any_field_is_refused_with_that_field_named(field, value):
     reason = validate(sample_dict(**{field: value}))
     assert isinstance(reason, str) and field in reason
+
+
+def test_the_seed_sample_carries_no_interfaces_and_stays_valid():
+    sample = validate(sample_dict())
+    assert isinstance(sample, SampleIn) and sample.interfaces is None
+
+
+def test_a_sample_may_carry_its_interfaces_counters():
+    interfaces = [
+        {"name": "eth0", "rx_bytes": 10, "tx_bytes": 20, "speed_mbps": 25000, "mac": "aa:bb:cc:dd:ee:ff"},
+        {"name": "eth1", "rx_bytes": 0, "tx_bytes": 0},
+    ]
+    sample = validate(sample_dict(interfaces=interfaces))
+    assert isinstance(sample, SampleIn)
+    assert [(i.name, i.rx_bytes, i.tx_bytes, i.speed_mbps) for i in sample.interfaces] == [
+        ("eth0", 10, 20, 25000),
+        ("eth1", 0, 0, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("interfaces", "reason"),
+    [
+        ([{"name": "eth0", "rx_bytes": -1, "tx_bytes": 0}], "$.interfaces[0].rx_bytes"),
+        ([{"name": "eth0", "rx_bytes": 0}], "missing required field `tx_bytes` - at `$.interfaces[0]`"),
+        ([{"name": "", "rx_bytes": 0, "tx_bytes": 0}], "$.interfaces[0].name"),
+        ([{"name": "eth0", "rx_bytes": 0, "tx_bytes": 0, "mac": "nope"}], "$.interfaces[0].mac"),
+        ([{"name": "eth0", "rx_bytes": 0, "tx_bytes": 0, "speedMbps": 1}], "unknown field `speedMbps`"),
+        ([{"name": "eth0", "rx_bytes": 0, "tx_bytes": 0}] * 2, "'eth0' is named twice"),
+        ([{"name": f"e{i}", "rx_bytes": 0, "tx_bytes": 0} for i in range(65)], "length <= 64 - at `$.interfaces`"),
+    ],
+)
+def test_bad_interfaces_are_refused_with_the_field_named(interfaces, reason):
+    refused = validate(sample_dict(interfaces=interfaces))
+    assert isinstance(refused, str) and reason in refused, refused

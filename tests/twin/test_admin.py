@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -36,3 +37,14 @@ def test_a_host_without_samples_says_so_instead_of_drawing(admin_client):
 
 def test_the_add_page_still_opens(admin_client):
     assert admin_client.get(reverse("admin:hosts_host_add")).status_code == 200
+
+
+def test_a_fresh_hosts_chart_starts_at_its_first_sample_instead_of_crowding_the_right_edge(admin_client):
+    now = timezone.now()
+    ingest_at([sample_dict(at=now - timedelta(minutes=m), cpu_load=10 + m) for m in range(0, 40, 2)], received_at=now)
+    host = Host.objects.get(hostname="titan-01")
+    page = admin_client.get(reverse("admin:hosts_host_change", args=[host.pk])).content.decode()
+    path = re.search(r'd="M([0-9.]+),', page)
+    assert path is not None
+    # The line begins near the left axis (64 px of 720), not in the last hour's sliver of a day.
+    assert float(path.group(1)) < 64 + 0.1 * (720 - 64 - 12)

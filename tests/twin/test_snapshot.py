@@ -34,7 +34,7 @@ SEED_HOST_KEYS = [
     "position",
 ]
 # Keys the twin adds after the seed's, in this order.
-ADDED_HOST_KEYS = ["isVirtual"]
+ADDED_HOST_KEYS = ["isVirtual", "reachable", "redundancy"]
 
 
 def host_doc(state, hostname):
@@ -172,7 +172,8 @@ def test_the_snapshot_costs_the_same_queries_at_5_and_at_200_hosts(post_batch):
     post_batch([sample_dict(f"h-{i}", rack=f"R{i % 7}") for i in range(5, 200)])
     rack = Rack.objects.create(name="spare")
     Host.objects.create(hostname="unplaced", rack=rack)
-    assert few == _queries_for_snapshot() == 2
+    # Hosts, links and the floor (facility.layout).
+    assert few == _queries_for_snapshot() == 3
 
 
 def test_the_state_endpoint_returns_the_snapshot(client, post_batch):

@@ -1,8 +1,9 @@
 """The dispatcher: routes each event to what handles it in this process, by type and audience.
 
 - hosts changed: the twin feed rebuilds (and pushes ``twin-state``/``twin-delta``);
-- events with a Socket.IO name (``SOCKET_EVENTS``): emitted to the audience's
-  room: every reader, or staff readers only;
+- events with a Socket.IO name (``SOCKET_EVENTS``): emitted to the readers who
+  may read the same over REST (``twin.audiences``: every reader, or the room
+  of those holding the event's permission);
 - events for one host's agent: wake that host's long polls in this process
   (``commands.waiters.agent_events_deliver``).
 
@@ -23,7 +24,8 @@ from collections.abc import Iterable
 
 from commands.waiters import agent_events_deliver
 from common.events import Audience, Event, EventType
-from twin.live.emitter import STAFF_ROOM, SocketEmitter
+from twin.audiences import NoAudience, event_room
+from twin.live.emitter import SocketEmitter
 from twin.live.feed import TwinFeed
 
 logger = logging.getLogger(__name__)
@@ -33,8 +35,8 @@ SOCKET_EVENTS: dict[str, str] = {
     EventType.HOST_STATUS: "host-status",
     EventType.COMMAND_UPDATED: "command-update",
 }
-# Rooms of the audiences that Socket.IO clients belong to (None: every client).
-AUDIENCE_ROOMS: dict[str, str | None] = {Audience.READERS: None, Audience.STAFF: STAFF_ROOM}
+# The audiences of events that Socket.IO clients may receive; who among them, twin.audiences decides.
+CLIENT_AUDIENCES = frozenset({Audience.READERS, Audience.STAFF})
 # Host-status changes in one message beyond which readers get one summary instead of each.
 HOST_STATUS_BURST_MAX = 100
 
@@ -97,7 +99,12 @@ class EventDispatcher:
             agent_events_deliver(event)
             return
         name = SOCKET_EVENTS.get(kind)
-        if name is None or audience not in AUDIENCE_ROOMS:
+        if name is None or audience not in CLIENT_AUDIENCES:
             logger.debug("event %s for %s has no Socket.IO route", kind, audience)
             return
-        await self.emitter.to_room(name, {"type": name, **event["payload"]}, room=AUDIENCE_ROOMS[audience])
+        try:
+            room = event_room(name)
+        except NoAudience:
+            logger.warning("event %s has no audience in twin.audiences; sent to nobody", name)
+            return
+        await self.emitter.to_room(name, {"type": name, **event["payload"]}, room=room)

@@ -25,11 +25,10 @@ logger = logging.getLogger(__name__)
 NAMESPACE = "/digital-twin"
 TWIN_STATE_EVENT = "twin-state"
 TWIN_DELTA_EVENT = "twin-delta"
-# Rooms: clients receive full states unless they subscribed to deltas; staff
-# readers are also in the staff room (events only staff may see).
+# Rooms: clients receive full states unless they subscribed to deltas. Readers
+# are also in the rooms of the events their permissions read (twin.audiences).
 FULL_ROOM = "full"
 DELTA_ROOM = "delta"
-STAFF_ROOM = "staff"
 # New clients get their first full state in rounds of this many, this far apart.
 SYNC_BATCH = 5
 SYNC_PAUSE_SECONDS = 0.1

@@ -5,9 +5,12 @@ then lives for hours. Every ``TWIN_READER_RECHECK_SECONDS`` (5 s by default)
 the guard checks again every reader connected to this process, all at once
 (``twin.readers.readers_recheck``, three queries whatever their number), and
 disconnects those no longer allowed: the user was deactivated, the token
-deleted, the session ended by a logout or by a password change. A reader who
-is no longer staff leaves the staff room. Connections admitted without
-credentials (``TWIN_PUBLIC_READ``) have nothing to revoke.
+deleted, the session ended by a logout or by a password change. A reader
+whose permissions changed (granted or revoked, to the user or to a group)
+enters or leaves the rooms of the events those permissions read
+(``twin.audiences``). Connections admitted without credentials
+(``TWIN_PUBLIC_READ``) have nothing to revoke, and only the events every
+reader may receive.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from django.utils import timezone
 
 from common.asyncsync import db_call
 from common.errors import database_conflict
-from twin.live.emitter import NAMESPACE, STAFF_ROOM
+from twin.audiences import reader_rooms
+from twin.live.emitter import NAMESPACE
 from twin.readers import ReaderCredential, readers_recheck
 
 logger = logging.getLogger(__name__)
@@ -33,14 +37,17 @@ class ReaderGuard:
         self.server = server
         self.interval = interval
         self._readers: dict[str, ReaderCredential] = {}
+        self._rooms: dict[str, frozenset[str]] = {}
 
-    def admit(self, sid: str, credential: ReaderCredential) -> None:
-        """Remember what ``sid`` was admitted with."""
+    def admit(self, sid: str, credential: ReaderCredential, rooms: frozenset[str] = frozenset()) -> None:
+        """Remember what ``sid`` was admitted with, and the audience rooms it entered."""
         self._readers[sid] = credential
+        self._rooms[sid] = rooms
 
     def forget(self, sid: str) -> None:
         """``sid`` left."""
         self._readers.pop(sid, None)
+        self._rooms.pop(sid, None)
 
     async def run(self) -> None:
         """Check every ``interval`` seconds until cancelled; a failed check is retried at the next."""
@@ -57,7 +64,8 @@ class ReaderGuard:
                 )
 
     async def check(self) -> list[str]:
-        """Disconnect the readers whose credentials no longer hold; return their sids."""
+        """Disconnect the readers whose credentials no longer hold (their sids are returned); move the others
+        into the audience rooms their permissions give now, and out of the others."""
         readers = dict(self._readers)
         if not readers:
             return []
@@ -69,8 +77,18 @@ class ReaderGuard:
                 revoked.append(sid)
                 self.forget(sid)
                 await self.server.disconnect(sid, namespace=NAMESPACE)
-            elif not reader.is_staff:
-                await self.server.leave_room(sid, STAFF_ROOM, namespace=NAMESPACE)
+            else:
+                await self._rooms_follow(sid, reader_rooms(reader.permissions))
         if revoked:
             logger.info("disconnected %d live reader(s) whose credentials were revoked", len(revoked))
         return revoked
+
+    async def _rooms_follow(self, sid: str, rooms: frozenset[str]) -> None:
+        before = self._rooms.get(sid, frozenset())
+        if sid not in self._readers or rooms == before:
+            return  # gone meanwhile, or nothing changed
+        for room in before - rooms:
+            await self.server.leave_room(sid, room, namespace=NAMESPACE)
+        for room in rooms - before:
+            await self.server.enter_room(sid, room, namespace=NAMESPACE)
+        self._rooms[sid] = rooms

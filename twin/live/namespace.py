@@ -10,7 +10,8 @@ from django.conf import settings
 
 from common.asyncsync import db_call
 from common.errors import DATABASE_DOWN
-from twin.live.emitter import FULL_ROOM, NAMESPACE, STAFF_ROOM
+from twin.audiences import reader_rooms
+from twin.live.emitter import FULL_ROOM, NAMESPACE
 from twin.live.transport import MALFORMED_EVENT
 from twin.readers import Reader, reader_identify, session_key_from_cookie_header
 
@@ -31,7 +32,7 @@ class TwinNamespace(socketio.AsyncNamespace):
     A client that emits ``subscribe`` with ``{"mode": "delta"}`` gets one full
     ``twin-state`` carrying a ``version``, then ``twin-delta`` events; on a gap
     in versions it emits ``resync`` for a fresh full state. Staff readers also
-    get the events only staff may see.
+    get the events whose REST permissions they hold (``twin.audiences``).
 
     Every client event is handled by an ``on_<event>(sid, data=None)`` method,
     given the first argument the client sent (or None) whatever else it sent;
@@ -71,17 +72,20 @@ class TwinNamespace(socketio.AsyncNamespace):
         Whatever the client sent, it gets an answer: a connection, or a
         ``connect_error`` (a handler that raised left the client waiting forever).
         The reader's credential is remembered, so that revoking it disconnects
-        the connection (``twin.live.guard``).
+        the connection and a changed permission moves it between audiences
+        (``twin.live.guard``).
         """
         reader = await self._reader(environ, auth)
         if reader is None and not settings.TWIN_PUBLIC_READ:
             raise _refusal("not_authenticated", "Send {'token': '<API token>'} as the auth payload, or log in first.")
         side = self.live.ensure_started()
         await self.enter_room(sid, FULL_ROOM)
-        if reader is not None and reader.is_staff:
-            await self.enter_room(sid, STAFF_ROOM)
+        # The events only some readers may receive: those whose REST permissions they hold (twin.audiences).
+        rooms = reader_rooms(reader.permissions) if reader is not None else frozenset()
+        for room in rooms:
+            await self.enter_room(sid, room)
         if reader is not None and reader.credential is not None:
-            side.guard.admit(sid, reader.credential)
+            side.guard.admit(sid, reader.credential, rooms)
         side.emitter.greet(sid)
 
     async def _reader(self, environ: dict[str, Any], auth: Any) -> Reader | None:

@@ -7,8 +7,8 @@ from typing import Any
 
 from commands.waiters import agent_event_wait
 from common.events import Audience, Event, EventType, hosts_changed
+from twin.audiences import event_room
 from twin.live.dispatch import HOST_STATUS_BURST_MAX, EventDispatcher
-from twin.live.emitter import STAFF_ROOM
 
 
 class RecordingFeed:
@@ -50,10 +50,11 @@ def test_a_host_status_event_reaches_every_reader_as_host_status():
     assert emitter.sent == [("host-status", {"type": "host-status", **payload}, None)]
 
 
-def test_a_command_update_reaches_staff_only():
+def test_a_command_update_reaches_only_the_room_of_those_who_may_read_commands():
     payload = {"id": 1, "host": "titan-01", "state": "running"}
     _, emitter = _deliver({"type": EventType.COMMAND_UPDATED, "audience": Audience.STAFF, "payload": payload})
-    assert emitter.sent == [("command-update", {"type": "command-update", **payload}, STAFF_ROOM)]
+    assert emitter.sent == [("command-update", {"type": "command-update", **payload}, event_room("command-update"))]
+    assert event_room("command-update") is not None
 
 
 def test_an_agent_event_wakes_that_agents_long_poll_and_reaches_no_dashboard():

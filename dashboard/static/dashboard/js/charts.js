@@ -91,25 +91,59 @@ export async function seriesFetch(api, hostname, { minutes = 60, to = new Date()
   };
 }
 
+/**
+ * A y-axis as wide as its longest label (uPlot's fixed size clipped "384.7 Mbit/s"
+ * on the left and left only the units readable).
+ */
+function axisSize(u, values, axisIndex, cycle) {
+  const axis = u.axes[axisIndex];
+  if (cycle > 1) return axis._size;
+  let longest = "";
+  for (const v of values || []) if (v && v.length > longest.length) longest = v;
+  u.ctx.font = axis.font[0];
+  return Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(longest).width / (window.devicePixelRatio || 1)) + 4;
+}
+
+/** A rate as a short axis label: "380 Mb/s", "1.2 Gb/s" (the legend below the chart has it in full). */
+function rateTick(v) {
+  return bitRate(v).replace(/^(\d{3,})\.\d /, "$1 ").replace("bit/s", "b/s");
+}
+
+/** A time axis label in UTC: "23:24", with seconds when the ticks are closer than a minute. */
+function utcTick(t, i, ticks) {
+  const text = new Date(t * 1000).toISOString();
+  const step = ticks && ticks.length > 1 ? ticks[1] - ticks[0] : 60;
+  return step < 60 ? text.slice(11, 19) : text.slice(11, 16);
+}
+
+const CHART_HEIGHT = 120;
 const AXIS = { stroke: "#9aa7b4", grid: { stroke: "#26303b", width: 1 }, ticks: { stroke: "#26303b", width: 1 }, font: "11px system-ui, sans-serif" };
 
-function chart(container, title, series, { yRange, format }) {
+function chart(container, title, series, { yRange, format, tick }) {
   const width = Math.max(200, container.clientWidth || 300);
   const options = {
     title,
     width,
-    height: 110,
+    height: CHART_HEIGHT,
     cursor: { drag: { x: false, y: false } },
     legend: { show: true, live: true },
     // At least a minute wide: one or two points would otherwise stretch over years.
     scales: { x: { time: true, range: (u, min, max) => (min === null ? [Date.now() / 1000 - 60, Date.now() / 1000] : [Math.min(min, max - 60), max]) }, y: yRange ? { range: yRange } : { auto: true } },
     axes: [
-      { ...AXIS, size: 28 },
-      { ...AXIS, size: 52, values: (u, ticks) => ticks.map(format) },
+      // Times in UTC, as everywhere on the page, short enough for a tick a minute in the panel's width.
+      { ...AXIS, size: 28, space: 36, values: (u, ticks) => ticks.map(utcTick) },
+      // Ticks at least 16 px apart: three to five labels in the chart's height (the default 30 px gave one or two).
+      { ...AXIS, size: axisSize, space: 16, values: (u, ticks) => ticks.map(tick || format) },
     ],
-    series: [{}, ...series.map((s) => ({ ...s, width: 1.5, points: { size: 4 }, value: (u, v) => (v === null ? "–" : format(v)) }))],
+    series: [{ value: (u, v) => (v === null ? "–" : `${new Date(v * 1000).toISOString().slice(11, 19)} UTC`) }, ...series.map((s) => ({ ...s, width: 1.5, points: { size: 4 }, value: (u, v) => (v === null ? "–" : format(v)) }))],
   };
   return new uPlot(options, [[], ...series.map(() => [])], container);
+}
+
+/** A y range from zero to a little above the highest value (1 when there is none). */
+function fromZero(u, min, max) {
+  const top = Number.isFinite(max) && max > 0 ? max : 1;
+  return [0, top * 1.1];
 }
 
 /** The three charts of the side panel. */
@@ -122,14 +156,15 @@ export class HostCharts {
       { label: "CPU", stroke: "#56B4E9" },
       { label: "Memory", stroke: "#CC79A7" },
     ], { yRange: [0, 100], format: (v) => `${Math.round(v)} %` });
-    this.load = chart(holders[1], "Load average", [{ label: "Load", stroke: "#E69F00" }], { format: (v) => v.toFixed(1) });
-    this.net = chart(holders[2], "Network (tx + rx)", [{ label: "Rate", stroke: "#009E73" }], { format: (v) => bitRate(v) });
+    // From zero: a nearly flat load would otherwise get a range so narrow that it holds one tick.
+    this.load = chart(holders[1], "Load average", [{ label: "Load", stroke: "#E69F00" }], { yRange: fromZero, format: (v) => v.toFixed(1) });
+    this.net = chart(holders[2], "Network (tx + rx)", [{ label: "Rate", stroke: "#009E73" }], { yRange: fromZero, format: (v) => bitRate(v), tick: rateTick });
     new ResizeObserver(() => this.resize()).observe(container);
   }
 
   resize() {
     const width = Math.max(200, this.container.clientWidth);
-    for (const c of [this.usage, this.load, this.net]) c.setSize({ width, height: 110 });
+    for (const c of [this.usage, this.load, this.net]) c.setSize({ width, height: CHART_HEIGHT });
   }
 
   show(series, note) {

@@ -40,16 +40,48 @@ function samePlace(a, b) {
   return p.x === q.x && p.y === q.y && p.z === q.z && isVirtual(a) === isVirtual(b);
 }
 
-export const LINK_MODES = { all: "All links", busy: "Busy links (≥ 50 %)", none: "No links" };
+/** The usual distance from a rack to its nearest neighbour on the floor (x, z); Infinity for one rack. */
+function rackPitch(racks) {
+  const centres = racks.map((r) => [(r.min[0] + r.max[0]) / 2, (r.min[2] + r.max[2]) / 2]);
+  const nearest = [];
+  for (let a = 0; a < centres.length; a++) {
+    let best = Infinity;
+    for (let b = 0; b < centres.length; b++) {
+      if (a === b) continue;
+      const d = Math.hypot(centres[a][0] - centres[b][0], centres[a][1] - centres[b][1]);
+      if (d > 1e-6 && d < best) best = d;
+    }
+    if (best < Infinity) nearest.push(best);
+  }
+  if (!nearest.length) return Infinity;
+  nearest.sort((x, y) => x - y);
+  return nearest[Math.floor(nearest.length / 2)];
+}
+
+export const TOP_LINKS = 50;
+export const LINK_MODES = { all: "All links", top: `Busiest ${TOP_LINKS} links`, busy: "Busy links (≥ 50 %)", none: "No links" };
 const BUSY = 0.5;
+// The busiest links' cut-off is found again at most this often while deltas arrive: a
+// re-sort and re-placement of 10,000 links per delta would cost every frame its time.
+const TOP_REFRESH_MS = 5000;
+const FRAME_MARGIN_PX = 16; // around the floor when it is framed, and clear of the overlays
+const LABEL_TEXT_PX = 15; // a rack label's wanted text height on screen, within what the rack pitch allows
 
 export class Floor {
-  constructor(container, { onSelect, onHover } = {}) {
+  /**
+   * `overlays()` gives the elements drawn over the canvas (legend, time slider):
+   * framing keeps the floor clear of them.
+   */
+  constructor(container, { onSelect, onHover, overlays } = {}) {
     this.container = container;
     this.onSelect = onSelect || (() => {});
     this.onHover = onHover || (() => {});
+    this.overlays = overlays || (() => []);
     this.colorMode = "status";
     this.linkMode = "all";
+    this.topCutoff = 0; // the utilization of the TOP_LINKS-th busiest link (mode "top")
+    this.topFoundAt = 0;
+    this.labels = [];
     this.source = null;
     this.selected = null;
     this.visible = true;
@@ -188,8 +220,28 @@ export class Floor {
 
   // --- links --------------------------------------------------------------------------
 
+  /** The utilization from which a link is among the TOP_LINKS busiest (ties included); idle links never are. */
+  topCutoffFind() {
+    const links = this.source.links;
+    this.topFoundAt = performance.now();
+    if (links.length <= TOP_LINKS) return (this.topCutoff = Number.MIN_VALUE);
+    const values = new Float32Array(links.length);
+    for (let i = 0; i < links.length; i++) values[i] = links[i].utilization || 0;
+    values.sort();
+    return (this.topCutoff = Math.max(Number.MIN_VALUE, values[links.length - TOP_LINKS]));
+  }
+
+  linkShown(link) {
+    const u = link.utilization || 0;
+    if (this.linkMode === "all") return true;
+    if (this.linkMode === "busy") return u >= BUSY;
+    if (this.linkMode === "top") return u >= this.topCutoff;
+    return false;
+  }
+
   buildLinks() {
     const links = this.source.links;
+    this.topCutoffFind();
     this.linkMesh = new THREE.InstancedMesh(new THREE.BoxGeometry(1, 1, 1).translate(0, 0.5, 0), this.linkMaterial, Math.max(1, links.length));
     this.linkMesh.count = links.length;
     this.linkMesh.instanceColor = new THREE.InstancedBufferAttribute(new Float32Array(Math.max(1, links.length) * 3), 3);
@@ -211,7 +263,7 @@ export class Floor {
 
   placeLink(i) {
     const link = this.source.links[i];
-    const shown = this.linkMode === "all" || (this.linkMode === "busy" && link.utilization >= BUSY);
+    const shown = this.linkShown(link);
     const a = this.endpoint(link.source, from);
     const b = this.endpoint(link.target, to);
     if (!shown || !a || !b) {
@@ -233,17 +285,21 @@ export class Floor {
   }
 
   updateLinks(indexes) {
-    for (const i of indexes) this.placeLink(i);
-    if (indexes.length) {
-      this.linkMesh.instanceMatrix.needsUpdate = true;
-      this.linkMesh.instanceColor.needsUpdate = true;
-      this.requestRender();
+    if (!indexes.length) return;
+    if (this.linkMode === "top" && performance.now() - this.topFoundAt > TOP_REFRESH_MS) {
+      const before = this.topCutoff;
+      if (this.topCutoffFind() !== before) indexes = this.source.links.keys();
     }
+    for (const i of indexes) this.placeLink(i);
+    this.linkMesh.instanceMatrix.needsUpdate = true;
+    this.linkMesh.instanceColor.needsUpdate = true;
+    this.requestRender();
   }
 
   setLinkMode(mode) {
     this.linkMode = mode;
     if (!this.source) return;
+    this.topCutoffFind();
     for (let i = 0; i < this.source.links.length; i++) this.placeLink(i);
     this.linkMesh.instanceMatrix.needsUpdate = true;
     this.linkMesh.instanceColor.needsUpdate = true;
@@ -272,30 +328,61 @@ export class Floor {
     frames.raycast = () => {};
     this.groups.add(frames);
     // Labels only while they stay legible and cheap.
-    if (racks.length <= 400) {
-      for (const rack of racks) this.groups.add(this.label(rack));
-    }
+    this.labels = racks.length <= 400 ? racks.map((rack) => this.label(rack)) : [];
+    this.labelPitch = rackPitch(racks);
+    this.labelScale = null;
+    for (const label of this.labels) this.groups.add(label);
   }
 
   label(rack) {
     const canvas = document.createElement("canvas");
-    const text = rack.name;
-    canvas.width = 256;
-    canvas.height = 64;
+    const text = rack.name.length > 14 ? `${rack.name.slice(0, 13)}…` : rack.name;
+    const font = "600 40px system-ui, sans-serif";
     const ctx = canvas.getContext("2d");
-    ctx.font = "600 34px system-ui, sans-serif";
-    ctx.fillStyle = "rgba(200, 214, 229, 0.95)";
+    ctx.font = font;
+    // The canvas as wide as the text: the sprite's width is then the text's.
+    canvas.width = Math.min(512, Math.ceil(ctx.measureText(text).width) + 16);
+    canvas.height = 56;
+    ctx.font = font;
+    ctx.fillStyle = "rgba(220, 230, 240, 0.98)";
+    ctx.strokeStyle = "rgba(13, 17, 23, 0.9)";
+    ctx.lineWidth = 6;
     ctx.textAlign = "center";
     ctx.textBaseline = "middle";
-    ctx.fillText(text.length > 14 ? `${text.slice(0, 13)}…` : text, 128, 32);
+    ctx.strokeText(text, canvas.width / 2, 29);
+    ctx.fillText(text, canvas.width / 2, 29);
     const texture = new THREE.CanvasTexture(canvas);
     texture.colorSpace = THREE.SRGBColorSpace;
     const sprite = new THREE.Sprite(new THREE.SpriteMaterial({ map: texture, transparent: true, depthWrite: false }));
-    const w = Math.max(rack.max[0] - rack.min[0], rack.max[2] - rack.min[2]) * 1.1;
-    sprite.scale.set(w, w / 4, 1);
-    sprite.position.set((rack.min[0] + rack.max[0]) / 2, rack.max[1] + w / 6, (rack.min[2] + rack.max[2]) / 2);
+    sprite.userData = { rack, aspect: canvas.width / canvas.height, footprint: Math.max(rack.max[0] - rack.min[0], rack.max[2] - rack.min[2]) * 1.1 };
+    sprite.renderOrder = 2;
     sprite.raycast = () => {};
     return sprite;
+  }
+
+  /**
+   * Size the rack labels for the camera's distance: LABEL_TEXT_PX of text on
+   * screen where the racks leave room (a label never wider than the distance
+   * to the next rack, so neighbours do not overlap), never smaller than the
+   * rack's own footprint.
+   */
+  labelsScale() {
+    if (!this.labels.length) return;
+    const distance = this.camera.position.distanceTo(this.controls.target);
+    const pixels = this.renderer.domElement.clientHeight || 1;
+    const perPixel = (2 * distance * Math.tan(THREE.MathUtils.degToRad(this.camera.fov / 2))) / pixels;
+    if (this.labelScale !== null && Math.abs(perPixel - this.labelScale) / this.labelScale < 0.02) return;
+    this.labelScale = perPixel;
+    // The text is about 70 % of the sprite's height.
+    const wanted = (LABEL_TEXT_PX * perPixel) / 0.7;
+    for (const sprite of this.labels) {
+      const { rack, aspect, footprint } = sprite.userData;
+      const widest = Math.max(footprint, 0.95 * this.labelPitch);
+      const width = Math.max(Math.min(wanted * aspect, widest), Math.min(footprint, widest));
+      const height = width / aspect;
+      sprite.scale.set(width, height, 1);
+      sprite.position.set((rack.min[0] + rack.max[0]) / 2, rack.max[1] + height * 0.65, (rack.min[2] + rack.max[2]) / 2);
+    }
   }
 
   buildGrid() {
@@ -381,17 +468,144 @@ export class Floor {
     links.visible = points.length > 0;
   }
 
-  /** Point the camera at the whole floor. */
-  frameAll() {
+  /** The corners of what framing must show: every rack, host and label, at least a dozen hosts wide. */
+  floorCorners() {
     const { min, max } = this.layout.bounds;
-    const center = new THREE.Vector3((min[0] + max[0]) / 2, (min[1] + max[1]) / 2, (min[2] + max[2]) / 2);
-    const radius = Math.max(new THREE.Vector3(max[0] - min[0], max[1] - min[1], max[2] - min[2]).length() / 2, this.layout.width * 4);
+    const { width, height } = this.layout;
+    const lo = [min[0] - width, min[1] - height, min[2] - width];
+    const hi = [max[0] + width, max[1] + height, max[2] + width];
+    for (const rack of this.layout.racks) {
+      for (let a = 0; a < 3; a++) {
+        lo[a] = Math.min(lo[a], rack.min[a]);
+        hi[a] = Math.max(hi[a], rack.max[a] + (a === 1 ? (rack.max[0] - rack.min[0]) * 0.8 : 0)); // the label above
+      }
+    }
+    // One host alone is shown among the floor around it, not filling the screen.
+    for (const a of [0, 2]) {
+      const grow = Math.max(0, width * 12 - (hi[a] - lo[a])) / 2;
+      lo[a] -= grow;
+      hi[a] += grow;
+    }
+    const corners = [];
+    for (const x of [lo[0], hi[0]]) for (const y of [lo[1], hi[1]]) for (const z of [lo[2], hi[2]]) corners.push(new THREE.Vector3(x, y, z));
+    return corners;
+  }
+
+  /**
+   * The rectangles of the canvas (CSS pixels) the floor may be framed in: the
+   * whole canvas, and the canvas with each overlay cut off from the side where
+   * it takes the least room (the legend at the bottom left: above it or to its right).
+   */
+  frameRects() {
+    const canvas = this.renderer.domElement.getBoundingClientRect();
+    let rects = [{ left: FRAME_MARGIN_PX, top: FRAME_MARGIN_PX, right: canvas.width - FRAME_MARGIN_PX, bottom: canvas.height - FRAME_MARGIN_PX }];
+    for (const element of this.overlays()) {
+      if (!element || element.hidden || !element.offsetParent) continue;
+      const r = element.getBoundingClientRect();
+      const o = { left: r.left - canvas.left, top: r.top - canvas.top, right: r.right - canvas.left, bottom: r.bottom - canvas.top };
+      const next = [];
+      for (const rect of rects) {
+        if (o.right <= rect.left || o.left >= rect.right || o.bottom <= rect.top || o.top >= rect.bottom) {
+          next.push(rect);
+          continue;
+        }
+        next.push(
+          { ...rect, top: Math.max(rect.top, o.bottom + FRAME_MARGIN_PX) },
+          { ...rect, bottom: Math.min(rect.bottom, o.top - FRAME_MARGIN_PX) },
+          { ...rect, left: Math.max(rect.left, o.right + FRAME_MARGIN_PX) },
+          { ...rect, right: Math.min(rect.right, o.left - FRAME_MARGIN_PX) },
+        );
+      }
+      rects = next.filter((r) => r.right - r.left > 120 && r.bottom - r.top > 120);
+    }
+    return { rects, width: canvas.width, height: canvas.height };
+  }
+
+  /** Place the camera looking at `target` from `distance` along `direction`. */
+  cameraPlace(target, direction, distance) {
+    this.controls.target.copy(target);
+    this.camera.position.copy(target).addScaledVector(direction, distance);
+    this.camera.lookAt(target);
+    this.camera.updateMatrixWorld();
+  }
+
+  /** The screen box (CSS pixels) of `corners` seen from the camera as placed; null if one is behind it. */
+  screenBox(corners, width, height) {
+    const box = { left: Infinity, top: Infinity, right: -Infinity, bottom: -Infinity };
+    const v = new THREE.Vector3();
+    for (const c of corners) {
+      v.copy(c).project(this.camera);
+      if (v.z >= 1 || v.z <= -1) return null;
+      const x = ((v.x + 1) / 2) * width;
+      const y = ((1 - v.y) / 2) * height;
+      box.left = Math.min(box.left, x);
+      box.right = Math.max(box.right, x);
+      box.top = Math.min(box.top, y);
+      box.bottom = Math.max(box.bottom, y);
+    }
+    return box;
+  }
+
+  /**
+   * The camera that shows `corners` inside `rect` from `direction`, as close as it can:
+   * the distance found by bisection, then the target moved so the box sits in the
+   * rectangle's middle, a few rounds. Returns {target, distance} or null.
+   */
+  fitIn(corners, rect, direction, width, height, radius) {
+    const target = new THREE.Vector3();
+    for (const c of corners) target.add(c);
+    target.divideScalar(corners.length);
+    const right = new THREE.Vector3();
+    const up = new THREE.Vector3();
+    let distance = radius * 3;
+    for (let round = 0; round < 4; round++) {
+      let near = radius * 0.2;
+      let far = radius * 30;
+      for (let k = 0; k < 28; k++) {
+        const mid = (near + far) / 2;
+        this.cameraPlace(target, direction, mid);
+        const box = this.screenBox(corners, width, height);
+        if (box && box.right - box.left <= rect.right - rect.left && box.bottom - box.top <= rect.bottom - rect.top) far = mid;
+        else near = mid;
+      }
+      distance = far;
+      this.cameraPlace(target, direction, distance);
+      const box = this.screenBox(corners, width, height);
+      if (!box) return null;
+      // Pixels to world units at the target's distance, along the camera's right and up.
+      const perPixel = (2 * distance * Math.tan(THREE.MathUtils.degToRad(this.camera.fov / 2))) / height;
+      const dx = ((box.left + box.right) / 2 - (rect.left + rect.right) / 2) * perPixel;
+      const dy = ((box.top + box.bottom) / 2 - (rect.top + rect.bottom) / 2) * perPixel;
+      right.setFromMatrixColumn(this.camera.matrixWorld, 0);
+      up.setFromMatrixColumn(this.camera.matrixWorld, 1);
+      target.addScaledVector(right, dx).addScaledVector(up, -dy);
+    }
+    this.cameraPlace(target, direction, distance);
+    const box = this.screenBox(corners, width, height);
+    const inside = box && box.left >= rect.left - 1 && box.right <= rect.right + 1 && box.top >= rect.top - 1 && box.bottom <= rect.bottom + 1;
+    return inside ? { target: target.clone(), distance } : { target: target.clone(), distance: distance * 1.08 };
+  }
+
+  /** Point the camera at the whole floor: every rack on screen and clear of the legend and the time slider. */
+  frameAll() {
+    const corners = this.floorCorners();
+    const box = new THREE.Box3().setFromPoints(corners);
+    const radius = Math.max(box.getSize(new THREE.Vector3()).length() / 2, 1e-3);
     this.camera.near = radius / 2000;
-    this.camera.far = radius * 40;
+    this.camera.far = radius * 60;
     this.camera.updateProjectionMatrix();
-    this.controls.target.copy(center);
-    this.camera.position.copy(center).add(new THREE.Vector3(0.45, 0.75, 1).normalize().multiplyScalar(radius * 1.85));
-    this.controls.maxDistance = radius * 10;
+    const direction = new THREE.Vector3(0.45, 0.75, 1).normalize();
+    const { rects, width, height } = this.frameRects();
+    let best = null;
+    if (width && height) {
+      for (const rect of rects) {
+        const fit = this.fitIn(corners, rect, direction, width, height, radius);
+        if (fit && (!best || fit.distance < best.distance)) best = fit;
+      }
+    }
+    if (!best) best = { target: box.getCenter(new THREE.Vector3()), distance: radius * 1.85 };
+    this.cameraPlace(best.target, direction, best.distance);
+    this.controls.maxDistance = Math.max(radius * 10, best.distance * 3);
     this.controls.update();
     this.requestRender();
   }
@@ -437,6 +651,7 @@ export class Floor {
     }
     if (!this.visible) return;
     const t0 = performance.now();
+    this.labelsScale();
     this.renderer.render(this.scene, this.camera);
     this.stats.lastRenderMs = performance.now() - t0;
     this.stats.renders += 1;
@@ -513,5 +728,14 @@ export class Floor {
     const v = new THREE.Vector3(p[index * 3], p[index * 3 + 1], p[index * 3 + 2]).project(this.camera);
     const rect = this.renderer.domElement.getBoundingClientRect();
     return { x: ((v.x + 1) / 2) * rect.width, y: ((1 - v.y) / 2) * rect.height, visible: v.z < 1 };
+  }
+
+  /** The screen rectangle (client CSS pixels) of a box in the scene, from its corners (for tests). */
+  screenRect(min, max) {
+    const canvas = this.renderer.domElement.getBoundingClientRect();
+    const corners = [];
+    for (const x of [min[0], max[0]]) for (const y of [min[1], max[1]]) for (const z of [min[2], max[2]]) corners.push(new THREE.Vector3(x, y, z));
+    const box = this.screenBox(corners, canvas.width, canvas.height);
+    return box && { left: box.left + canvas.left, right: box.right + canvas.left, top: box.top + canvas.top, bottom: box.bottom + canvas.top };
   }
 }

@@ -60,6 +60,7 @@ export function clock(date) {
   return `${date.toISOString().slice(11, 19)} UTC`;
 }
 
-export function dateTime(date) {
-  return `${date.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+/** "2026-12-07 23:24 UTC" (with `seconds`, "2026-12-07 23:24:05 UTC"). */
+export function dateTime(date, { seconds = false } = {}) {
+  return `${date.toISOString().slice(0, seconds ? 19 : 16).replace("T", " ")} UTC`;
 }

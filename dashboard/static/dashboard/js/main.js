@@ -35,6 +35,7 @@ const now = () => state.now();
 const floor = new Floor($("#floor"), {
   onSelect: (i) => hostSelect(state.view.hosts[i].hostname),
   onHover: hoverShow,
+  overlays: () => [$("#legend"), $("#timeline")],
 });
 const table = new HostTable($("#table-view"), { onSelect: (hostname) => hostSelect(hostname), now });
 const panel = new HostPanel($("#panel"), { onClose: () => hostSelect(null), now });
@@ -140,7 +141,8 @@ function showAll() {
   floor.setData(view);
   table.setSource(view);
   summaryShow();
-  if (state.selected && !view.index.has(state.selected)) state.selected = null;
+  // A host selected but not in the twin shown (the slider went back to before it
+  // existed) stays selected: the panel says so, and back at live it is shown again.
   const i = state.selected ? view.index.get(state.selected) : null;
   floor.select(i ?? null);
   table.select(state.selected);
@@ -152,9 +154,10 @@ function firstStateArrived() {
   const linked = hostLinked();
   if (linked && state.live.index.has(linked)) hostSelect(linked, { fly: true });
   if (state.live.links.length > 200) {
-    // Hundreds of uplinks hide the racks: start with the busy ones only.
-    linkSelect.value = "busy";
-    floor.setLinkMode("busy");
+    // Hundreds of uplinks hide the racks: start with the busiest ones (a fixed
+    // threshold, such as 50 %, can show none at all on a quiet floor).
+    linkSelect.value = "top";
+    floor.setLinkMode("top");
     legendUpdate();
   }
   if (config.features.commands) commands.probe();
@@ -208,7 +211,7 @@ hostLinkFollow((hostname) => {
 
 function selectedRefresh({ appendPoint }) {
   const host = state.selected ? state.view.host(state.selected) : null;
-  panel.show(host, host ? linksOf(host.hostname) : []);
+  panel.show(host, host ? linksOf(host.hostname) : [], { absent: state.selected && !host ? state.selected : null, at: state.shownTime() });
   if (!host) return;
   const series = state.selectedSeries;
   if (series && appendPoint) {

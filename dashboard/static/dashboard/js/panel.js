@@ -2,7 +2,7 @@
 // seen (ticking), facts, metrics, its links, recent history and commands.
 
 import { STATUS_COLORS, STATUS_LABELS } from "./colors.js";
-import { ago, bitRate, bytes, duration, number, percent } from "./format.js";
+import { ago, bitRate, bytes, dateTime, duration, number, percent } from "./format.js";
 import { isVirtual } from "./store.js";
 
 function bar(value) {
@@ -26,10 +26,19 @@ export class HostPanel {
     setInterval(() => this.tick(), 1000);
   }
 
-  show(host, links) {
+  /**
+   * Show `host` with its `links`; with no host, the hint, or, when `absent` names
+   * the selected host, that it was not in the twin at the time `at` shown.
+   */
+  show(host, links, { absent = null, at = null } = {}) {
     this.host = host;
     this.empty.hidden = !!host;
     this.content.hidden = !host;
+    const note = this.root.querySelector("[data-panel-absent]");
+    this.root.querySelector("[data-panel-hint]").hidden = !!absent;
+    note.hidden = !absent;
+    note.dataset.hostname = absent || "";
+    if (absent) note.textContent = `${absent} was not in the twin at ${at ? dateTime(at, { seconds: true }) : "this time"}: it stays selected, and "Back to live" shows it again.`;
     if (!host) return;
     const m = host.metrics || {};
     this.field("title").textContent = host.displayName || host.hostname;

@@ -1,0 +1,388 @@
+"""The evaluator: every rule over every host in its scope, from the latest values and the clock.
+
+Where the data is: ingest keeps each host's latest values (``metrics.LatestMetrics``)
+and the clock alone turns a silent host stale, then offline (``twin.status``). So
+the evaluator reads what the snapshot reads (``metrics.selectors.host_rows``, one
+query, and the links) at a short period (the job ``alerts.evaluate``), never the
+history, and derives each host's status with the snapshot's own rules. A lower layer
+never calls it: it watches the twin from above.
+
+Each transition is written once, across any number of server processes: the job
+runs in one process at a time (``jobs``), and each run first updates the one
+``Evaluation`` row inside its transaction, so a second evaluator (``run_jobs`` from
+a shell, a lease that expired under a slow run) waits for the first to commit and
+then reads what it wrote. The database also refuses a second open alert per rule
+and host, and a second transition into the same state.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from alerts.conditions import COMPARE, Kind, Scope
+from alerts.models import (
+    OPEN_STATES,
+    Alert,
+    AlertState,
+    AlertTransition,
+    Evaluation,
+    Notification,
+    NotificationState,
+    Receiver,
+    ReceiverKind,
+    Rule,
+)
+from alerts.suppression import Suppressions
+from common.events import Event, alert_updated, events_publish_on_commit
+from common.formats import iso_utc
+from hosts.selectors import link_rows
+from metrics.selectors import HOST_ROW, host_rows
+from twin.status import HostStatus, status_clock, virtual_status
+
+_ID, _HOSTNAME, _VIRTUAL = HOST_ROW.index("id"), HOST_ROW.index("hostname"), HOST_ROW.index("is_virtual")
+_RACK, _SEEN = HOST_ROW.index("rack__name"), HOST_ROW.index("last_seen")
+_THROUGHPUT = HOST_ROW.index("net_throughput_gbps")
+# Values read from a host that is offline (or never seen) are not current: a metric rule ignores them.
+_NOT_CURRENT = (HostStatus.OFFLINE, HostStatus.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class HostView:
+    """What the evaluator knows of one host now."""
+
+    id: int
+    hostname: str
+    rack: str | None
+    is_virtual: bool
+    status: HostStatus
+    last_seen: datetime | None
+    row: tuple
+    link_utilization_percent: float | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One transition the evaluator made."""
+
+    rule: str
+    hostname: str
+    from_state: str | None
+    to_state: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class _RuleView:
+    rule: Rule
+    rack_names: frozenset[str]
+    host_ids: frozenset[int]
+
+
+def hosts_view(*, now: datetime) -> list[HostView]:
+    """Every host with its status now, its last contact, latest values and busiest link (as twin-state shows them)."""
+    rows = host_rows()
+    links = link_rows()
+    by_id = {row[_ID]: row for row in rows}
+    status_of = status_clock(now=now)
+    status: dict[int, HostStatus] = {r[_ID]: status_of(r[_SEEN]) for r in rows if not r[_VIRTUAL]}
+    neighbours: dict[int, list[int]] = defaultdict(list)
+    busiest: dict[int, float] = {}
+    for source_id, target_id, capacity, *_interfaces in links:
+        neighbours[source_id].append(target_id)
+        neighbours[target_id].append(source_id)
+        source, target = by_id[source_id], by_id[target_id]
+        # The real end's counters measure the link (twin.snapshot._link_doc).
+        reporter = target if not target[_VIRTUAL] or source[_VIRTUAL] else source
+        if capacity and capacity > 0:
+            percent = min(1.0, (reporter[_THROUGHPUT] or 0.0) / capacity) * 100.0
+            for end in (source_id, target_id):
+                if percent > busiest.get(end, -1.0):
+                    busiest[end] = percent
+    for row in rows:
+        if row[_VIRTUAL]:
+            own = status_of(row[_SEEN]) if row[_SEEN] else None
+            status[row[_ID]] = virtual_status(
+                own=own, neighbours=[status[n] for n in neighbours[row[_ID]] if n in status]
+            )
+    return [
+        HostView(
+            id=r[_ID],
+            hostname=r[_HOSTNAME],
+            rack=r[_RACK],
+            is_virtual=bool(r[_VIRTUAL]),
+            status=status[r[_ID]],
+            last_seen=r[_SEEN],
+            row=r,
+            link_utilization_percent=busiest.get(r[_ID]),
+        )
+        for r in rows
+    ]
+
+
+def _in_scope(view: _RuleView) -> Callable[[HostView], bool]:
+    scope = view.rule.scope
+    if scope == Scope.ALL:
+        return lambda h: not h.is_virtual
+    if scope == Scope.RACKS:
+        return lambda h: not h.is_virtual and h.rack in view.rack_names
+    if scope == Scope.HOSTS:
+        return lambda h: h.id in view.host_ids
+    return lambda h: h.is_virtual
+
+
+def _condition(rule: Rule, *, now: datetime) -> Callable[[HostView, bool], tuple[bool, dict[str, Any]]]:
+    """The rule's test of one host, given whether its alert is open: (holds, the values that say so)."""
+    if rule.kind == Kind.STATUS:
+        wanted = rule.status
+
+        def status_holds(h: HostView, _open: bool) -> tuple[bool, dict[str, Any]]:
+            return h.status == wanted, {
+                "status": h.status.value,
+                "lastSeen": iso_utc(h.last_seen) if h.last_seen else None,
+            }
+
+        return status_holds
+    if rule.kind == Kind.ABSENT:
+        limit = rule.threshold or 0.0
+
+        def absent_holds(h: HostView, _open: bool) -> tuple[bool, dict[str, Any]]:
+            if h.last_seen is None:
+                return False, {"lastSeen": None}
+            silent = (now - h.last_seen).total_seconds()
+            return silent > limit, {
+                "silentSeconds": round(silent, 3),
+                "lastSeen": iso_utc(h.last_seen),
+                "threshold": limit,
+            }
+
+        return absent_holds
+    compare = COMPARE[rule.operator]
+    threshold = rule.threshold if rule.threshold is not None else 0.0
+    clear = rule.clear_threshold if rule.clear_threshold is not None else threshold
+    if rule.field == "link_utilization_percent":
+
+        def read(h: HostView) -> Any:
+            return h.link_utilization_percent
+    else:
+        index = HOST_ROW.index(rule.field)
+
+        def read(h: HostView) -> Any:
+            return h.row[index]
+
+    def metric_holds(h: HostView, open_: bool) -> tuple[bool, dict[str, Any]]:
+        value = None if h.status in _NOT_CURRENT else read(h)
+        if value is None:
+            return False, {"value": None, "status": h.status.value}
+        # Hysteresis: an open alert is held against the clear threshold, a closed one against the threshold.
+        limit = clear if open_ else threshold
+        return compare(value, limit), {"value": value, "threshold": limit}
+
+    return metric_holds
+
+
+def alert_labels(rule: Rule, host: HostView) -> dict[str, str]:
+    """An alert's labels: the twin's own (Alertmanager's ``alertname`` is the rule), then the rule's."""
+    return {
+        "alertname": rule.name,
+        "hostname": host.hostname,
+        "rack": host.rack or "",
+        "severity": rule.severity,
+        **rule.labels,
+    }
+
+
+def alerts_evaluate(*, now: datetime) -> list[Change]:
+    """Evaluate every enabled rule over its hosts and record what changed; return the changes.
+
+    1. Take the evaluator's turn (update the ``Evaluation`` row first).
+    2. Read the rules, every host as the twin sees it now, the open alerts.
+    3. For each rule and host in scope: a condition that starts holding opens a
+       pending alert; one that has held ``for_seconds`` fires; an open alert
+       whose condition no longer holds (against the clear threshold) resolves,
+       as do those of rules disabled or hosts out of scope.
+    4. Write the alerts and their transitions; queue a notice per receiver
+       for each firing (suppressed when a silence or maintenance covers it)
+       and each resolve of a notified alert; an ``alert-update`` event after commit.
+    """
+    with transaction.atomic():
+        if not Evaluation.objects.filter(pk=1).update(evaluated_at=now):
+            Evaluation.objects.bulk_create([Evaluation(pk=1, evaluated_at=now)], ignore_conflicts=True)
+            Evaluation.objects.filter(pk=1).update(evaluated_at=now)
+        rules = [
+            _RuleView(
+                rule=r,
+                rack_names=frozenset(x.name for x in r.racks.all()),
+                host_ids=frozenset(x.pk for x in r.hosts.all()),
+            )
+            for r in Rule.objects.filter(enabled=True).prefetch_related("racks", "hosts")
+        ]
+        hosts = hosts_view(now=now)
+        host_by_id = {h.id: h for h in hosts}
+        open_alerts = {(a.rule_id, a.host_id): a for a in Alert.objects.filter(state__in=OPEN_STATES)}
+
+        opened: list[tuple[Alert, dict[str, Any]]] = []
+        fired: list[tuple[Alert, dict[str, Any]]] = []
+        resolved: list[tuple[Alert, dict[str, Any]]] = []
+        seen: set[tuple[int, int]] = set()
+        for view in rules:
+            rule = view.rule
+            holds_of = _condition(rule, now=now)
+            in_scope = _in_scope(view)
+            for host in hosts:
+                if not in_scope(host):
+                    continue
+                key = (rule.pk, host.id)
+                alert = open_alerts.get(key)
+                holds, values = holds_of(host, alert is not None)
+                if alert is None:
+                    if holds:
+                        alert = Alert(
+                            rule=rule,
+                            host_id=host.id,
+                            state=AlertState.PENDING,
+                            starts_at=now,
+                            values=values,
+                            labels=alert_labels(rule, host),
+                        )
+                        opened.append((alert, values))
+                        if rule.for_seconds <= 0:
+                            fired.append((alert, values))
+                    continue
+                seen.add(key)
+                if not holds:
+                    resolved.append((alert, values))
+                elif alert.state == AlertState.PENDING and (now - alert.starts_at).total_seconds() >= rule.for_seconds:
+                    fired.append((alert, values))
+        for key, alert in open_alerts.items():
+            if key not in seen:
+                resolved.append((alert, {"reason": "the rule is disabled or no longer covers this host"}))
+        return _changes_write(opened, fired, resolved, hosts=host_by_id, now=now)
+
+
+def _changes_write(
+    opened: list[tuple[Alert, dict[str, Any]]],
+    fired: list[tuple[Alert, dict[str, Any]]],
+    resolved: list[tuple[Alert, dict[str, Any]]],
+    *,
+    hosts: dict[int, HostView],
+    now: datetime,
+) -> list[Change]:
+    """Store the alerts' changes, their transitions and their notices (inside the evaluator's transaction)."""
+    if not (opened or fired or resolved):
+        return []
+    Alert.objects.bulk_create([a for a, _ in opened], batch_size=2000)
+    transitions: list[AlertTransition] = [
+        AlertTransition(alert=a, from_state="", to_state=AlertState.PENDING, at=now, values=v) for a, v in opened
+    ]
+    fired_ids = [a.pk for a, _ in fired]
+    for start in range(0, len(fired_ids), 2000):
+        Alert.objects.filter(pk__in=fired_ids[start : start + 2000], state=AlertState.PENDING).update(
+            state=AlertState.FIRING, fired_at=now
+        )
+    for alert, values in fired:
+        transitions.append(
+            AlertTransition(
+                alert=alert, from_state=AlertState.PENDING, to_state=AlertState.FIRING, at=now, values=values
+            )
+        )
+        alert.state, alert.fired_at = AlertState.FIRING, now
+    resolved_ids = [a.pk for a, _ in resolved]
+    for start in range(0, len(resolved_ids), 2000):
+        Alert.objects.filter(pk__in=resolved_ids[start : start + 2000], state__in=OPEN_STATES).update(
+            state=AlertState.RESOLVED, ends_at=now
+        )
+    was_firing = {a.pk for a, _ in resolved if a.state == AlertState.FIRING}
+    for alert, values in resolved:
+        transitions.append(
+            AlertTransition(alert=alert, from_state=alert.state, to_state=AlertState.RESOLVED, at=now, values=values)
+        )
+        alert.state, alert.ends_at = AlertState.RESOLVED, now
+    AlertTransition.objects.bulk_create(transitions, batch_size=2000)
+    _notices_queue(transitions, was_firing=was_firing, now=now)
+
+    rules = {a.rule_id: a.rule.name for a, _ in (*opened, *fired, *resolved)}
+    changes = [
+        Change(
+            rule=rules[t.alert.rule_id],
+            hostname=hosts[t.alert.host_id].hostname if t.alert.host_id in hosts else "",
+            from_state=t.from_state or None,
+            to_state=t.to_state,
+            at=now,
+        )
+        for t in transitions
+    ]
+    events_publish_on_commit([_event_of(t) for t in transitions])
+    return changes
+
+
+ALERTMANAGER_FROM_SETTING = "TWIN_ALERTMANAGER_URL"
+
+
+def receivers_enabled() -> list[int]:
+    """The receivers notices go to: the enabled ones, with ``TWIN_ALERTMANAGER_URL``'s kept as one of them."""
+    url = settings.TWIN_ALERTMANAGER_URL
+    if url:
+        receiver, _ = Receiver.objects.get_or_create(
+            name=ALERTMANAGER_FROM_SETTING, defaults={"kind": ReceiverKind.ALERTMANAGER, "url": url}
+        )
+        if (receiver.url, receiver.kind) != (url, ReceiverKind.ALERTMANAGER):
+            Receiver.objects.filter(pk=receiver.pk).update(url=url, kind=ReceiverKind.ALERTMANAGER)
+    return list(Receiver.objects.filter(enabled=True).values_list("pk", flat=True))
+
+
+def _notices_queue(transitions: list[AlertTransition], *, was_firing: set[int], now: datetime) -> None:
+    """One notice per receiver for each firing, and for each resolve of an alert whose firing was notified.
+
+    A firing inside a silence or a maintenance window is recorded as a
+    suppressed notice (the delivery log shows it) and is never sent; its resolve
+    then is not sent either, while anything that was notified gets its resolve.
+    """
+    receivers = receivers_enabled()
+    if not receivers:
+        return
+    firing = [t for t in transitions if t.to_state == AlertState.FIRING]
+    resolving = [t for t in transitions if t.to_state == AlertState.RESOLVED and t.alert_id in was_firing]
+    notices: list[Notification] = []
+    if firing:
+        suppressions = Suppressions.active(now=now)
+        for t in firing:
+            state = NotificationState.SUPPRESSED if suppressions.covers(t.alert) else NotificationState.PENDING
+            notices += [
+                Notification(transition=t, receiver_id=r, state=state, next_attempt_at=now, created_at=now)
+                for r in receivers
+            ]
+    if resolving:
+        notified = set(
+            Notification.objects.filter(
+                transition__alert_id__in=[t.alert_id for t in resolving], transition__to_state=AlertState.FIRING
+            )
+            .exclude(state=NotificationState.SUPPRESSED)
+            .values_list("transition__alert_id", "receiver_id")
+        )
+        notices += [
+            Notification(transition=t, receiver_id=r, next_attempt_at=now, created_at=now)
+            for t in resolving
+            for r in receivers
+            if (t.alert_id, r) in notified
+        ]
+    Notification.objects.bulk_create(notices, batch_size=2000)
+
+
+def _event_of(transition: AlertTransition) -> Event:
+    """The ``alert.updated`` event of one transition."""
+    alert = transition.alert
+    return alert_updated(
+        rule=alert.labels.get("alertname", ""),
+        hostname=alert.labels.get("hostname", ""),
+        from_state=transition.from_state or None,
+        to_state=transition.to_state,
+        at=iso_utc(transition.at),
+        values=transition.values,
+    )

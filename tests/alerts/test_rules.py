@@ -1,0 +1,96 @@
+"""Alert rules: the shipped defaults, and one check that refuses what could not be evaluated, naming the field."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from django.urls import reverse
+
+from alerts.models import Rule
+from alerts.rules import RuleInvalid, RuleSpec, rule_check, rule_save
+from hosts.models import Rack
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_installation_ships_the_default_rules_enabled():
+    rules = {r.name: r for r in Rule.objects.all()}
+    assert {"HostOffline", "HighCpu", "MemoryNearlyFull", "LinkUtilizationHigh", "AgentSilent"} <= set(rules)
+    offline = rules["HostOffline"]
+    assert (offline.kind, offline.status, offline.scope, offline.severity) == ("status", "offline", "all", "critical")
+    assert rules["HighCpu"].field == "cpu_load" and rules["HighCpu"].clear_threshold < rules["HighCpu"].threshold
+    assert all(r.enabled for r in rules.values())
+
+
+def _refusal(**spec) -> RuleInvalid:
+    with pytest.raises(RuleInvalid) as refused:
+        rule_check(RuleSpec(**{"name": "T", **spec}))
+    return refused.value
+
+
+def test_an_unknown_metric_field_is_refused_naming_the_field():
+    refusal = _refusal(field="cpu_lod", operator=">", threshold=1.0)
+    assert refusal.field == "field" and "cpu_lod" in refusal.detail and "cpu_load" in refusal.detail
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_a_threshold_that_is_not_finite_is_refused(value):
+    assert _refusal(field="cpu_load", operator=">", threshold=value).field == "threshold"
+
+
+def test_a_clear_threshold_on_the_wrong_side_is_refused():
+    rising = _refusal(field="cpu_load", operator=">", threshold=90.0, clear_threshold=95.0)
+    assert rising.field == "clear_threshold" and "at or below" in rising.detail
+    falling = _refusal(field="memory_used_percent", operator="<", threshold=10.0, clear_threshold=5.0)
+    assert falling.field == "clear_threshold" and "at or above" in falling.detail
+
+
+def test_a_status_rule_needs_a_known_status_and_no_threshold():
+    assert _refusal(kind="status", status="down").field == "status"
+    assert _refusal(kind="status", status="offline", threshold=3.0).field == "threshold"
+
+
+def test_an_absent_rule_needs_its_seconds():
+    assert _refusal(kind="absent").field == "threshold"
+
+
+def test_the_twins_own_labels_and_unknown_racks_are_refused():
+    assert _refusal(kind="status", status="offline", labels={"hostname": "x"}).field == "labels"
+    assert _refusal(kind="status", status="offline", scope="racks", racks=["nowhere"]).field == "racks"
+    assert _refusal(kind="status", status="offline", racks=["R1"]).field == "racks"
+
+
+def test_a_duplicate_name_is_refused():
+    assert _refusal(name="HostOffline", kind="status", status="offline").field == "name"
+
+
+def test_a_valid_rule_is_stored_with_its_racks():
+    Rack.objects.create(name="R7")
+    rule = rule_save(
+        RuleSpec(name="HotR7", field="cpu_load", operator=">=", threshold=50.0, scope="racks", racks=["R7"])
+    )
+    assert list(rule.racks.values_list("name", flat=True)) == ["R7"]
+
+
+def test_the_admin_refuses_a_bad_rule_on_the_field_with_the_same_words(admin_client):
+    form = {
+        "name": "Bad",
+        "enabled": "on",
+        "kind": "metric",
+        "field": "cpu_load",
+        "operator": ">",
+        "threshold": "90",
+        "clear_threshold": "99",
+        "for_seconds": "0",
+        "severity": "warning",
+        "labels": "{}",
+        "annotations": "{}",
+        "scope": "all",
+    }
+    page = admin_client.post(reverse("admin:alerts_rule_add"), form).content.decode()
+    assert "clear_threshold 99.0 is on the wrong side" in page
+    assert not Rule.objects.filter(name="Bad").exists()
+    form["clear_threshold"] = "85"
+    assert admin_client.post(reverse("admin:alerts_rule_add"), form).status_code == 302
+    assert Rule.objects.get(name="Bad").clear_threshold == 85.0
