@@ -15,8 +15,11 @@ import argparse
 import json
 import math
 import random
+import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +28,27 @@ ROW_PITCH_M = 2.4  # row to row, across an aisle
 SLOT_M = 0.089  # 2U
 FIRST_SLOT_M = 0.15
 LINK_CAPACITY_GBPS = 10.0
+# A server restarting (connection refused, 502/503/504) is waited for, backing off to this.
+RETRY_MAX_DELAY_S = 10.0
+RETRY_STATUSES = {502, 503, 504}
+
+
+class DemoRefused(Exception):
+    """The server refused a batch (a 4xx): sending it again would not help."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(f"the server refused the batch: {status} {error}: {detail}")
+        self.status, self.error, self.detail = status, error, detail
+
+
+def _refusal(error: urllib.error.HTTPError) -> DemoRefused:
+    body = error.read()
+    try:
+        answer = json.loads(body)
+        code, detail = str(answer.get("error", "error")), str(answer.get("detail", ""))
+    except (ValueError, AttributeError):
+        code, detail = "error", body.decode(errors="replace")[:500]
+    return DemoRefused(error.code, code, detail)
 
 
 def iso(moment: datetime) -> str:
@@ -106,39 +130,92 @@ def fleet_samples(
     return samples
 
 
-def samples_post(url: str, samples: list[dict[str, Any]], *, batch: int = 1000) -> int:
-    """POST the samples in batches; returns how many the server accepted."""
+def samples_post(
+    url: str,
+    samples: list[dict[str, Any]],
+    *,
+    batch: int = 1000,
+    retry_for: float = 300.0,
+    say: Callable[[str], None] = print,
+) -> int:
+    """POST the samples in batches; returns how many the server accepted.
+
+    A refusal (4xx) raises ``DemoRefused`` with the server's reason. An
+    unreachable or restarting server is retried with a growing pause for up to
+    ``retry_for`` seconds a batch, then the last error is raised.
+    """
     accepted = 0
     for start in range(0, len(samples), batch):
         body = json.dumps({"samples": samples[start : start + batch]}).encode()
-        request = urllib.request.Request(
-            f"{url.rstrip('/')}/api/metrics/batch", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=120) as response:
-            accepted += json.loads(response.read())["accepted"]
+        deadline = time.monotonic() + retry_for
+        delay = 0.5
+        while True:
+            request = urllib.request.Request(
+                f"{url.rstrip('/')}/api/metrics/batch", data=body, headers={"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=120) as response:
+                    accepted += json.loads(response.read())["accepted"]
+                break
+            except urllib.error.HTTPError as error:
+                if error.code not in RETRY_STATUSES:
+                    raise _refusal(error) from None
+                reason = f"{error.code} {error.reason}"
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+                reason = str(getattr(error, "reason", error))
+            if time.monotonic() + delay > deadline:
+                raise ConnectionError(f"{url} still unreachable after {retry_for:.0f} s: {reason}")
+            say(f"{url} unreachable ({reason}); retrying in {delay:.1f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY_S)
     return accepted
 
 
-def main() -> None:
+def parser_build() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--hosts", type=int, default=400)
-    parser.add_argument("--per-rack", type=int, default=20)
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="the twin's address (default: %(default)s)")
+    parser.add_argument("--hosts", type=int, default=400, help="hosts in the fleet (default: %(default)s)")
+    parser.add_argument("--per-rack", type=int, default=20, help="hosts to a rack (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=1, help="reporting rounds to send (0: until interrupted)")
-    parser.add_argument("--interval", type=float, default=10.0, help="seconds between rounds")
-    args = parser.parse_args()
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between rounds (default: %(default)s)")
+    parser.add_argument(
+        "--retry-for",
+        type=float,
+        default=300.0,
+        help="seconds to keep retrying a batch while the server is unreachable or restarting (default: %(default)s)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser_build().parse_args(argv)
     round_number = 0
-    while True:
-        samples = fleet_samples(
-            hosts=args.hosts, per_rack=args.per_rack, round_number=round_number, interval=args.interval
-        )
-        accepted = samples_post(args.url, samples)
-        print(f"round {round_number}: {accepted} samples accepted; open {args.url}/", flush=True)
-        round_number += 1
-        if args.rounds and round_number >= args.rounds:
-            break
-        time.sleep(args.interval)
+    try:
+        while True:
+            samples = fleet_samples(
+                hosts=args.hosts, per_rack=args.per_rack, round_number=round_number, interval=args.interval
+            )
+            accepted = samples_post(args.url, samples, retry_for=args.retry_for)
+            print(f"round {round_number}: {accepted} samples accepted; open {args.url}/", flush=True)
+            round_number += 1
+            if args.rounds and round_number >= args.rounds:
+                return 0
+            time.sleep(args.interval)
+    except DemoRefused as refused:
+        print(f"dashboard.demo: {refused}", file=sys.stderr)
+        if refused.status == 401:
+            print(
+                "dashboard.demo posts unsigned batches: run the server with TWIN_AGENT_AUTH=open (as `make run`), "
+                "or use `make demo`, whose simulator signs its batches.",
+                file=sys.stderr,
+            )
+        return 2
+    except ConnectionError as error:
+        print(f"dashboard.demo: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

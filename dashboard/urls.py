@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dashboard.views import DashboardLoginView, DashboardLogoutView, dashboard_page
+from dashboard.views import DashboardLoginView, DashboardLogoutView, dashboard_page, favicon
 
 app_name = "dashboard"
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("", dashboard_page, name="index"),
     path("login/", DashboardLoginView.as_view(), name="login"),
     path("logout/", DashboardLogoutView.as_view(), name="logout"),
+    path("favicon.ico", favicon, name="favicon"),
 ]

@@ -65,6 +65,8 @@ class LinkInline(admin.TabularInline):
     fields = ["target", "capacity_gbps"]
     autocomplete_fields = ["target"]
     verbose_name = "link from this host"
+    # Django's default plural adds an "s" to the whole phrase ("link from this hosts").
+    verbose_name_plural = "links from this host"
 
 
 class HostAdminForm(forms.ModelForm):

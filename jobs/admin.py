@@ -15,6 +15,17 @@ from jobs.selectors import job_lag_seconds
 from jobs.services import job_run_now
 
 
+def job_duration_text(milliseconds: float | None) -> str:
+    """A run's duration as an operator reads it: "1.7 ms", "250 ms", "3.2 s"."""
+    if milliseconds is None:
+        return "-"
+    if milliseconds < 10:
+        return f"{milliseconds:.1f} ms"
+    if milliseconds < 1000:
+        return f"{milliseconds:.0f} ms"
+    return f"{milliseconds / 1000:.1f} s"
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     """Read-only but for "run now": the schedule belongs to the code, the runs to the runners."""
@@ -24,7 +35,7 @@ class JobAdmin(admin.ModelAdmin):
         "every_seconds",
         "last_ok",
         "last_finished_at",
-        "last_duration_ms",
+        "duration",
         "lag",
         "last_result",
         "last_error",
@@ -33,7 +44,9 @@ class JobAdmin(admin.ModelAdmin):
         "lease_owner",
     ]
     list_filter = ["last_ok"]
-    readonly_fields = [f.name for f in Job._meta.fields]
+    # The raw float (1.7087209998862818) is shown as "1.7 ms" in its place.
+    readonly_fields = [f.name if f.name != "last_duration_ms" else "duration" for f in Job._meta.fields]
+    fields = readonly_fields
     actions = ["run_now"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -41,6 +54,10 @@ class JobAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="last duration", ordering="last_duration_ms")
+    def duration(self, job: Job) -> str:
+        return job_duration_text(job.last_duration_ms)
 
     @admin.display(description="lag (s)")
     def lag(self, job: Job) -> str:

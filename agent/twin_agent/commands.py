@@ -139,7 +139,12 @@ class Executor:
     def execute(self, invocation: Invocation) -> Outcome:
         action, args = invocation.action, invocation.args
         if action == "ping":
-            return Outcome.ok({"agentTime": iso_utc(utc_now()), "agentVersion": __version__})
+            agent_time = iso_utc(utc_now())
+            # The output repeats the data: the dashboard's command panel shows a result's output.
+            return Outcome.ok(
+                {"agentTime": agent_time, "agentVersion": __version__},
+                output=f"pong: twin-agent {__version__}, agent time {agent_time}\n",
+            )
         if action == "collect-now":
             return Outcome.ok({"sequence": self.host.collect_now()})
         if action == "set-interval":

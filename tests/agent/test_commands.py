@@ -1,8 +1,8 @@
 """The agent's side of the command lifecycle, against a small fake of the server's command endpoints.
 
-The server side (issue 11) is being built; ``fake_twin.py`` implements just the
-endpoints of /work/briefs/commands-protocol.md that the agent calls, checking
-signatures as the server does.
+``fake_twin.py`` implements just the command endpoints the agent calls (docs/api.md,
+section 8), checking signatures as the server does; tests/e2e/test_agent_commands.py
+runs the agent against the real server.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def test_an_invocation_from_a_batch_answer_is_acknowledged_run_and_reported(make
     assert running["status"] == "running" and running["started_at"].endswith("Z")
     assert (result["status"], result["exit_code"]) == ("succeeded", 0)
     assert result["data"]["agentVersion"] == "0.1.0" and result["data"]["agentTime"].endswith("Z")
+    assert result["output"] == f"pong: twin-agent 0.1.0, agent time {result['data']['agentTime']}\n"
     assert result["started_at"] == running["started_at"] <= result["finished_at"]
 
 

@@ -178,3 +178,14 @@ def test_the_command_panel_is_announced_only_to_those_who_may_read_commands(djan
     reader.user_permissions.add(Permission.objects.get(codename="view_command"))
     reader = django_user_model.objects.get(pk=reader.pk)  # permissions are cached per instance
     assert dashboard_config(user=reader, csrf_token="t")["features"]["commands"] is True
+
+
+@pytest.mark.django_db
+def test_favicon_ico_redirects_anyone_to_the_dashboards_svg_icon(client, settings):
+    settings.TWIN_PUBLIC_READ = False
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == "/static/dashboard/favicon.svg"
+    icon = client.get(response["Location"])
+    assert icon.status_code == 200
+    assert icon["Content-Type"].startswith("image/svg+xml")

@@ -189,3 +189,10 @@ def test_deleting_the_core_switch_of_a_big_fleet_asks_without_listing_thousands_
     response = admin_client.get(reverse("admin:hosts_host_delete", args=[big_fleet.pk]))
     assert response.status_code == 200
     assert len(_form_field_names(response.content)) < 20
+
+
+def test_the_host_pages_link_heading_reads_links_from_this_host(admin_client, fleet):
+    host = Host.objects.get(hostname="core-switch")
+    response = admin_client.get(reverse("admin:hosts_host_change", args=[host.pk]))
+    assert b"Links from this host" in response.content
+    assert b"this hosts" not in response.content.lower()
