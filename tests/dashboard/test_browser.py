@@ -8,6 +8,7 @@ under var/screenshots/.
 from __future__ import annotations
 
 import re
+
 import pytest
 
 from dashboard.demo import fleet_samples, samples_post
