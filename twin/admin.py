@@ -70,7 +70,8 @@ class StatusFilter(admin.SimpleListFilter):
         if value == HostStatus.OFFLINE:
             return queryset.filter(latest__last_seen__lte=offline_from)
         if value == HostStatus.UNKNOWN:
-            return queryset.filter(latest__isnull=True)
+            # A virtual node that reports nothing is listed as "virtual node", not as unknown.
+            return queryset.filter(latest__isnull=True, is_virtual=False)
         raise admin.options.IncorrectLookupParameters(f"status: {value!r} is none of {', '.join(HostStatus)}")
 
 
