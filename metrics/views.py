@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import NotRequired, TypedDict
 
+import orjson
 from django.conf import settings
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -18,6 +20,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from commands.schema import AgentInvocation
+from common.compression import json_response
 from common.formats import iso_utc
 from common.http import MalformedBody, PayloadTooLarge, json_decoded
 from common.params import InvalidParameter, param_choices, param_datetime, param_int
@@ -213,7 +216,7 @@ class HostSeriesView(APIView):
             404: {"$ref": "#/components/schemas/Error"},
         },
     )
-    def get(self, request: Request, hostname: str) -> Response:
+    def get(self, request: Request, hostname: str) -> HttpResponse:
         query = request.query_params
         now = timezone.now()
         end = param_datetime(query, "to", default=now)
@@ -239,4 +242,4 @@ class HostSeriesView(APIView):
             "times": [iso_utc(t) for t in series.times],
             "series": series.values,  # type: ignore[typeddict-item]
         }
-        return Response(body)
+        return json_response(request, orjson.dumps(body))

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.compression import json_response
 from common.formats import iso_utc
 from common.params import InvalidParameter, param_datetime, param_int
 from hosts.selectors import host_id_by_hostname
@@ -60,7 +61,7 @@ class TwinStateView(APIView):
             state = snapshot_build(at=at)
         body = orjson.dumps(snapshot_observe(state, started=started, reader=reader))
         snapshot_sent(len(body))
-        return HttpResponse(body, content_type="application/json")
+        return json_response(request, body)
 
 
 # "from" is a Python keyword: the functional form keeps the JSON name.

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import gc
+import gzip
 from datetime import timedelta
 
+import brotli
+import orjson
 import pytest
+import zstandard
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -242,3 +246,14 @@ def test_the_state_endpoint_builds_with_the_collector_held_off(client, monkeypat
     assert client.get(f"/api/twin/state{query}").status_code == 200
     assert seen == [False]
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("encoding", ["zstd", "br", "gzip"])
+def test_the_state_is_compressed_for_a_client_that_accepts_it(client, post_batch, encoding):
+    post_batch([sample_dict(hostname=f"node-{n:02}") for n in range(30)])
+    plain = client.get("/api/twin/state")
+    packed = client.get("/api/twin/state", headers={"Accept-Encoding": f"{encoding}, identity;q=0.1"})
+    assert packed["Content-Encoding"] == encoding and len(packed.content) < len(plain.content) / 3
+    inflate = {"zstd": zstandard.ZstdDecompressor().decompress, "br": brotli.decompress, "gzip": gzip.decompress}
+    unpacked = orjson.loads(inflate[encoding](packed.content))
+    assert [h["hostname"] for h in unpacked["hosts"]] == [h["hostname"] for h in plain.json()["hosts"]]
