@@ -13,7 +13,7 @@ PORT ?= 8000
 # Each can be overridden from the environment, e.g. `TWIN_AGENT_AUTH=signed make run`.
 RUN_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=$${TWIN_AGENT_AUTH:-open} TWIN_PUBLIC_READ=$${TWIN_PUBLIC_READ:-true}
 
-.PHONY: install run demo demo-superuser migrate superuser manage test lint format clean bench bench-history bench-scaling soak vendor
+.PHONY: protos install run demo demo-superuser migrate superuser manage test lint format clean bench bench-history bench-scaling soak vendor
 
 $(RUN_STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -115,3 +115,10 @@ soak: $(TEST_STAMP)
 vendor: $(RUN_STAMP)
 	npm ci --ignore-scripts --no-audit --no-fund
 	$(BIN)/python -m dashboard.vendoring
+
+# Re-create collectors/prompb/prometheus_remote_pb2.py from its .proto (needs PyPI, not Node;
+# run and test never do): protoc from grpcio-tools in a throwaway virtualenv.
+protos:
+	python3 -m venv var/protoc-venv
+	var/protoc-venv/bin/python -m pip install --quiet grpcio-tools==1.85.4
+	var/protoc-venv/bin/python -m grpc_tools.protoc -I collectors/prompb --python_out=collectors/prompb collectors/prompb/prometheus_remote.proto

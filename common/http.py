@@ -40,13 +40,18 @@ class ServerBusy(APIException):
 
 
 def json_body(request: Request, *, limit: int | None = None) -> bytes:
-    """The raw bytes of a JSON request body, as sent (a signature covers exactly these).
+    """The raw bytes of a JSON request body, as sent (a signature covers exactly these); see ``raw_body``."""
+    return raw_body(request, content_type="application/json", limit=limit)
+
+
+def raw_body(request: Request, *, content_type: str, limit: int | None = None) -> bytes:
+    """The raw bytes of a request body of ``content_type``, as sent.
 
     Refuses another content type with a 415, and a body over ``limit`` (by
     default ``TWIN_MAX_BODY_BYTES``) with a 413; a ``Content-Length`` over it is
     refused before the body is read.
     """
-    if request.content_type.split(";")[0].strip().lower() != "application/json":
+    if request.content_type.split(";")[0].strip().lower() != content_type:
         raise UnsupportedMediaType(request.content_type or "none")
     limit = settings.TWIN_MAX_BODY_BYTES if limit is None else min(limit, settings.TWIN_MAX_BODY_BYTES)
     too_large = PayloadTooLarge(f"The body is larger than {limit} bytes.")

@@ -141,6 +141,7 @@ INSTALLED_APPS = [
     "hosts",
     "commands",
     "metrics",
+    "collectors",
     "facility",
     "twin",
     "alerts",

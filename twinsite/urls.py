@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("hosts.urls")),
     path("", include("metrics.urls")),
+    path("", include("collectors.urls")),
     path("", include("commands.urls")),
     path("", include("twin.urls")),
     path("", include("alerts.urls")),
