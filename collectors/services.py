@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from collectors.models import CollectorToken, RemoteHostState
-from collectors.node_exporter import instance_host, scrape_counts, scrape_sample, series_key
+from collectors.node_exporter import KEPT_NAMES, instance_host, scrape_counts, scrape_sample, series_key
 from collectors.prompb.prometheus_remote_pb2 import WriteRequest
 from collectors.remote_write import write_request_points
 from collectors.selectors import TOKEN_PREFIX, CollectorIdentity, collector_token_hash
@@ -70,7 +70,8 @@ def remote_write_receive(*, request: WriteRequest, collector: CollectorIdentity,
     """
     result = RemoteWriteResult()
     points: dict[str, list[tuple[int, str, float]]] = defaultdict(list)
-    for point in write_request_points(request):
+    kept, result.ignored_series = write_request_points(request, names=KEPT_NAMES)
+    for point in kept:
         key = series_key(point.name, point.labels)
         if key is None:
             result.ignored_series += 1
