@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import orjson
 import pytest
 
 from collectors.services import collector_token_create
-from tests.e2e.conftest import channel_prefix, free_port, live_twin  # noqa: F401  (fixtures)
+from tests.e2e.conftest import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -102,8 +103,11 @@ def test_a_prometheus_remote_writing_node_exporter_puts_this_machine_on_the_floo
         host = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            with urllib.request.urlopen(f"{live_twin.url}/api/twin/state", timeout=5) as response:
-                hosts = {h["hostname"]: h for h in orjson.loads(response.read())["hosts"]}
+            try:
+                with urllib.request.urlopen(f"{live_twin.url}/api/twin/state", timeout=5) as response:
+                    hosts = {h["hostname"]: h for h in orjson.loads(response.read())["hosts"]}
+            except urllib.error.HTTPError as exc:
+                pytest.fail(f"GET /api/twin/state answered {exc.code}:\n{live_twin.output()[-5000:]}")
             host = hosts.get(HOSTNAME)
             if host is not None and host["metrics"]["cpuLoad"] is not None:
                 break
