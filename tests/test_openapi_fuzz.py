@@ -4,6 +4,7 @@ no request accepted that the schema forbids. Bounded so CI stays fast."""
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 import schemathesis
@@ -11,6 +12,7 @@ from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -42,6 +44,20 @@ def wsgi_in_test_transaction():
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
 
 
+def _write_bodies() -> st.SearchStrategy[bytes]:
+    """Remote-write bodies: arbitrary bytes, snappy around arbitrary bytes, and real node_exporter scrapes."""
+    import cramjam
+
+    from tests.collectors.writes import node_scrape, write_body
+
+    scrapes = st.integers(min_value=0, max_value=2**41).map(lambda at: write_body(node_scrape(at)))
+    wrapped = st.binary(max_size=512).map(lambda raw: bytes(cramjam.snappy.compress_raw(raw)))
+    return st.one_of(st.binary(max_size=512), wrapped, scrapes)
+
+
+schemathesis.openapi.media_type("application/x-protobuf", _write_bodies())
+
+
 @schema.parametrize()
 # 40 examples an operation, the same ones every run unless FUZZ_EXPLORE is set
 # (tests/conftest.py); FUZZ_EXAMPLES=1000 FUZZ_EXPLORE=1 for a deeper run.
@@ -51,4 +67,12 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_app
 @pytest.mark.django_db
 @pytest.mark.usefixtures("open_twin", "wsgi_in_test_transaction")
 def test_the_api_keeps_its_own_schema(case):
+    if case.path == "/api/v1/write":
+        from collectors.services import collector_token_create
+
+        # With a valid collector token, so the bodies reach the decoder, not only the 401.
+        case.headers = {
+            **(case.headers or {}),
+            "Authorization": f"Bearer {collector_token_create(name=f'fuzz-{uuid.uuid4().hex}')[1]}",
+        }
     case.call_and_validate(checks=CHECKS)
