@@ -8,9 +8,6 @@ cluster of the test's own takes the restarts; the shared server is never touched
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,11 +16,10 @@ from datetime import UTC, datetime
 import aiohttp
 import orjson
 import pytest
-from django.conf import settings
 
 from hosts.credentials import signature_compute
 from tests.conftest import iso, sample_dict
-from tests.e2e.conftest import ROOT, LiveServer, server_start, server_stop
+from tests.e2e.conftest import LiveServer, manage, server_start, server_stop
 from tests.e2e.postgres_cluster import PostgresCluster, postgres_bindir
 from tests.e2e.test_socketio import host_of
 
@@ -33,21 +29,6 @@ AGENTS = 4
 SAMPLES_PER_BATCH = 5
 # Acknowledged batches each agent needs before the restart, and after it.
 BEFORE, AFTER = 3, 5
-
-
-def manage(database_url: str, *args: str) -> str:
-    """``manage.py <args>`` against ``database_url``, as an operator would run it; its stdout."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": settings.SECRET_KEY,
-        "TWIN_CREDENTIAL_KEY": settings.TWIN_CREDENTIAL_KEY,
-    }
-    out = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 @pytest.fixture(scope="module")
