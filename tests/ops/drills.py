@@ -1,4 +1,4 @@
-"""What the backup and upgrade drills share: a twin with history, and the reads that must survive.
+"""What the backup and upgrade drills of docs/operations.md share: a twin with history, and the reads that must survive.
 
 The history is made through the public API (batches in, the jobs that roll up
 and record statuses), so the same code makes it on any release; the reads are
@@ -8,15 +8,21 @@ its status changes), asked at a fixed moment so two servers can be compared.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 
 from tests.conftest import iso
+from tests.e2e.conftest import ROOT
 from tests.e2e.postgres_cluster import PostgresCluster
 
 HOSTS = ("drill-01", "drill-02", "drill-03")
@@ -25,8 +31,38 @@ MINUTES = 90
 # Thresholds short enough that every host is offline a few seconds after its last batch:
 # its status history then holds data, stale and offline, and no change comes later.
 STATUS_ENV = {"TWIN_STALE_AFTER_SECONDS": "1", "TWIN_OFFLINE_AFTER_SECONDS": "2"}
+# Both servers of a drill: one twin id whatever the database's name, unsigned batches for the history.
+DRILL_ENV = {"TWIN_ID": "twin-drill", "TWIN_AGENT_AUTH": "open", **STATUS_ENV}
 # The metrics every release since the history knows (a later one adds more).
 FIELDS = "cpuLoad,memoryUsedPercent,loadAverage,uptimeSeconds,netBytesTx,netBytesRx"
+OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
+
+
+def sh_blocks(section: str) -> list[str]:
+    """The ``sh`` code blocks of a section of docs/operations.md, in order."""
+    text = OPERATIONS.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", text, re.S)
+
+
+def run_as_documented(block: str, cluster: PostgresCluster, tmp_path: Path) -> None:
+    """Each line of ``block`` in a shell, pointed at ``cluster`` instead of the default port.
+
+    A ``git`` line is the operator's checkout of the new release: the test runs in it already.
+    """
+    lines = [line for line in block.splitlines() if not line.startswith("git ")]
+    script = (
+        "\n".join(lines)
+        .replace("-h 127.0.0.1", f"-h 127.0.0.1 -p {cluster.port}")
+        .replace("127.0.0.1:5432", f"127.0.0.1:{cluster.port}")
+        .replace("/tmp/", f"{tmp_path}/")
+        .replace(".venv/bin/python", sys.executable)
+    )
+    # The cluster's own client programs first: pg_dump refuses a server newer than itself.
+    env = {**os.environ, "PATH": f"{cluster.bindir}:{os.environ['PATH']}"}
+    out = subprocess.run(["bash", "-euxc", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
 TABLES = (
     "hosts_host",
     "hosts_rack",
