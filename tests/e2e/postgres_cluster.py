@@ -15,7 +15,10 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.e2e.conftest import free_port
 
@@ -110,3 +113,25 @@ class PostgresCluster:
     def sql(self, name: str, statement: str) -> str:
         """``statement``'s rows as psql prints them unaligned, one a line."""
         return self.run("psql", "-d", name, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement).stdout
+
+
+@contextlib.contextmanager
+def own_cluster(purpose: str) -> Iterator[PostgresCluster]:
+    """A started cluster for a module's fixture, removed afterwards; a skip (under CI a failure) without one.
+
+    ``TWIN_REQUIRE_PG_CLUSTER=1`` (set by CI) turns the skip into a failure:
+    a drill skipped in CI would hide a broken one.
+    """
+    bindir = postgres_bindir()
+    if bindir is None:
+        reason = f"needs PostgreSQL's server programs (initdb, pg_ctl; TWIN_PG_BINDIR names their directory) {purpose}"
+        if os.environ.get("TWIN_REQUIRE_PG_CLUSTER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()

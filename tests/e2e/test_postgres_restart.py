@@ -20,7 +20,7 @@ import pytest
 from hosts.credentials import signature_compute
 from tests.conftest import iso, sample_dict
 from tests.e2e.conftest import LiveServer, manage, server_start, server_stop
-from tests.e2e.postgres_cluster import PostgresCluster, postgres_bindir
+from tests.e2e.postgres_cluster import PostgresCluster, own_cluster
 from tests.e2e.test_socketio import host_of
 
 pytestmark = [pytest.mark.e2e]
@@ -34,18 +34,10 @@ BEFORE, AFTER = 3, 5
 @pytest.fixture(scope="module")
 def own_postgres() -> Iterator[tuple[PostgresCluster, str]]:
     """A migrated twin database on a PostgreSQL cluster of this module's own."""
-    bindir = postgres_bindir()
-    if bindir is None:
-        pytest.skip("needs PostgreSQL's server programs (initdb, pg_ctl; set TWIN_PG_BINDIR) to restart a database")
-    cluster = PostgresCluster(bindir)
-    try:
-        cluster.init()
-        cluster.start()
+    with own_cluster("to restart a database") as cluster:
         url = cluster.createdb("twin")
         manage(url, "migrate", "--noinput")
         yield cluster, url
-    finally:
-        cluster.remove()
 
 
 @dataclass

@@ -151,6 +151,16 @@ def twin_reads(server_url: str, *, end: datetime, at: datetime) -> dict[str, Any
     return reads
 
 
+def history_shown(reads: dict[str, Any]) -> None:
+    """The reads hold the history made: raw and rolled-up series, and the hosts' status changes."""
+    for hostname in HOSTS:
+        raw, five, hourly = (reads[f"{hostname} series step {step}"] for step in (60, 300, 3600))
+        assert (raw["resolution"], five["resolution"], hourly["resolution"]) == ("raw", "5m", "1h")
+        assert len(raw["times"]) == MINUTES and len(five["times"]) >= MINUTES // 5 and hourly["times"]
+        assert [e["to"] for e in reads[f"{hostname} events"]][-2:] == ["stale", "offline"]
+    assert {h["hostname"] for h in reads["state"]["hosts"]} >= set(HOSTS)
+
+
 def row_counts(cluster: PostgresCluster, database: str) -> dict[str, int]:
     return {table: int(cluster.sql(database, f"select count(*) from {table}")) for table in TABLES}
 
