@@ -128,8 +128,9 @@ def history_settled(server_url: str, timeout: float = 30) -> datetime:
     """Wait until every host's status history ends offline (nothing changes after); that moment."""
     deadline = time.monotonic() + timeout
     while True:
-        last = [events(server_url, hostname)[-1:] for hostname in HOSTS]
-        if all(e and e[0]["to"] == "offline" for e in last):
+        # Data, then the clock alone: stale, offline (a registered host began offline, before its data).
+        last = [[e["to"] for e in events(server_url, hostname)[-2:]] for hostname in HOSTS]
+        if all(e == ["stale", "offline"] for e in last):
             return datetime.now(UTC).replace(microsecond=0)
         assert time.monotonic() < deadline, f"the hosts did not go offline: {last}"
         time.sleep(0.3)
