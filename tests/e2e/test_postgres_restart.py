@@ -57,6 +57,7 @@ class Agent:
     sequence: int = 0
     acknowledged: list[dict] = field(default_factory=list)
     answers: list[tuple[int, str | None, dict]] = field(default_factory=list)
+    last_body: bytes = b""
 
     async def register(self, enrollment: str) -> None:
         async with self.http.post(
@@ -77,8 +78,9 @@ class Agent:
         ]
         return orjson.dumps({"agent_session": "restart", "sequence": self.sequence, "samples": samples}), samples
 
-    async def deliver(self, body: bytes, samples: list[dict]) -> None:
-        """Send one batch until it is acknowledged (202), as the agent's spool does."""
+    async def deliver(self, body: bytes, samples: list[dict]) -> dict:
+        """Send one batch until it is acknowledged (202), as the agent's spool does; the acknowledgement."""
+        self.last_body = body
         while True:
             stamp = str(int(time.time()))
             headers = {
@@ -93,7 +95,7 @@ class Agent:
                     self.answers.append((response.status, response.headers.get("Retry-After"), answer))
                     if response.status == 202:
                         self.acknowledged.extend(samples)
-                        return
+                        return answer
             except (aiohttp.ClientError, TimeoutError):
                 self.answers.append((0, None, {}))
             # A real agent waits Retry-After; the test keeps the window busy instead.
@@ -184,6 +186,10 @@ async def restart_while_agents_post(
         )
         stop.set()
         await asyncio.wait_for(asyncio.gather(*runs), timeout=30)
+        # An agent whose acknowledgement was lost in the restart sends its batch again: stored already.
+        for agent in agents:
+            again = await agent.deliver(agent.last_body, [])
+            assert again == {"accepted": 0, "duplicate": True, "receivedAt": again["receivedAt"]}, again
         # The read side recovered too: ready, and the twin shows each host's last batch.
         async with http.get(f"{server.url}/readyz") as response:
             assert response.status == 200, await response.text()
