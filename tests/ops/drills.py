@@ -112,7 +112,7 @@ def history_post(server_url: str) -> datetime:
                     "uptime_seconds": 100_000 - m * 60,
                     "agent_version": "0.1.0",
                     "platform": "Linux-x86_64",
-                    # A counter that wraps once (a reboot): the series leaves that pair out.
+                    # A counter that wraps now and then (as at a reboot): the series leaves those pairs out.
                     "net_bytes_tx": (MINUTES - m) * 1_000_000 * (h + 1) % 50_000_000,
                     "net_bytes_rx": (MINUTES - m) * 700_000,
                     "rack": f"drill-r{h % 2}",
