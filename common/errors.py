@@ -44,6 +44,26 @@ def database_conflict(exc: BaseException) -> bool:
     return "database is locked" in str(exc)
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached now: down, restarting, recovering from a crash.
+
+    PostgreSQL ending every session for a restart ("terminating connection due
+    to administrator command"), refusing new ones while it shuts down or
+    recovers, a broken socket, the pool's timeout: an outage, not a bug.
+    """
+    return isinstance(exc, DATABASE_DOWN) and not database_conflict(exc)
+
+
+def database_trouble(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database's passing trouble (an outage or a lost race) that a later retry clears.
+
+    Loops that retry (the job runner, the twin's feed, the live readers'
+    recheck) log it on one line: a traceback per tick of an outage would
+    drown the log and tell nothing the message does not.
+    """
+    return database_unavailable(exc) or database_conflict(exc)
+
+
 class Refused(Exception):
     """A request a service refuses, with why: the one refusal every app raises.
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from common.errors import database_trouble
 from jobs.services import jobs_ensure, jobs_run_due
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,8 @@ def runner_loop(stop: threading.Event, tick_seconds: float) -> None:
                 jobs_ensure(now=timezone.now())
                 ensured = True
             runner_tick()
-        except Exception:
-            logger.warning("background jobs: tick failed; retrying", exc_info=True)
+        except Exception as exc:
+            logger.warning("background jobs: tick failed; retrying: %s", exc, exc_info=not database_trouble(exc))
             connection.close()
         stop.wait(tick_seconds)
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from common.errors import database_conflict
+from common.errors import database_trouble
 from jobs.models import Job
 from jobs.registry import JOBS, JobSpec
 
@@ -66,10 +66,13 @@ def job_run(*, spec: JobSpec, now: datetime) -> JobRun:
     try:
         result, ok, error = spec.fn(now) or "", True, ""
     except Exception as exc:
-        if database_conflict(exc):
+        if database_trouble(exc):
             # Lost a race with another transaction (a partition dropped, a
-            # migration): nothing is wrong with the job, so no traceback.
-            logger.warning("job %s met a database conflict and runs again at its next period: %s", spec.name, exc)
+            # migration) or the database went away (a restart): nothing is
+            # wrong with the job, so no traceback.
+            logger.warning(
+                "job %s met a database conflict or outage and runs again at its next period: %s", spec.name, exc
+            )
         else:
             # A failing job must not stop the others, nor take the process down:
             # it is recorded (admin, readiness) and retried at its next period.

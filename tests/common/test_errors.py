@@ -37,3 +37,17 @@ def test_a_refusal_without_a_status_is_a_bad_request():
     response = json_exception_handler(Refused("bad", "Bad."), {})
     assert response is not None
     assert response.status_code == 400
+
+
+def test_a_database_restarting_is_trouble_that_passes_and_a_bug_is_not():
+    from django.db import OperationalError, ProgrammingError
+    from psycopg_pool import PoolTimeout
+
+    from common.errors import database_trouble, database_unavailable
+
+    restarting = OperationalError("terminating connection due to administrator command")
+    assert database_unavailable(restarting) and database_trouble(restarting)
+    assert database_unavailable(PoolTimeout("couldn't get a connection after 2.00 sec"))
+    locked = OperationalError("database is locked")
+    assert database_trouble(locked) and not database_unavailable(locked)
+    assert not database_trouble(ProgrammingError("syntax error")) and not database_trouble(ValueError("a bug"))

@@ -48,11 +48,12 @@ class LiveServer:
         return self.log.read_text(errors="replace")
 
 
-def server_start(tmp_path: Path, *, port: int | None = None, **env_overrides: str) -> LiveServer:
+def server_start(tmp_path: Path, *, port: int | None = None, root: Path = ROOT, **env_overrides: str) -> LiveServer:
     """Start the twin as ``make run`` does (``python -m twinsite.serve``) and wait until it answers.
 
     ``port`` starts it on a port chosen beforehand: where a stopped one listened (agents keep their
-    server's URL), or one a browser test names in the server's settings.
+    server's URL), or one a browser test names in the server's settings. ``root`` is the source tree
+    to run: another release's, checked out apart, for an upgrade drill.
     """
     port = port or free_port()
     env = {
@@ -70,7 +71,7 @@ def server_start(tmp_path: Path, *, port: int | None = None, **env_overrides: st
     log = tmp_path / f"daphne-{port}.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "twinsite.serve", "-b", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
@@ -88,6 +89,23 @@ def server_start(tmp_path: Path, *, port: int | None = None, **env_overrides: st
             time.sleep(0.2)
     process.kill()
     raise RuntimeError(f"daphne did not answer in 30 s:\n{server.output()}")
+
+
+def manage(database_url: str, *args: str, root: Path = ROOT) -> str:
+    """``manage.py <args>`` of the tree at ``root`` against ``database_url``, as an operator runs it; its stdout."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "TWIN_CREDENTIAL_KEY": settings.TWIN_CREDENTIAL_KEY,
+        # The tree's own code, never this checkout's, whatever the test run's path.
+        "PYTHONPATH": str(root),
+    }
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=root, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, f"manage.py {' '.join(args)} exited {out.returncode}:\n{out.stderr}"
+    return out.stdout
 
 
 def server_stop(server: LiveServer) -> None:

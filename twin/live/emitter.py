@@ -15,6 +15,7 @@ from typing import Any
 import socketio
 from engineio import packet as eio_packet
 
+from common.errors import database_trouble
 from twin.delta import TwinDelta
 from twin.live import instruments
 from twin.live.feed import TwinFeed
@@ -151,8 +152,12 @@ class SocketEmitter:
             self._waiting.clear()
             try:
                 await self._sync_waiting(feed)
-            except Exception:
-                logger.warning("sending starting states to new clients failed; retrying", exc_info=True)
+            except Exception as exc:
+                logger.warning(
+                    "sending starting states to new clients failed; retrying: %s",
+                    exc,
+                    exc_info=not database_trouble(exc),
+                )
                 await asyncio.sleep(1.0)
                 self._waiting.set()
 

@@ -42,7 +42,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from common.errors import database_conflict
+from common.errors import database_trouble
 from twin.delta import TwinDelta, delta_is_empty, delta_resync_signal, delta_size, state_diff
 from twin.snapshot import TwinState
 
@@ -229,9 +229,9 @@ class TwinFeed:
                 await self.step()
             await self.flush()
         except Exception as exc:
-            # A lost lock race (a partition dropped meanwhile) needs no traceback.
+            # A lost lock race (a partition dropped meanwhile) or a database away needs no traceback.
             logger.warning(
-                "twin snapshot failed; retrying at the next interval: %s", exc, exc_info=not database_conflict(exc)
+                "twin snapshot failed; retrying at the next interval: %s", exc, exc_info=not database_trouble(exc)
             )
 
     async def run(self) -> None:

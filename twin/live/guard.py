@@ -22,7 +22,7 @@ import socketio
 from django.utils import timezone
 
 from common.asyncsync import db_call
-from common.errors import database_conflict
+from common.errors import database_trouble
 from twin.audiences import reader_rooms
 from twin.live.emitter import NAMESPACE
 from twin.readers import ReaderCredential, readers_recheck
@@ -60,7 +60,7 @@ class ReaderGuard:
                     "could not check live readers again; retrying in %g s: %s",
                     self.interval,
                     exc,
-                    exc_info=not database_conflict(exc),
+                    exc_info=not database_trouble(exc),
                 )
 
     async def check(self) -> list[str]:
