@@ -1,0 +1,268 @@
+"""The twin as Prometheus metrics: what ``GET /api/twin/metrics`` exposes for a Prometheus to scrape.
+
+Every host's latest values (one family per field of the registry,
+``metrics.fields``) and its derived state (up, status, reachability, live
+uplinks, last contact, inventory facts), each series labelled with the host's
+``hostname``, its ``rack`` and the ``site`` that rack stands in, when it has
+them. The document is the twin-state one (``twin.snapshot``), so a scrape and
+``GET /api/twin/state`` agree on every value and status: two reads of the
+twin, one derivation.
+
+prometheus_client decides the format from the scraper's ``Accept``
+(``choose_encoder``: OpenMetrics 1.0 when asked for, else the classic text
+0.0.4) and is the reference for every byte written: its generators, fed the
+same families, write the same text (tests/twin/test_exposition.py holds the
+two equal, hostile labels included). They are not called here because they
+work per sample (sort the labels, check each name, escape each value): about
+10 µs a sample, some 150,000 samples at 10,000 hosts, over a second and a
+half in all; a host's labels are escaped once here and shared by all its
+series (bench/results.md, "Exposition").
+
+Labelled metrics slot in as more families: a ``Family`` from ``family_named``
+(their name, type, unit and help), each sample's labels from ``labels_merge``
+(the host's, then the series' own), listed by ``host_families`` beside the
+registry's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.utils import floatToGoString
+
+from facility.selectors import rack_sites
+from metrics.fields import METRIC_FIELDS, Kind, MetricField
+from twin.snapshot import HostDoc, gc_paused, snapshot_build
+from twin.status import HostStatus
+
+PREFIX = "twin_host_"
+# The labels that say which host a series is about; a labelled metric's own follow.
+HOST_LABELS = ("hostname", "rack", "site")
+STATUSES = tuple(s.value for s in HostStatus)
+OPENMETRICS = "application/openmetrics-text"
+# Prometheus' (legacy) name grammar: every name written here meets it, so no scraper's escaping changes one.
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_NEEDS_ESCAPE = re.compile(r'[\\\n"]').search
+# Label names already checked against the grammar: a host's are the same on every host.
+_label_names_checked: set[str] = set()
+# A status series' labels are a host's plus ``status``, which sorts after every host label.
+assert max(HOST_LABELS) < "status"
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One exposed metric: its name (a counter's without ``_total``), type, help and unit ("" for none)."""
+
+    name: str
+    kind: Kind
+    help: str
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if not _METRIC_NAME.match(self.name):
+            raise ValueError(f"{self.name!r} is not a Prometheus metric name")
+
+
+class Labels(NamedTuple):
+    """A series' labels, and their text in the exposition (sorted by name, values escaped), worked out once."""
+
+    items: dict[str, str]
+    text: str
+
+
+# One family and its samples: (labels, value).
+FamilySamples = tuple[Family, list[tuple[Labels, float]]]
+
+
+def family_named(*, name: str, kind: Kind, help_text: str, unit: str = "") -> Family:
+    """The family a host metric is exposed as: ``twin_host_<name>``, its unit appended unless the name says it.
+
+    ``cpu_load`` in percent is ``twin_host_cpu_load_percent``; ``uptime_seconds``
+    stays as it is; ``net_bytes_tx`` keeps its name (it says bytes) and, as a
+    counter, is sampled as ``twin_host_net_bytes_tx_total``. OpenMetrics'
+    ``# UNIT`` line is given only when the name ends with the unit, as that
+    format requires.
+    """
+    exposed = PREFIX + name
+    if unit and unit not in name.split("_"):
+        exposed += "_" + unit
+    return Family(exposed, kind, help_text, unit if unit and exposed.endswith("_" + unit) else "")
+
+
+def field_family(field: MetricField) -> Family:
+    """The family of one field of the registry."""
+    return family_named(name=field.name, kind=field.kind, help_text=field.help_text, unit=field.unit)
+
+
+# By the key of a host's ``metrics`` in the twin-state document.
+FIELD_FAMILIES: dict[str, Family] = {f.key: field_family(f) for f in METRIC_FIELDS}
+
+UP = Family(PREFIX + "up", Kind.GAUGE, "1 while the host is online (its last sample is fresh), else 0.")
+STATUS = Family(
+    PREFIX + "status",
+    Kind.GAUGE,
+    "The host's status: 1 for the one it has (online, stale, offline or unknown), 0 for the others.",
+)
+REACHABLE = Family(
+    PREFIX + "reachable", Kind.GAUGE, "1 while the core has a path to the host over working switches, else 0."
+)
+LIVE_UPLINKS = Family(PREFIX + "live_uplinks", Kind.GAUGE, "How many of the host's uplinks lead to the core now.")
+LAST_SEEN = Family(
+    PREFIX + "last_seen_timestamp_seconds",
+    Kind.GAUGE,
+    "When the host last reported, in Unix time (its age: time() - this); absent if it never has.",
+    unit="seconds",
+)
+INFO = Family(
+    PREFIX + "info",
+    Kind.GAUGE,
+    "1 for every host, labelled with its display name, address, platform, agent version and whether it is virtual.",
+)
+STATE_FAMILIES: tuple[Family, ...] = (UP, STATUS, REACHABLE, LIVE_UPLINKS, LAST_SEEN, INFO)
+# Every family the exposition may hold (the dashboard in deploy/grafana names only these).
+FAMILIES: tuple[Family, ...] = (*FIELD_FAMILIES.values(), *STATE_FAMILIES)
+
+
+def label_value_escape(value: str) -> str:
+    """A label value as both formats write it: backslash, newline and double quote escaped with a backslash."""
+    if _NEEDS_ESCAPE(value) is None:
+        return value
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def labels_of(items: Mapping[str, str]) -> Labels:
+    """``items`` as labels; a name outside Prometheus' grammar is refused (a labelled metric's, say)."""
+    for name in items:
+        if name not in _label_names_checked:
+            if not _LABEL_NAME.match(name) or name.startswith("__"):
+                raise ValueError(f"{name!r} is not a Prometheus label name")
+            _label_names_checked.add(name)
+    text = ",".join(f'{name}="{label_value_escape(value)}"' for name, value in sorted(items.items()))
+    return Labels(dict(items), text)
+
+
+def labels_merge(host: Mapping[str, str], own: Mapping[str, str]) -> dict[str, str]:
+    """A labelled series' labels: the host's, then its own; an own label named as a host's becomes ``exported_<name>``.
+
+    As Prometheus does when a scraped series carries a label the target also
+    sets (``honor_labels: false``): the host's labels always say which host.
+    """
+    merged = dict(host)
+    for name, value in own.items():
+        merged[f"exported_{name}" if name in HOST_LABELS else name] = value
+    return merged
+
+
+def host_labels(doc: HostDoc, sites: Mapping[str, str]) -> dict[str, str]:
+    """``hostname``, then ``rack`` and ``site`` when the host has them (an empty label is no label to Prometheus)."""
+    labels = {"hostname": doc["hostname"]}
+    rack = doc.get("rack")
+    if rack:
+        labels["rack"] = rack
+        site = sites.get(rack)
+        if site:
+            labels["site"] = site
+    return labels
+
+
+def host_families(*, hosts: Iterable[HostDoc], sites: Mapping[str, str]) -> list[FamilySamples]:
+    """Every family of the exposition with its samples, filled from the hosts' documents in one pass.
+
+    1. One family per field of the registry; a value the host never
+       reported (absent) or that is not a number (NaN) gives no sample: a
+       missing series, never a made-up zero.
+    2. The host's state: up, its status as one series per status (1 for the
+       current one), reachability, live uplinks, last contact, inventory.
+    Families in ``FAMILIES`` order, hosts in the document's (by hostname).
+    """
+    fields: dict[str, list[tuple[Labels, float]]] = {key: [] for key in FIELD_FAMILIES}
+    up: list[tuple[Labels, float]] = []
+    status: list[tuple[Labels, float]] = []
+    reachable: list[tuple[Labels, float]] = []
+    uplinks: list[tuple[Labels, float]] = []
+    seen: list[tuple[Labels, float]] = []
+    info: list[tuple[Labels, float]] = []
+    for doc in hosts:
+        items = host_labels(doc, sites)
+        labels = labels_of(items)
+        for key, value in doc["metrics"].items():
+            if value is not None and value == value:  # not absent, not NaN
+                fields[key].append((labels, value))
+        current = doc["status"]
+        up.append((labels, 1 if current == HostStatus.ONLINE else 0))
+        for one in STATUSES:
+            one_labels = Labels({**items, "status": one}, f'{labels.text},status="{one}"')
+            status.append((one_labels, 1 if current == one else 0))
+        reachable.append((labels, 1 if doc["reachable"] else 0))
+        uplinks.append((labels, doc["redundancy"]))
+        if doc["lastSeen"]:
+            seen.append((labels, datetime.fromisoformat(doc["lastSeen"]).timestamp()))
+        facts = {
+            "display_name": doc["displayName"],
+            "ip": doc["ip"] or "",
+            "platform": doc["platform"],
+            "agent_version": doc["agentVersion"],
+            "virtual": "true" if doc["isVirtual"] else "false",
+        }
+        info.append((labels_of({**items, **facts}), 1))
+    return [
+        *((FIELD_FAMILIES[key], samples) for key, samples in fields.items()),
+        (UP, up),
+        (STATUS, status),
+        (REACHABLE, reachable),
+        (LIVE_UPLINKS, uplinks),
+        (LAST_SEEN, seen),
+        (INFO, info),
+    ]
+
+
+def families_encode(families: Iterable[FamilySamples], *, openmetrics: bool) -> bytes:
+    """The families as Prometheus text 0.0.4, or as OpenMetrics 1.0: byte for byte what prometheus_client writes.
+
+    In the classic format a counter's metadata name ends ``_total`` and no
+    unit is given; OpenMetrics names the family without it, escapes quotes
+    in help too, gives ``# UNIT`` and ends with ``# EOF``.
+    """
+    out: list[str] = []
+    for family, samples in families:
+        name = family.name
+        sample_name = name + "_total" if family.kind == Kind.COUNTER else name
+        helped = family.help.replace("\\", "\\\\").replace("\n", "\\n")
+        if openmetrics:
+            helped = helped.replace('"', '\\"')
+            out.append(f"# HELP {name} {helped}\n# TYPE {name} {family.kind.value}\n")
+            if family.unit:
+                out.append(f"# UNIT {name} {family.unit}\n")
+        else:
+            out.append(f"# HELP {sample_name} {helped}\n# TYPE {sample_name} {family.kind.value}\n")
+        go = floatToGoString
+        out.extend(
+            f"{sample_name}{{{labels.text}}} {go(value)}\n" if labels.text else f"{sample_name} {go(value)}\n"
+            for labels, value in samples
+        )
+    if openmetrics:
+        out.append("# EOF\n")
+    return "".join(out).encode()
+
+
+def exposition_render(*, accept: str | None, now: datetime | None = None) -> tuple[bytes, str]:
+    """The exposition as of ``now`` and its content type: OpenMetrics when ``accept`` asks for it, else text 0.0.4.
+
+    1. Let prometheus_client's ``choose_encoder`` read ``Accept``: its content
+       type names the format (and the version the scraper asked for).
+    2. Build the twin-state document (the snapshot's two queries) and read
+       the racks' sites (one more).
+    3. Write every family. The garbage collector is held off throughout, as
+       for the snapshot: some 200,000 objects at 10,000 hosts, none in a cycle.
+    """
+    _, content_type = choose_encoder(accept or "")
+    with gc_paused():
+        state = snapshot_build(now=now)
+        families = host_families(hosts=state["hosts"], sites=rack_sites())
+        return families_encode(families, openmetrics=content_type.startswith(OPENMETRICS)), content_type
