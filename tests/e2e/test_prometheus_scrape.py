@@ -16,6 +16,7 @@ from rest_framework.authtoken.models import Token
 
 from tests.conftest import sample_dict
 from tests.e2e.conftest import LiveServer, free_port, server_start, server_stop
+from tests.test_grafana_dashboard import dashboard_queries, promql_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -99,7 +100,7 @@ def targets(url: str) -> list[dict]:
 def test_prometheus_scrapes_the_twin_with_a_token_and_promql_returns_the_hosts_cpu_by_hostname(
     private_twin: LiveServer, reader_token: str, tmp_path: Path
 ):
-    batch = orjson.dumps({"samples": [sample_dict("prom-web-01", cpu_load=37.5, rack="R7")]})
+    batch = orjson.dumps({"samples": [sample_dict("prom-web-01", cpu_load=37.5, rack="R7", power_watts=250.0)]})
     request = urllib.request.Request(
         f"{private_twin.url}/api/metrics/batch", data=batch, headers={"Content-Type": "application/json"}
     )
@@ -131,6 +132,9 @@ def test_prometheus_scrapes_the_twin_with_a_token_and_promql_returns_the_hosts_c
         assert health["anonymous"]["health"] == "down"
         assert "401" in health["anonymous"]["lastError"]
         assert not promql(url, 'twin_host_cpu_load_percent{job="anonymous"}')
+        # The Grafana dashboard's queries run on this Prometheus as Grafana sends them, and find the host.
+        answered = {query: promql(url, promql_of(query)) for query in dashboard_queries()}
+        assert answered['sum(twin_host_status{status="online", site=~"$site", rack=~"$rack", hostname=~"$hostname"})']
         # Prometheus 2 asks for OpenMetrics first: this was that format, parsed by Prometheus itself.
         assert promql(url, 'twin_host_up{hostname="prom-web-01"}')[0]["value"][1] == "1"
     finally:
