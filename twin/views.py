@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import orjson
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.decorators import method_decorator
+from django.views.decorators.gzip import gzip_page
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
@@ -88,10 +91,15 @@ class TwinMetricsView(APIView):
     For a Prometheus to scrape with a reader's token (``authorization: {type:
     Token, credentials: <key>}`` in its scrape config). OpenMetrics 1.0 when
     ``Accept`` asks for ``application/openmetrics-text``, else the classic
-    text format 0.0.4.
+    text format 0.0.4. Gzipped when the scraper accepts it, as Prometheus
+    does: at 10,000 hosts the text is some 13 MB, gzipped under 0.5 MB.
     """
 
     content_negotiation_class = ExpositionNegotiation
+
+    @method_decorator(gzip_page)
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().dispatch(request, *args, **kwargs)
 
     @extend_schema(
         operation_id="twin_metrics",
@@ -104,7 +112,9 @@ class TwinMetricsView(APIView):
     )
     def get(self, request: Request) -> HttpResponse:
         body, content_type = exposition_render(accept=request.headers.get("Accept"))
-        return HttpResponse(body, content_type=content_type)
+        response = HttpResponse(body, content_type=content_type)
+        patch_vary_headers(response, ["Accept"])
+        return response
 
 
 # "from" is a Python keyword: the functional form keeps the JSON name.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
 import shutil
@@ -267,3 +268,15 @@ def test_the_exposition_is_in_the_api_schema(client):
     schema = client.get("/api/schema/", headers={"Accept": "application/json"}).json()
     content = schema["paths"]["/api/twin/metrics"]["get"]["responses"]["200"]["content"]
     assert set(content) == {"text/plain", "application/openmetrics-text"}
+
+
+@pytest.mark.django_db
+def test_a_scraper_accepting_gzip_gets_the_exposition_gzipped_and_caches_vary_on_accept(client, reader_token):
+    ingest_at([sample_dict("web-01")])
+    headers = {"Authorization": f"Token {reader_token}", "Accept-Encoding": "gzip"}
+    response = client.get("/api/twin/metrics", headers=headers)
+    assert response.status_code == 200
+    assert response["Content-Encoding"] == "gzip"
+    assert {"Accept", "Accept-Encoding"} <= {v.strip() for v in response["Vary"].split(",")}
+    text = gzip.decompress(response.content).decode()
+    assert 'twin_host_up{hostname="web-01",rack="R1"} 1.0' in text
