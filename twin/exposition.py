@@ -143,7 +143,12 @@ def labels_of(items: Mapping[str, str]) -> Labels:
             if not _LABEL_NAME.match(name) or name.startswith("__"):
                 raise ValueError(f"{name!r} is not a Prometheus label name")
             _label_names_checked.add(name)
-    text = ",".join(f'{name}="{label_value_escape(value)}"' for name, value in sorted(items.items()))
+    pairs = sorted(items.items())
+    # Most values need no escaping: one search over them all instead of one a value.
+    if _NEEDS_ESCAPE("".join(items.values())) is None:
+        text = ",".join([f'{name}="{value}"' for name, value in pairs])
+    else:
+        text = ",".join([f'{name}="{label_value_escape(value)}"' for name, value in pairs])
     return Labels(dict(items), text)
 
 
@@ -222,6 +227,16 @@ def host_families(*, hosts: Iterable[HostDoc], sites: Mapping[str, str]) -> list
     ]
 
 
+# Most samples of the state are 0 or 1: their text once, not per sample.
+_GO_TEXT = {0: floatToGoString(0), 1: floatToGoString(1)}
+
+
+def _go(value: float) -> str:
+    """A value as Go writes a float (prometheus_client's ``floatToGoString``), the usual 0 and 1 from a table."""
+    text = _GO_TEXT.get(value)
+    return text if text is not None else floatToGoString(value)
+
+
 def families_encode(families: Iterable[FamilySamples], *, openmetrics: bool) -> bytes:
     """The families as Prometheus text 0.0.4, or as OpenMetrics 1.0: byte for byte what prometheus_client writes.
 
@@ -241,10 +256,11 @@ def families_encode(families: Iterable[FamilySamples], *, openmetrics: bool) -> 
                 out.append(f"# UNIT {name} {family.unit}\n")
         else:
             out.append(f"# HELP {sample_name} {helped}\n# TYPE {sample_name} {family.kind.value}\n")
-        go = floatToGoString
         out.extend(
-            f"{sample_name}{{{labels.text}}} {go(value)}\n" if labels.text else f"{sample_name} {go(value)}\n"
-            for labels, value in samples
+            [
+                f"{sample_name}{{{labels.text}}} {_go(value)}\n" if labels.text else f"{sample_name} {_go(value)}\n"
+                for labels, value in samples
+            ]
         )
     if openmetrics:
         out.append("# EOF\n")
