@@ -211,6 +211,15 @@ def test_promtool_accepts_the_exposition_of_a_real_fleet_with_hostile_names():
 
 
 @pytest.mark.django_db
+def test_a_host_in_a_rack_standing_in_a_site_is_labelled_with_the_site():
+    floor_rack("R1", site="dc-east")
+    ingest_at([sample_dict("web-01", rack="R1"), sample_dict("web-02", rack="R9")])
+    samples = samples_of(exposition_render(accept=None)[0].decode())
+    assert samples[("twin_host_up", (("hostname", "web-01"), ("rack", "R1"), ("site", "dc-east")))] == 1.0
+    assert samples[("twin_host_up", (("hostname", "web-02"), ("rack", "R9")))] == 1.0  # a rack with no place
+
+
+@pytest.mark.django_db
 def test_every_family_is_exposed_once_a_host_reports_every_field():
     floor_rack("R1", site="dc-east")
     ingest_at([sample_dict("web-01", power_watts=310.5, inlet_temp_celsius=24.0)])
