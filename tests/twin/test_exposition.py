@@ -12,11 +12,9 @@ from typing import Any
 
 import pytest
 from prometheus_client.exposition import generate_latest
-from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_parse
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.samples import Sample
 from rest_framework.authtoken.models import Token
 
 from metrics.fields import METRIC_FIELDS, Kind
@@ -25,13 +23,13 @@ from tests.facility.factories import floor_rack
 from twin.exposition import (
     FAMILIES,
     FIELD_FAMILIES,
-    FamilySamples,
     exposition_render,
     families_encode,
     family_named,
     host_families,
     labels_merge,
-    labels_of,
+    labels_text,
+    sample_line,
 )
 
 PROMTOOL = "/usr/bin/promtool"
@@ -67,18 +65,16 @@ def samples_of(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float
     }
 
 
-def as_prometheus_client(families: list[FamilySamples]) -> Any:
-    """The same families as prometheus_client's own metric objects: its generators are the reference."""
+def library_rewrite(text: bytes, *, openmetrics: bool) -> bytes:
+    """``text`` read by prometheus_client's parser and written again by its generator: the reference bytes."""
+    parse = openmetrics_parse if openmetrics else text_string_to_metric_families
+    families = list(parse(text.decode()))
 
     class Collector:
         def collect(self):
-            for family, samples in families:
-                metric = Metric(family.name, family.help, family.kind.value, family.unit)
-                name = family.name + "_total" if family.kind == Kind.COUNTER else family.name
-                metric.samples = [Sample(name, labels.items, value) for labels, value in samples]
-                yield metric
+            yield from families
 
-    return Collector()
+    return openmetrics_latest(Collector()) if openmetrics else generate_latest(Collector())
 
 
 def test_each_field_of_the_registry_is_a_family_named_with_its_unit():
@@ -136,9 +132,9 @@ def test_the_text_is_byte_for_byte_what_prometheus_client_writes_in_both_formats
         host_doc("web-03", rack=None, metrics={"cpuLoad": None, "loadAverage": 1e-9}),
     ]
     families = host_families(hosts=hosts, sites={'r"1': "S\\1"})
-    reference = as_prometheus_client(families)
-    assert families_encode(families, openmetrics=False) == generate_latest(reference)
-    assert families_encode(families, openmetrics=True) == openmetrics_latest(reference)
+    for openmetrics in (False, True):
+        text = families_encode(families, openmetrics=openmetrics)
+        assert text == library_rewrite(text, openmetrics=openmetrics)
 
 
 def test_absent_and_nan_values_give_no_series_rather_than_a_zero():
@@ -172,12 +168,22 @@ def test_the_status_is_one_series_per_status_with_1_for_the_current_one():
 def test_a_labelled_series_keeps_the_hosts_labels_and_exports_its_own_clashing_ones():
     merged = labels_merge({"hostname": "web-01", "rack": "R1"}, {"mount": "/", "hostname": "container-7"})
     assert merged == {"hostname": "web-01", "rack": "R1", "mount": "/", "exported_hostname": "container-7"}
-    assert labels_of(merged).text == 'exported_hostname="container-7",hostname="web-01",mount="/",rack="R1"'
+    assert labels_text(merged) == 'exported_hostname="container-7",hostname="web-01",mount="/",rack="R1"'
+
+
+def test_a_labelled_metric_slots_in_as_one_more_family_with_its_own_lines():
+    disk = family_named(name="disk_used_percent", kind=Kind.GAUGE, help_text="Disk in use, percent.", unit="percent")
+    line = sample_line(disk, labels_text(labels_merge({"hostname": "web-01"}, {"mount": "/"})), 71.2)
+    families = [*host_families(hosts=[host_doc()], sites={}), (disk, [line])]
+    text = families_encode(families, openmetrics=True)
+    assert b'twin_host_disk_used_percent{hostname="web-01",mount="/"} 71.2\n' in text
+    assert b"# UNIT twin_host_disk_used_percent percent\n" in text
+    assert text == library_rewrite(text, openmetrics=True)
 
 
 def test_a_name_outside_prometheus_grammar_is_refused():
     with pytest.raises(ValueError, match="label name"):
-        labels_of({"bad-name": "x"})
+        labels_text({"bad-name": "x"})
     with pytest.raises(ValueError, match="metric name"):
         family_named(name="disk used", kind=Kind.GAUGE, help_text="x")
 
