@@ -70,12 +70,6 @@ def racks_place() -> None:
     )
 
 
-def timed(fn: Any) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
-
-
 def cpu_timed(fn: Any) -> tuple[float, float]:
     """Wall time and this process's CPU time (on a shared machine the second moves less with the neighbours)."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -117,8 +111,8 @@ def main(quick: bool) -> None:
             f"{floor_p50 * 1000:.0f} ms, CPU {floor_cpu * 1000:.0f} ms"
             " (snapshot_build + orjson.dumps: GET /api/twin/state's work)",
             f"{p50 / floor_p50:.1f}x (CPU {cpu / floor_cpu:.1f}x)",
-            f"p50 <= {TARGET_SECONDS:.0f} s, <= {TARGET_RATIO:.0f}x floor",
-            p50 <= TARGET_SECONDS and p50 / floor_p50 <= TARGET_RATIO,
+            f"CPU p50 <= {TARGET_SECONDS:.0f} s, <= {TARGET_RATIO:.0f}x the floor's",
+            cpu <= TARGET_SECONDS and cpu / floor_cpu <= TARGET_RATIO,
         )
 
     # The same families written by prometheus_client's generator: read back from the text by its parser.
@@ -131,25 +125,32 @@ def main(quick: bool) -> None:
         def collect(self) -> Any:
             yield from parsed
 
-    library = [timed(lambda: generate_latest(Collector())) for _ in range(3)]
-    written = [timed(lambda: exposition_render(accept=None)) for _ in range(3)]
+    library = statistics.median(c for _, c in (cpu_timed(lambda: generate_latest(Collector())) for _ in range(3)))
+    written = statistics.median(c for _, c in (cpu_timed(lambda: exposition_render(accept=None)) for _ in range(3)))
     record(
         "Text by prometheus_client's generate_latest, same families",
-        f"{statistics.median(library) * 1000:.0f} ms for the text alone (3 rounds)",
-        f"{statistics.median(written) * 1000:.0f} ms (the whole exposition_render, reads included)",
-        f"{statistics.median(library) / statistics.median(written):.1f}x",
+        f"CPU {library * 1000:.0f} ms for the text alone (3 rounds)",
+        f"CPU {written * 1000:.0f} ms (the whole exposition_render, reads included)",
+        f"{library / written:.1f}x",
         "(why the text is written by twin.exposition)",
         None,
     )
-    zipped = [timed(lambda: gzip.compress(classic_body, compresslevel=6, mtime=0)) for _ in range(3)]
+    zipped = statistics.median(
+        c for _, c in (cpu_timed(lambda: gzip.compress(classic_body, compresslevel=6, mtime=0)) for _ in range(3))
+    )
     size = len(gzip.compress(classic_body, compresslevel=6, mtime=0))
     record(
         "gzip of the classic text (Django's gzip_page, level 6)",
-        f"{statistics.median(zipped) * 1000:.0f} ms; {size / 1e6:.2f} MB",
+        f"CPU {zipped * 1000:.0f} ms; {size / 1e6:.2f} MB",
         f"{len(classic_body) / 1e6:.1f} MB unzipped",
         f"{size / len(classic_body):.1%} of the size",
         "(measure)",
         None,
+    )
+    notes.append(
+        "Targets on CPU time (this process's): on two cores shared with other work the wall clock mostly measures"
+        " the neighbours (the floor's wall time was several times its CPU time in the same rounds). The floor's reads"
+        " run in PostgreSQL, outside this process's CPU time, as the exposition's do."
     )
     notes.append(
         f"Every host has its 6 reported fields, a rack and a site: {lines:,} lines,"

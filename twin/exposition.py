@@ -10,13 +10,14 @@ twin, one derivation.
 
 prometheus_client decides the format from the scraper's ``Accept``
 (``choose_encoder``: OpenMetrics 1.0 when asked for, else the classic text
-0.0.4) and is the reference for every byte written: its generators, fed the
-same families, write the same text (tests/twin/test_exposition.py holds the
-two equal, hostile labels included). They are not called here because they
-work per sample (sort the labels, check each name, escape each value): about
-10 µs a sample, some 150,000 samples at 10,000 hosts, over a second and a
-half in all; a host's labels are escaped once here and shared by all its
-series (bench/results.md, "Exposition").
+0.0.4) and is the reference for every byte written: the text read by its
+parser and written again by its generators is the same text
+(tests/twin/test_exposition.py, hostile labels included). The generators
+are not called here because they work per sample (sort the labels, check
+each name, escape each value), some 150,000 samples at 10,000 hosts: in
+bench/exposition-results.md they take longer for the text alone than this
+module takes for the whole exposition, reads included. Here a host's labels
+are checked and escaped once and shared by all its lines.
 
 Labelled metrics slot in as more families: a ``Family`` from ``family_named``
 (their name, type, unit and help), each sample's line from ``sample_line``
@@ -277,8 +278,9 @@ def exposition_render(*, accept: str | None, now: datetime | None = None) -> tup
 
     1. Let prometheus_client's ``choose_encoder`` read ``Accept``: its content
        type names the format (and the version the scraper asked for).
-    2. Build the twin-state document (the snapshot's two queries) and read
-       the racks' sites (one more).
+    2. Build the twin-state document (the snapshot's reads: hosts with their
+       latest values in one query, links, floor positions) and read the
+       racks' sites (one query).
     3. Write every family. The garbage collector is held off throughout, as
        for the snapshot: some 200,000 objects at 10,000 hosts, none in a cycle.
     """
