@@ -92,6 +92,13 @@ def promql(url: str, query: str) -> list[dict]:
     return answer["data"]["result"]
 
 
+def metadata(url: str, metric: str) -> dict:
+    query = urllib.parse.urlencode({"metric": metric, "match_target": '{job="twin"}'})
+    with urllib.request.urlopen(f"{url}/api/v1/targets/metadata?{query}", timeout=5) as response:
+        (found,) = orjson.loads(response.read())["data"]
+    return found
+
+
 def targets(url: str) -> list[dict]:
     with urllib.request.urlopen(f"{url}/api/v1/targets", timeout=5) as response:
         return orjson.loads(response.read())["data"]["activeTargets"]
@@ -135,8 +142,9 @@ def test_prometheus_scrapes_the_twin_with_a_token_and_promql_returns_the_hosts_c
         # The Grafana dashboard's queries run on this Prometheus as Grafana sends them, and find the host.
         answered = {query: promql(url, promql_of(query)) for query in dashboard_queries()}
         assert answered['sum(twin_host_status{status="online", site=~"$site", rack=~"$rack", hostname=~"$hostname"})']
-        # Prometheus 2 asks for OpenMetrics first: this was that format, parsed by Prometheus itself.
         assert promql(url, 'twin_host_up{hostname="prom-web-01"}')[0]["value"][1] == "1"
+        # Prometheus 2 asks for OpenMetrics first: the unit it keeps is what only that format says (# UNIT).
+        assert metadata(url, "twin_host_uptime_seconds")["unit"] == "seconds"
     finally:
         process.terminate()
         process.wait(timeout=10)
