@@ -1,4 +1,4 @@
-"""deploy/grafana/twin-dashboard.json: valid JSON whose every query names metrics the exposition really writes."""
+"""deploy/grafana and deploy/prometheus: a dashboard on metrics the exposition writes, and valid configs."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ingest_at, sample_dict
 from tests.facility.factories import floor_rack
 from twin.exposition import exposition_render
 
-DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "twin-dashboard.json"
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+DASHBOARD = DEPLOY / "grafana" / "twin-dashboard.json"
 PROMTOOL = "/usr/bin/promtool"
 # Grafana's variables, as the dashboard's defaults ("All") expand them.
 VARIABLES = {"$__rate_interval": "1m", "$site": ".*", "$rack": ".*", "$hostname": ".*"}
@@ -93,3 +95,28 @@ def test_every_query_is_valid_promql():
         [PROMTOOL, "check", "rules", "/dev/stdin"], input=json.dumps(rules).encode(), capture_output=True, timeout=30
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_shipped_prometheus_config_scrapes_the_exposition_with_a_token_and_is_valid(tmp_path):
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/api/twin/metrics"
+    assert job["authorization"]["type"] == "Token"
+    if not shutil.which(PROMTOOL):
+        if os.environ.get("TWIN_REQUIRE_PROMETHEUS"):
+            pytest.fail(f"{PROMTOOL} is missing (.ci/run installs Debian's prometheus)")
+        pytest.skip("promtool is not installed (Debian's prometheus)")
+    # promtool checks that the token file exists: one of the test's own stands in.
+    (tmp_path / "token").write_text("a-reader-token")
+    job["authorization"]["credentials_file"] = str(tmp_path / "token")
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    checked = subprocess.run([PROMTOOL, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_grafana_provisioning_names_a_prometheus_source_and_the_dashboards_folder():
+    (source,) = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/twin.yml").read_text())["datasources"]
+    assert source["type"] == "prometheus"
+    (provider,) = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/twin.yml").read_text())["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] in (DEPLOY.parent / "docs" / "grafana.md").read_text()
