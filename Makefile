@@ -13,7 +13,7 @@ PORT ?= 8000
 # Each can be overridden from the environment, e.g. `TWIN_AGENT_AUTH=signed make run`.
 RUN_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=$${TWIN_AGENT_AUTH:-open} TWIN_PUBLIC_READ=$${TWIN_PUBLIC_READ:-true}
 
-.PHONY: protos install run demo demo-superuser migrate superuser manage test lint format clean bench bench-history bench-scaling soak vendor
+.PHONY: protos install run demo demo-superuser migrate superuser manage test lint format clean bench bench-history bench-scaling bench-exposition soak vendor
 
 $(RUN_STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -104,6 +104,11 @@ bench-scaling: $(TEST_STAMP)
 	mkdir -p var
 	$(BIN)/python -m bench.scaling $(BENCH_ARGS)
 	$(BIN)/python -m bench.instruments_cost
+
+# GET /api/twin/metrics at 10,000 hosts beside the twin-state build, in process; writes bench/exposition-results.md.
+bench-exposition: $(TEST_STAMP)
+	mkdir -p var
+	$(BIN)/python -m bench.exposition $(BENCH_ARGS)
 
 # A bounded soak test (180 s, loopback only): memory and queues under sustained load.
 soak: $(TEST_STAMP)

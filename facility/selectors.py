@@ -7,7 +7,7 @@ from collections import defaultdict
 from django.db.models import Count, F, FloatField, Q, Sum
 from django.db.models.functions import Coalesce
 
-from facility.models import RACK_HEIGHT_DEFAULT_U, Mount, PowerFeed, Room, Site
+from facility.models import RACK_HEIGHT_DEFAULT_U, Mount, PowerFeed, RackLocation, Room, Site
 from facility.placement import Occupant
 from facility.power import CapacityFit, RackPowerDoc, RackState, capacity_rank, rack_power_doc
 from hosts.models import Host, Rack
@@ -122,3 +122,8 @@ def site_exists(*, name: str) -> bool:
 def room_exists(*, name: str, site: str | None = None) -> bool:
     rooms = Room.objects.filter(name=name)
     return (rooms.filter(site__name=site) if site is not None else rooms).exists()
+
+
+def rack_sites() -> dict[str, str]:
+    """Each located rack's name → the name of its site, in one query (a rack without a place is missing)."""
+    return dict(RackLocation.objects.values_list("rack__name", "row__room__site__name"))

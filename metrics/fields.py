@@ -38,6 +38,8 @@ class MetricField:
     - ``required``: every sample carries it; a host's document always shows it
       (``null`` until reported). Optional metrics are shown once known, so older
       agents that never send them give documents without the key, as in the seed.
+    - ``unit``: what a value counts, for the Prometheus exposition's names and
+      OpenMetrics' ``# UNIT`` ("" for a pure number such as a load average).
     """
 
     name: str
@@ -47,6 +49,9 @@ class MetricField:
     help_text: str
     integer: bool = False
     required: bool = False
+    # The unit, plural and lower-case as Prometheus names them ("seconds",
+    # "bytes"), or "" for a pure number; the exposition (twin.exposition) reads it.
+    unit: str = ""
 
     def model_field(self) -> models.Field:
         """The column, in the history and in the latest values alike."""
@@ -72,14 +77,18 @@ GAUGE, COUNTER = Kind.GAUGE, Kind.COUNTER
 
 # fmt: off
 METRIC_FIELDS: tuple[MetricField, ...] = (
-    MetricField("cpu_load", "cpuLoad", GAUGE, Percent, "CPU busy, percent.", required=True),
-    MetricField("memory_used_percent", "memoryUsedPercent", GAUGE, Percent, "Memory in use, percent.", required=True),
+    MetricField("cpu_load", "cpuLoad", GAUGE, Percent, "CPU busy, percent.", required=True, unit="percent"),
+    MetricField("memory_used_percent", "memoryUsedPercent", GAUGE, Percent, "Memory in use, percent.", required=True,
+                unit="percent"),
     MetricField("load_average", "loadAverage", GAUGE, NonNegativeFloat, "1-minute load average.", required=True),
-    MetricField("uptime_seconds", "uptimeSeconds", GAUGE, Seconds, "Seconds since boot.", integer=True, required=True),
-    MetricField("net_bytes_tx", "netBytesTx", COUNTER, Counter, "Bytes sent since boot.", integer=True),
-    MetricField("net_bytes_rx", "netBytesRx", COUNTER, Counter, "Bytes received since boot.", integer=True),
-    MetricField("power_watts", "powerWatts", GAUGE, Watts, "Measured power draw, watts."),
-    MetricField("inlet_temp_celsius", "inletTempCelsius", GAUGE, Celsius, "Inlet air temperature, degrees Celsius."),
+    MetricField("uptime_seconds", "uptimeSeconds", GAUGE, Seconds, "Seconds since boot.", integer=True, required=True,
+                unit="seconds"),
+    MetricField("net_bytes_tx", "netBytesTx", COUNTER, Counter, "Bytes sent since boot.", integer=True, unit="bytes"),
+    MetricField("net_bytes_rx", "netBytesRx", COUNTER, Counter, "Bytes received since boot.", integer=True,
+                unit="bytes"),
+    MetricField("power_watts", "powerWatts", GAUGE, Watts, "Measured power draw, watts.", unit="watts"),
+    MetricField("inlet_temp_celsius", "inletTempCelsius", GAUGE, Celsius, "Inlet air temperature, degrees Celsius.",
+                unit="celsius"),
 )
 # fmt: on
 

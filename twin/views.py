@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import orjson
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.decorators import method_decorator
+from django.views.decorators.gzip import gzip_page
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +24,7 @@ from common.compression import json_response
 from common.formats import iso_utc
 from common.params import InvalidParameter, param_datetime, param_int
 from hosts.selectors import host_id_by_hostname
+from twin.exposition import exposition_render
 from twin.impact import impact_analyse, impact_request_decode
 from twin.instruments import snapshot_observe, snapshot_sent
 from twin.selectors import host_status_events
@@ -62,6 +67,55 @@ class TwinStateView(APIView):
         body = orjson.dumps(snapshot_observe(state, started=started, reader=reader))
         snapshot_sent(len(body))
         return json_response(request, body)
+
+
+class ExpositionNegotiation(BaseContentNegotiation):
+    """Answer whatever ``Accept`` says: the exposition reads it itself (``twin.exposition``); errors stay JSON.
+
+    DRF's own negotiation would refuse ``Accept: application/openmetrics-text``
+    with a 406 before the view runs, since no renderer of the API writes it.
+    """
+
+    def select_parser(self, request: Request, parsers: list) -> None:
+        return None
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
+        return renderers[0], renderers[0].media_type
+
+
+_EXPOSITION = {"type": "string", "description": "Prometheus exposition (docs/api.md, GET /api/twin/metrics)."}
+
+
+class TwinMetricsView(APIView):
+    """``GET /api/twin/metrics``: every host's latest values and state as Prometheus text (readers only).
+
+    For a Prometheus to scrape with a reader's token (``authorization: {type:
+    Token, credentials: <key>}`` in its scrape config). OpenMetrics 1.0 when
+    ``Accept`` asks for ``application/openmetrics-text``, else the classic
+    text format 0.0.4. Gzipped when the scraper accepts it, as Prometheus
+    does: at 10,000 hosts the text is some 15 MB, gzipped 0.7 MB (bench/exposition-results.md).
+    """
+
+    content_negotiation_class = ExpositionNegotiation
+
+    @method_decorator(gzip_page)
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().dispatch(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="twin_metrics",
+        responses={
+            (200, "text/plain"): _EXPOSITION,
+            (200, "application/openmetrics-text"): _EXPOSITION,
+            401: {"$ref": "#/components/schemas/Error"},
+            403: {"$ref": "#/components/schemas/Error"},
+        },
+    )
+    def get(self, request: Request) -> HttpResponse:
+        body, content_type = exposition_render(accept=request.headers.get("Accept"))
+        response = HttpResponse(body, content_type=content_type)
+        patch_vary_headers(response, ["Accept"])
+        return response
 
 
 # "from" is a Python keyword: the functional form keeps the JSON name.
