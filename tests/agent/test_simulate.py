@@ -27,8 +27,8 @@ from twin_agent.simulate import (
 )
 
 from hosts.models import FabricRole, Host, Link
-from hosts.topology import topology_import
 from hosts.schema import hostname_normalize
+from hosts.topology import topology_import
 from metrics.models import BatchReceipt, InterfaceCounters, Sample
 from metrics.schema import SampleIn, sample_validate
 from tests.agent.fake_twin import FakeTwin
