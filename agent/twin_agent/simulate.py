@@ -562,6 +562,10 @@ class Fleet:
             if h.uplink is not None and not h.refused and h.silent != "cut" and self.spool.depth(h.slot.hostname)
         ]
         if not hosts:
+            left = self.spool.depth()
+            self.say(
+                "stopping: nothing queued" + (f"; {left} samples of cut-off hosts stay in the spool" if left else "")
+            )
             return
         started = time.monotonic()
         until = started + drain_seconds
