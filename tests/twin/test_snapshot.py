@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from common.formats import iso_utc
 from hosts.models import Host, Link, Rack
-from metrics.models import LatestMetrics
 from hosts.topology import topology_import
+from metrics.models import LatestMetrics
 from tests.conftest import sample_dict
 from tests.fabric.fixtures import as_file, hosts_create, leaf_spine
 from tests.hosts.test_admin import _host_form
