@@ -38,6 +38,7 @@ from twin_agent.backoff import Backoff
 from twin_agent.collect import Collector, sample_bytes
 from twin_agent.commands import CommandRunner, Executor
 from twin_agent.config import Config
+from twin_agent.lldp import Lldp
 from twin_agent.logs import text_safe
 from twin_agent.power import Sensors
 from twin_agent.protocol import AgentStopped, SignedClient, Uplink
@@ -100,7 +101,11 @@ class Agent:
             state_dir=str(config.state_dir),
         )
         self.collector = Collector(
-            hostname=credential.hostname, rack=config.rack, position=config.position, sensors=Sensors(log=self.log)
+            hostname=credential.hostname,
+            rack=config.rack,
+            position=config.position,
+            sensors=Sensors(log=self.log),
+            lldp=Lldp(log=self.log),
         )
         self.runner = CommandRunner(
             client=self.client,

@@ -13,6 +13,7 @@ import psutil
 
 from twin_agent import __version__
 from twin_agent.formats import iso_utc, utc_now
+from twin_agent.lldp import Lldp
 from twin_agent.power import Sensors
 
 
@@ -91,8 +92,10 @@ class Collector:
     counters are the sum over every interface but loopback: the host's traffic
     on the links the twin draws; ``interfaces`` carries each NIC's own
     counters, so a link that names its interface shows that NIC's traffic
-    alone. Power and temperature come from what the machine offers
-    (``twin_agent.power``) and are left out where it offers nothing. Timestamps strictly rise, so two samples never
+    alone, and its LLDP neighbour where lldpd runs (``twin_agent.lldp``).
+    Power and temperature come from what the machine offers
+    (``twin_agent.power``) and are left out where it offers nothing.
+    Timestamps strictly rise, so two samples never
     share one (the server keeps one sample per host and timestamp).
     """
 
@@ -103,9 +106,11 @@ class Collector:
         rack: str | None = None,
         position: dict[str, float] | None = None,
         sensors: Sensors | None = None,
+        lldp: Lldp | None = None,
     ) -> None:
         self.hostname = hostname
         self.sensors = sensors if sensors is not None else Sensors()
+        self.lldp = lldp if lldp is not None else Lldp()
         self.rack = rack
         self.position = position
         self.platform = platform_name()
@@ -123,6 +128,10 @@ class Collector:
             self._last = now
             cpu = psutil.cpu_percent(interval=None)
         interfaces = interfaces_read()
+        neighbours = self.lldp.neighbours()
+        for interface in interfaces:
+            if interface["name"] in neighbours:
+                interface["neighbor"] = neighbours[interface["name"]]
         tx = sum(i["tx_bytes"] for i in interfaces)
         rx = sum(i["rx_bytes"] for i in interfaces)
         sample: dict[str, Any] = {
