@@ -589,9 +589,11 @@ class Fleet:
                 + (f"; waiting for {in_flight} requests in flight" if in_flight else "")
             )
             return
+        took = time.monotonic() - started
         self.say(
-            f"flushed in {time.monotonic() - started:.1f} s"
-            + (f"; {left} samples stay in the spool for the next run" if left else "")
+            f"stopped flushing at the bound, after {took:.1f} s: {left} samples stay in the spool for the next run"
+            if left
+            else f"flushed in {took:.1f} s"
         )
 
     def _tick(self, host: SimHost, now: float, pool: ThreadPoolExecutor) -> None:
@@ -695,11 +697,12 @@ def capacity_warning(*, hosts: int, interval: float, capacity: float = SERVER_BA
     needed = batches_needed(hosts=hosts, interval=interval)
     if needed <= capacity:
         return None
+    fitting = interval_fitting(hosts=hosts, capacity=capacity)
+    stale = f" (with the server's TWIN_STALE_AFTER_SECONDS at {3 * fitting:g}: three intervals)" if fitting > 10 else ""
     return (
         f"warning: {hosts} hosts at one sample every {interval:g} s send {needed:.0f} signed batches/s; "
         f"one server process on this machine stored {capacity:g} a second (bench/results.md), so most hosts "
-        f"would go stale. --interval {interval_fitting(hosts=hosts, capacity=capacity):g} fits (with the server's "
-        "TWIN_STALE_AFTER_SECONDS at three intervals), or run fewer hosts"
+        f"would go stale. --interval {fitting:g} fits{stale}, or run fewer hosts"
     )
 
 

@@ -145,7 +145,10 @@ def test_a_fleet_larger_than_the_server_carries_is_warned_of_with_the_measured_c
     warning = capacity_warning(hosts=5000, interval=10)
     assert warning is not None
     assert "500 signed batches/s" in warning and f"stored {SERVER_BATCHES_PER_SECOND:g} a second" in warning
-    assert "bench/results.md" in warning and "--interval 40 fits" in warning
+    assert (
+        "bench/results.md" in warning
+        and "--interval 40 fits (with the server's TWIN_STALE_AFTER_SECONDS at 120" in warning
+    )
     assert capacity_warning(hosts=5000, interval=interval_fitting(hosts=5000)) is None
 
 
