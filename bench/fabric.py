@@ -121,6 +121,7 @@ def p99(values: list[float]) -> float:
 
 def main(quick: bool) -> None:
     rounds, repetitions = (3, 10) if quick else (5, 30)
+    load_before = os.getloadavg()[0]
     fabric, links, names, transit = fabric_build()
     index = {n: i for i, n in enumerate(names)}
     pairs = [(index[s], index[t]) for s, t in links]
@@ -181,7 +182,9 @@ def main(quick: bool) -> None:
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.fabric{' --quick' if quick else ''}` on "
         f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, in process, "
-        f"{rounds} rounds of {repetitions} calls, alternating with the floor.",
+        f"{rounds} rounds of {repetitions} calls, alternating with the floor; load average "
+        f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (2 cores shared with other work: "
+        "the ratios, measured in turns, move less than the times).",
         "",
         f"The fabric: {HOSTS:,} hosts in {RACKS} racks, {switches} switches ({RACKS * 2} ToRs, {SPINES} spines, the "
         f"core), {len(links):,} links (every host on both ToRs of its rack, every ToR on every spine), as "

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import orjson
 import pytest
 from django.core.management import call_command
+from django.db.models import Sum
 from django.utils import timezone
 from twin_agent import simulate
 from twin_agent.collect import sample_bytes
@@ -290,7 +291,9 @@ def test_the_simulator_drives_a_live_twin_through_the_real_endpoints(
     assert all(h.position_y is not None and h.position_z >= 3 for h in hosts)
     samples = Sample.objects.filter(host__in=hosts).count()
     assert samples >= 30 * 3
-    assert BatchReceipt.objects.filter(reporter__startswith="sim-").count() == samples
+    # Every sample in one recorded batch (a host that fell behind sends two or three in one).
+    receipts = BatchReceipt.objects.filter(reporter__startswith="sim-")
+    assert receipts.aggregate(total=Sum("accepted"))["total"] == samples
     per_host = [Sample.objects.filter(host=h).count() for h in hosts]
     assert min(per_host) >= 3 and math.isclose(sum(per_host), samples)
     # The fabric: two ToRs a rack, four spines, each host on both ToRs by its own NICs, with their counters.
