@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import itertools
 import math
@@ -305,3 +306,18 @@ def test_the_simulator_drives_a_live_twin_through_the_real_endpoints(
     }
     assert first == {("sim-r01-tor-a", "eth0"), ("sim-r01-tor-b", "eth1")}
     assert uplinks.count() == 60 and InterfaceCounters.objects.filter(interface__host__in=hosts).count() == 60
+
+
+def test_twin_agent_simulate_writes_the_fabric_for_topology_import_and_warns_of_a_big_fleet(fake_twin, tmp_path):
+    parser = argparse.ArgumentParser()
+    simulate.simulate_arguments(parser)
+    topology_file = tmp_path / "fabric.json"
+    arguments = ["--server", fake_twin.url, "--hosts", "6", "--racks", "2", "--interval", "0.01", "--duration", "0.5"]
+    arguments += ["--silence", "0", "--state-dir", str(tmp_path / "sim"), "--topology-out", str(topology_file)]
+    options = vars(parser.parse_args(arguments))
+    said: list[str] = []
+    simulate.simulate_run(options, enrollment_key="unused-by-the-fake", out=said.append, progress=lambda line: None)
+    assert said[0].startswith("warning: 6 hosts at one sample every 0.01 s send 600 signed batches/s")
+    assert any(line.startswith(f"the fabric's topology: {topology_file}") for line in said)
+    document = orjson.loads(topology_file.read_bytes())
+    assert document == fabric_topology(fleet_layout(hosts=6, racks=2), spines=4)
