@@ -42,9 +42,15 @@ run: migrate
 	$(RUN_ENV) $(BIN)/python -m twinsite.serve -b $(HOST) -p $(PORT)
 
 # A living twin at once: the server (signed agents, public reads, its own SQLite file) and a
-# simulated fleet beside it, enrolled through the real endpoint. Ctrl-C stops both.
+# simulated fleet beside it, enrolled through the real endpoint, in a leaf-spine fabric. Ctrl-C stops both.
+# Racks follow the fleet (40 hosts a rack) unless DEMO_RACKS is given; DEMO_INTERVAL=auto picks the
+# shortest interval one server process carries for DEMO_HOSTS (bench/results.md), and the server's
+# stale/offline limits follow it (three and twelve intervals, never below 30 s and 120 s).
 DEMO_HOSTS ?= 300
-DEMO_RACKS ?= 8
+DEMO_RACKS ?=
+DEMO_INTERVAL ?= auto
+DEMO_PLAN := import sys; from twin_agent.simulate import demo_plan; \
+	print(*(f"{v:g}" for v in demo_plan(hosts=int(sys.argv[1]), interval=sys.argv[2])))
 DEMO_ENV := DEBUG=$${DEBUG:-true} TWIN_AGENT_AUTH=signed TWIN_PUBLIC_READ=true \
 	DATABASE_URL=$${DATABASE_URL:-sqlite:///$(CURDIR)/var/demo.sqlite3}
 
@@ -53,10 +59,13 @@ demo: $(AGENT_STAMP)
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --noinput
 	@echo "The twin: http://$(HOST):$(PORT)/api/twin/state (server log: var/demo-server.log). Ctrl-C stops it."
 	@echo "The demo has a database of its own: 'make demo-superuser' (in another terminal) makes its admin login."
+	@plan=$$($(BIN)/python -c '$(DEMO_PLAN)' '$(DEMO_HOSTS)' '$(DEMO_INTERVAL)') || exit 1; set -- $$plan; \
+	echo "$(DEMO_HOSTS) hosts, one sample every $$1 s each; hosts stale after $$2 s, offline after $$3 s."; \
+	TWIN_STALE_AFTER_SECONDS=$${TWIN_STALE_AFTER_SECONDS:-$$2} TWIN_OFFLINE_AFTER_SECONDS=$${TWIN_OFFLINE_AFTER_SECONDS:-$$3} \
 	$(DEMO_ENV) $(BIN)/python -m twinsite.serve -b $(HOST) -p $(PORT) >var/demo-server.log 2>&1 & server=$$!; \
 	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
 	$(DEMO_ENV) $(BIN)/python manage.py simulate_fleet --server http://$(HOST):$(PORT) \
-		--hosts $(DEMO_HOSTS) --racks $(DEMO_RACKS) --interval 10 --state-dir var/demo-simulator
+		--hosts $(DEMO_HOSTS) $(if $(DEMO_RACKS),--racks $(DEMO_RACKS)) --interval $$1 --state-dir var/demo-simulator
 
 # The demo's admin login: its database (var/demo.sqlite3) is not `make run`'s.
 demo-superuser: $(RUN_STAMP)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from fabric.reachability import Fabric, Reach, reachability_compute, uplinks_of
+from fabric.reachability import UNREACHED, Fabric, Reach, reachability_compute, uplinks_of
 
 HOT_UTILIZATION = 0.9
 
@@ -71,15 +71,17 @@ def impact_compute(
     failing = set(fail) - before_failed
     before = reachability_compute(fabric, failed=before_failed)
     after = reachability_compute(fabric, failed=before_failed | failing)
-    names, transit = fabric.names, fabric.transit
+    names, transit, core = fabric.names, fabric.transit, fabric.core
     impact = Impact(failed=sorted(names[i] for i in failing))
+    was, now = before.distance, after.distance
+    uplinks_was, uplinks_now = before.uplinks, after.uplinks
     for node in range(len(names)):
-        if node in failing or not before.reachable(node):
+        if was[node] == UNREACHED or node in failing:
             continue
-        if not after.reachable(node):
+        if now[node] == UNREACHED:
             if not transit[node]:
                 impact.lost.append(names[node])
-        elif after.uplinks[node] < before.uplinks[node] and node != fabric.core:
+        elif uplinks_now[node] < uplinks_was[node] and node != core:
             (impact.degraded_switches if transit[node] else impact.degraded).append(names[node])
     impact.lost.sort()
     impact.degraded.sort()
@@ -91,27 +93,36 @@ def impact_compute(
 def _traffic_respread(
     fabric: Fabric, links: Sequence[LinkLoad], failing: set[int], before: Reach, after: Reach
 ) -> list[LinkProjection]:
-    index = {name: i for i, name in enumerate(fabric.names)}
-    by_pair: dict[tuple[int, int], LinkLoad] = {}
-    for link in links:
-        s, t = index.get(link.source), index.get(link.target)
-        if s is not None and t is not None:
-            by_pair[(min(s, t), max(s, t))] = link
+    """Spread each failed node's downward traffic over the remaining uplinks of the nodes it served.
+
+    Only the failed nodes' own links are walked (from the fabric's
+    neighbours), and links are found by their ends' names: indexing every
+    link by node index was most of an impact's time at 10,000 hosts
+    (bench/fabric.py).
+    """
+    names = fabric.names
+    by_ends = {(link.source, link.target): link for link in links}
+
+    def between(a: int, b: int) -> LinkLoad | None:
+        return by_ends.get((names[a], names[b])) or by_ends.get((names[b], names[a]))
+
     added: dict[str, float] = {}
-    for (a, b), link in by_pair.items():
-        if (a in failing) == (b in failing) or link.throughput_gbps <= 0:
-            continue
-        down, below = (a, b) if a in failing else (b, a)
-        # Only the failed node's links to nodes it served as an uplink, still reached by other ways.
-        if not after.reachable(below) or before.distance[below] <= before.distance[down]:
-            continue
-        remaining = uplinks_of(fabric, after, below)
-        share = link.throughput_gbps / len(remaining)
-        for up in remaining:
-            other = by_pair.get((min(below, up), max(below, up)))
-            if other is not None:
-                added[other.id] = added.get(other.id, 0.0) + share
-    loads = {link.id: link for link in by_pair.values()}
+    loads: dict[str, LinkLoad] = {}
+    for down in sorted(failing):
+        for below in dict.fromkeys(fabric.neighbours[down]):
+            # Only the failed node's links to nodes it served as an uplink, still reached by other ways.
+            if below in failing or not after.reachable(below) or before.distance[below] <= before.distance[down]:
+                continue
+            link = between(down, below)
+            if link is None or link.throughput_gbps <= 0:
+                continue
+            remaining = uplinks_of(fabric, after, below)
+            share = link.throughput_gbps / len(remaining)
+            for up in remaining:
+                other = between(below, up)
+                if other is not None:
+                    added[other.id] = added.get(other.id, 0.0) + share
+                    loads[other.id] = other
     projections = [
         LinkProjection(link=loads[i], projected_gbps=loads[i].throughput_gbps + extra) for i, extra in added.items()
     ]

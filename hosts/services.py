@@ -213,6 +213,79 @@ def interfaces_record(*, facts: Mapping[int, list[InterfaceFacts]]) -> dict[tupl
 
 
 @dataclass(frozen=True, slots=True)
+class NeighbourFact:
+    """What an agent's LLDP says is at the other end of one of its interfaces: a switch and its port."""
+
+    host_id: int
+    interface_id: int
+    switch: str
+    port: str | None = None
+
+
+def links_learn(*, facts: list[NeighbourFact]) -> int:
+    """Links from switches to hosts that agents' LLDP reports and the inventory lacks; how many were made.
+
+    1. Only switches the inventory holds (virtual nodes, from a topology file
+       or the admin): an agent names its neighbour, it does not create
+       switches, so a host cannot draw nodes into the fabric.
+    2. A pair already linked, either way round, is left as it is: a
+       topology file and the admin win over what LLDP says.
+    3. A new link runs from the switch down to the host, naming the host's
+       interface and the switch's port (created on the switch when missing).
+    4. A host that learned a link from a switch other than the core loses its
+       default uplink to the core, as a topology file's does.
+    For hosts the caller holds locked (ingest does); a steady fabric costs one
+    query a batch that carries neighbours.
+    """
+    if not facts:
+        return 0
+    switches = {
+        h.hostname: h
+        for h in Host.objects.filter(hostname__in={f.switch for f in facts}, is_virtual=True).only("pk", "hostname")
+    }
+    wanted = [f for f in facts if f.switch in switches and switches[f.switch].pk != f.host_id]
+    if not wanted:
+        return 0
+    host_ids = {f.host_id for f in wanted}
+    switch_ids = {switches[f.switch].pk for f in wanted}
+    linked = set(
+        Link.objects.filter(
+            models.Q(source_id__in=switch_ids, target_id__in=host_ids)
+            | models.Q(source_id__in=host_ids, target_id__in=switch_ids)
+        ).values_list("source_id", "target_id")
+    )
+    new: dict[tuple[int, int], NeighbourFact] = {}
+    for fact in wanted:
+        pair = (switches[fact.switch].pk, fact.host_id)
+        if pair not in linked and pair[::-1] not in linked:
+            new.setdefault(pair, fact)
+    if not new:
+        return 0
+    ports = {(switch_id, fact.port) for (switch_id, _), fact in new.items() if fact.port}
+    port_ids: dict[tuple[int, str], int] = {}
+    if ports:
+        Interface.objects.bulk_create([Interface(host_id=h, name=n) for h, n in sorted(ports)], ignore_conflicts=True)
+        rows = Interface.objects.filter(host_id__in={h for h, _ in ports}).values_list("host_id", "name", "pk")
+        port_ids = {(h, n): pk for h, n, pk in rows}
+    objects_insert_new(
+        [
+            Link(
+                source_id=switch_id,
+                target_id=host_id,
+                source_interface_id=port_ids.get((switch_id, fact.port)) if fact.port else None,
+                target_interface_id=fact.interface_id,
+            )
+            for (switch_id, host_id), fact in new.items()
+        ]
+    )
+    core = settings.TWIN_CORE_HOSTNAME
+    rewired = {host_id for (switch_id, host_id), fact in new.items() if fact.switch != core}
+    if rewired:
+        Link.objects.filter(source__hostname=core, target_id__in=rewired).delete()
+    return len(new)
+
+
+@dataclass(frozen=True, slots=True)
 class HostFacts:
     """What an agent says about its host; ``None`` means "not said" and changes nothing."""
 

@@ -23,7 +23,7 @@ from common.events import event_publish_on_commit, hosts_changed
 from common.jsondecode import JsonMalformed, JsonRefused, json_decode
 from common.text import text
 from hosts.models import FabricRole, Host, Interface, Link
-from hosts.schema import DisplayName, hostname_normalize
+from hosts.schema import DisplayName, Position, hostname_normalize
 
 # Links run from an upper tier down: a link drawn up or sideways would make
 # "the way to the core" ambiguous (and an import of it is how loops get in).
@@ -44,11 +44,12 @@ def node_tier(*, hostname: str, role: str) -> int:
 
 
 class SwitchRow(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
-    """A switch of the file: a virtual node with its tier."""
+    """A switch of the file: a virtual node with its tier, and where it stands on the floor (optional)."""
 
     name: str
     role: str
     display_name: DisplayName | None = None
+    position: Position | None = None
 
 
 class LinkRow(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -276,6 +277,7 @@ def _switches_store(switches: dict[str, SwitchRow], result: ImportResult) -> dic
     for name, row in switches.items():
         host = nodes.get(name)
         display = row.display_name
+        at = row.position
         if host is None:
             nodes[name] = Host.objects.create(
                 hostname=name,
@@ -284,10 +286,16 @@ def _switches_store(switches: dict[str, SwitchRow], result: ImportResult) -> dic
                 platform="virtual-switch",
                 is_virtual=True,
                 role=row.role,
+                position_x=at.x if at else None,
+                position_y=at.y if at else None,
+                position_z=at.z if at else None,
             )
             result.switches_created += 1
             continue
         changed = []
+        if at is not None and (host.position_x, host.position_y, host.position_z) != (at.x, at.y, at.z):
+            host.position_x, host.position_y, host.position_z = at.x, at.y, at.z
+            changed += ["position_x", "position_y", "position_z"]
         if host.role != row.role:
             host.role = row.role
             changed.append("role")

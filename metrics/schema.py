@@ -34,7 +34,16 @@ AgentSession = text(min_length=1, max_length=64)
 # A host with more NICs than this reports its busiest ones; the sample stays small.
 INTERFACES_MAX = 64
 InterfaceName = text(min_length=1, max_length=64)
+# LLDP's system name: a host name when the switch is set up well, anything when not (the server normalises it).
+NeighborChassis = text(min_length=1, max_length=253)
 Mac = Annotated[str, msgspec.Meta(pattern="^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")]
+
+
+class NeighborIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The switch port at the other end of an interface, as LLDP names it (``lldpctl``): a link the twin may learn."""
+
+    chassis: NeighborChassis
+    port: InterfaceName | None = None
 
 
 class InterfaceIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -45,6 +54,7 @@ class InterfaceIn(msgspec.Struct, forbid_unknown_fields=True):
     tx_bytes: Counter
     speed_mbps: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
     mac: Mac | None = None
+    neighbor: NeighborIn | None = None
 
 
 def _sample_struct() -> type[msgspec.Struct]:

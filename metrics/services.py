@@ -21,8 +21,17 @@ from commands.services import invocations_dispatch
 from common.errors import Refused
 from common.events import event_publish_on_commit, hosts_changed
 from hosts.models import Host
+from hosts.schema import hostname_normalize
 from hosts.selectors import AgentIdentity, hostnames_virtual, hosts_reported_for
-from hosts.services import HostFacts, InterfaceFacts, hosts_facts_record, hosts_lock_or_create, interfaces_record
+from hosts.services import (
+    HostFacts,
+    InterfaceFacts,
+    NeighbourFact,
+    hosts_facts_record,
+    hosts_lock_or_create,
+    interfaces_record,
+    links_learn,
+)
 from metrics.fields import COUNTERS, FIELD_NAMES, LINK_TRAFFIC
 from metrics.instruments import batch_observe
 from metrics.models import InterfaceCounters
@@ -364,6 +373,8 @@ def _interfaces_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sa
        names the interface, else the stored one; the throughput between the
        two is reset-safe (``metrics.rates``).
     4. Upsert them all in one statement.
+    An interface that names its LLDP neighbour may teach the twin a link
+    (``hosts.services.links_learn``: only to a switch the inventory holds).
     The history keeps no per-interface counters: the twin at a past time
     measures links by their hosts' totals.
     """
@@ -379,6 +390,14 @@ def _interfaces_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sa
             for host_id, batch in newest.items()
         }
     )
+    neighbours = [
+        NeighbourFact(host_id=host_id, interface_id=ids[(host_id, i.name)], switch=switch, port=i.neighbor.port)
+        for host_id, batch in newest.items()
+        for i in batch[-1].interfaces
+        if i.neighbor is not None and (switch := hostname_normalize(i.neighbor.chassis)) is not None
+    ]
+    if neighbours:
+        links_learn(facts=neighbours)
     stored = {c.interface_id: c for c in InterfaceCounters.objects.filter(interface_id__in=list(ids.values()))}
     rows = []
     for host_id, batch in newest.items():

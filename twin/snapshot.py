@@ -178,10 +178,13 @@ def _virtual_finish(
     links: list[tuple[int, int, float, int | None, int | None]],
     status_at: Callable[[datetime | None], HostStatus],
 ) -> None:
-    """Each virtual node's status from its neighbours (and its own reports), in row order.
+    """Each virtual node's status from its neighbours (and its own reports), nearest the hosts first.
 
     A switch without a poller was last seen when its freshest neighbour was.
-    A virtual node finished earlier counts as a neighbour of the later ones.
+    A virtual node finished earlier counts as a neighbour of the later ones,
+    so they are taken outward from the real hosts (``_virtual_order``): ToRs,
+    then spines, then the core, which in row order (by hostname) would come
+    first and find only unfinished spines around it.
     """
     virtual_ids = {row[0] for _, row in virtual}
     neighbours: dict[int, list[int]] = {v: [] for v in virtual_ids}
@@ -196,7 +199,7 @@ def _virtual_finish(
     def seen_of(host_id: int) -> datetime | None:
         return borrowed[host_id][0] if host_id in borrowed else by_id[host_id][_LAST_SEEN]
 
-    for index, row in virtual:
+    for index, row in _virtual_order(virtual, neighbours):
         around = neighbours[row[0]]
         own = status_at(row[_LAST_SEEN]) if row[_LAST_SEEN] else None
         status[row[0]] = virtual_status(own=own, neighbours=[status[n] for n in around if n in status])
@@ -208,6 +211,25 @@ def _virtual_finish(
                 shown = _seen_shown(by_id, freshest, borrowed)
                 borrowed[row[0]] = (seen_of(freshest), shown)
                 doc["lastSeen"] = shown
+
+
+def _virtual_order(virtual: list[tuple[int, tuple]], neighbours: dict[int, list[int]]) -> list[tuple[int, tuple]]:
+    """Virtual nodes layer by layer outward from the real hosts (breadth-first), the rest after, in row order."""
+    by_id = {row[0]: (index, row) for index, row in virtual}
+    layer = [v for v in by_id if any(n not in by_id for n in neighbours[v])]
+    seen = set(layer)
+    ordered: list[int] = []
+    while layer:
+        ordered += layer
+        following = []
+        for v in layer:
+            for n in neighbours[v]:
+                if n in by_id and n not in seen:
+                    seen.add(n)
+                    following.append(n)
+        layer = following
+    ordered += [v for v in by_id if v not in seen]
+    return [by_id[v] for v in ordered]
 
 
 def _floor_positions_apply(rows: list[tuple], docs: list[HostDoc]) -> None:

@@ -38,7 +38,9 @@ from twin_agent.backoff import Backoff
 from twin_agent.collect import Collector, sample_bytes
 from twin_agent.commands import CommandRunner, Executor
 from twin_agent.config import Config
+from twin_agent.lldp import Lldp
 from twin_agent.logs import text_safe
+from twin_agent.power import Sensors
 from twin_agent.protocol import AgentStopped, SignedClient, Uplink
 from twin_agent.spool import Batch, Spool
 from twin_agent.state import SPOOL_FILE, Credential, state_dir_ensure
@@ -98,7 +100,13 @@ class Agent:
             on_acknowledged=self._deliveries_acknowledged,
             state_dir=str(config.state_dir),
         )
-        self.collector = Collector(hostname=credential.hostname, rack=config.rack, position=config.position)
+        self.collector = Collector(
+            hostname=credential.hostname,
+            rack=config.rack,
+            position=config.position,
+            sensors=Sensors(log=self.log),
+            lldp=Lldp(log=self.log),
+        )
         self.runner = CommandRunner(
             client=self.client,
             spool=self.spool,

@@ -13,6 +13,8 @@ import psutil
 
 from twin_agent import __version__
 from twin_agent.formats import iso_utc, utc_now
+from twin_agent.lldp import Lldp
+from twin_agent.power import Sensors
 
 
 def platform_name() -> str:
@@ -20,8 +22,66 @@ def platform_name() -> str:
     return f"{platform.system()}-{platform.machine()}"
 
 
-def _is_loopback(nic: str) -> bool:
-    return nic == "lo" or (nic.startswith("lo") and nic[2:].isdigit())
+# The server's limit (metrics/schema.py INTERFACES_MAX): a host with more NICs reports its busiest.
+INTERFACES_MAX = 64
+SPEED_MBPS_MAX = 10_000_000
+MAC_LENGTH = 17  # aa:bb:cc:dd:ee:ff
+
+
+def _is_loopback(nic: str, flags: str = "") -> bool:
+    return nic == "lo" or (nic.startswith("lo") and nic[2:].isdigit()) or "loopback" in flags.split(",")
+
+
+def interfaces_read() -> list[dict[str, Any]]:
+    """Each interface but loopback with its counters, speed and MAC, in the sample's ``interfaces`` shape.
+
+    1. Counters from ``net_io_counters(pernic=True)``; loopback is skipped
+       (by name, and by the ``loopback`` flag psutil reads from the kernel).
+    2. Speed from ``net_if_stats`` in Mbit/s; psutil says 0 when the driver
+       does not know (virtual NICs, some VMs), so the key is left out then.
+    3. MAC from ``net_if_addrs`` (the link-layer address, ``psutil.AF_LINK``);
+       left out when the NIC has none or an all-zero one.
+    Every one is returned; ``interfaces_busiest`` cuts to what the server keeps.
+    """
+    counters = psutil.net_io_counters(pernic=True)
+    try:
+        stats = psutil.net_if_stats()
+    except OSError:  # some containers refuse the ioctl; counters alone still measure the links
+        stats = {}
+    try:
+        addresses = psutil.net_if_addrs()
+    except OSError:
+        addresses = {}
+    out: list[dict[str, Any]] = []
+    for nic, c in counters.items():
+        stat = stats.get(nic)
+        if _is_loopback(nic, getattr(stat, "flags", "")):
+            continue
+        entry: dict[str, Any] = {"name": nic[:64], "rx_bytes": c.bytes_recv, "tx_bytes": c.bytes_sent}
+        if stat is not None and 0 < stat.speed <= SPEED_MBPS_MAX:
+            entry["speed_mbps"] = int(stat.speed)
+        mac = _mac_of(addresses.get(nic, ()))
+        if mac:
+            entry["mac"] = mac
+        out.append(entry)
+    return out
+
+
+def interfaces_busiest(interfaces: list[dict[str, Any]], *, limit: int = INTERFACES_MAX) -> list[dict[str, Any]]:
+    """At most ``limit`` interfaces, the busiest (by total bytes) when there are more, in their original order."""
+    if len(interfaces) <= limit:
+        return interfaces
+    busiest = sorted(range(len(interfaces)), key=lambda i: -(interfaces[i]["rx_bytes"] + interfaces[i]["tx_bytes"]))
+    return [interfaces[i] for i in sorted(busiest[:limit])]
+
+
+def _mac_of(addresses: Any) -> str | None:
+    for address in addresses:
+        if address.family == psutil.AF_LINK:
+            mac = str(address.address).lower().replace("-", ":")
+            if len(mac) == MAC_LENGTH and mac != "00:00:00:00:00:00":
+                return mac
+    return None
 
 
 class Collector:
@@ -30,7 +90,12 @@ class Collector:
     CPU load is the busy share of all cores since the previous reading (psutil
     keeps the last one), so each sample covers the interval before it. Network
     counters are the sum over every interface but loopback: the host's traffic
-    on the links the twin draws. Timestamps strictly rise, so two samples never
+    on the links the twin draws; ``interfaces`` carries each NIC's own
+    counters, so a link that names its interface shows that NIC's traffic
+    alone, and its LLDP neighbour where lldpd runs (``twin_agent.lldp``).
+    Power and temperature come from what the machine offers
+    (``twin_agent.power``) and are left out where it offers nothing.
+    Timestamps strictly rise, so two samples never
     share one (the server keeps one sample per host and timestamp).
     """
 
@@ -40,8 +105,12 @@ class Collector:
         hostname: str,
         rack: str | None = None,
         position: dict[str, float] | None = None,
+        sensors: Sensors | None = None,
+        lldp: Lldp | None = None,
     ) -> None:
         self.hostname = hostname
+        self.sensors = sensors if sensors is not None else Sensors()
+        self.lldp = lldp if lldp is not None else Lldp()
         self.rack = rack
         self.position = position
         self.platform = platform_name()
@@ -58,11 +127,13 @@ class Collector:
                 now = self._last + timedelta(milliseconds=1)
             self._last = now
             cpu = psutil.cpu_percent(interval=None)
-        tx = rx = 0
-        for nic, counters in psutil.net_io_counters(pernic=True).items():
-            if not _is_loopback(nic):
-                tx += counters.bytes_sent
-                rx += counters.bytes_recv
+        interfaces = interfaces_read()
+        neighbours = self.lldp.neighbours()
+        for interface in interfaces:
+            if interface["name"] in neighbours:
+                interface["neighbor"] = neighbours[interface["name"]]
+        tx = sum(i["tx_bytes"] for i in interfaces)
+        rx = sum(i["rx_bytes"] for i in interfaces)
         sample: dict[str, Any] = {
             "hostname": self.hostname,
             "timestamp": iso_utc(now),
@@ -75,6 +146,9 @@ class Collector:
             "net_bytes_tx": tx,
             "net_bytes_rx": rx,
         }
+        sample.update(self.sensors.read())
+        if interfaces:
+            sample["interfaces"] = interfaces_busiest(interfaces)
         if self.rack:
             sample["rack"] = self.rack
         if self.position is not None:

@@ -11,6 +11,13 @@ process) differ. One process drives thousands of hosts:
 - a few worker threads flush hosts' spools over one shared HTTP pool and run
   the invocations their answers carried (one flush per host at a time).
 
+The fleet stands in a leaf-spine fabric (``fabric_topology``): two ToRs on
+top of each rack, each host with one NIC to each (``eth0``, ``eth1``, their
+own counters in every sample), every ToR linked to every spine, the spines to
+the core. ``manage.py simulate_fleet`` loads it into the server as a topology
+file once the hosts are enrolled; ``twin-agent simulate --topology-out FILE``
+writes it for ``manage.py topology_import``.
+
 Hosts go silent and come back: "down" (collects nothing, the twin sees it go
 stale then offline) or "cut" (keeps collecting into its spool, sends the
 backlog when the link returns).
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import logging
 import math
 import os
@@ -31,7 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +64,18 @@ RACK_HEIGHT = 2.0  # metres of usable height (42U)
 SILENCE_SECONDS = (40.0, 200.0)  # long enough to be seen stale (30 s) and often offline (120 s)
 RESTART_SILENCE_SECONDS = 2.0
 SIMULATED_PLATFORM = "Linux-x86_64"
+# The fabric: two ToRs a rack (each host dual-homed), four spines (the issue's demo), one core.
+SPINES = 4
+TOR_SIDES = ("a", "b")
+NIC_SPEED_MBPS = 10_000
+HOST_LINK_GBPS = 10.0
+TOR_UPLINK_GBPS = 100.0
+SPINE_UPLINK_GBPS = 400.0
+CORE_HOSTNAME = "core-switch"  # the server's default TWIN_CORE_HOSTNAME
+# Signed one-sample batches one server process stored a second on this machine (bench/results.md,
+# "Signed one-sample batches, 200 agents": 168 req/s). A fleet needing more goes stale.
+SERVER_BATCHES_PER_SECOND = 168.0
+HTTP_TIMEOUT_SECONDS = 30.0
 
 log = logging.getLogger("twin_agent.simulate")
 
@@ -98,6 +118,94 @@ def fleet_layout(*, hosts: int, racks: int, prefix: str = "sim") -> list[Slot]:
     return slots
 
 
+def tor_name(rack_index: int, side: str, *, prefix: str = "sim") -> str:
+    """``sim-r01-tor-a``: rack 1's first top-of-rack switch (rack numbers as in the hostnames)."""
+    return f"{prefix}-r{rack_index + 1:02d}-tor-{side}"
+
+
+def fabric_topology(
+    slots: list[Slot], *, spines: int = SPINES, core: str = CORE_HOSTNAME, prefix: str = "sim"
+) -> dict[str, Any]:
+    """The fleet's leaf-spine fabric as a topology file (docs/operations.md, ``manage.py topology_import``).
+
+    1. The core (no position: it keeps the server's own), ``spines`` spines in
+       a row between the core and the first row of racks, two ToRs on top
+       of each rack.
+    2. Links down the tiers: core → every spine, every spine → every ToR,
+       each ToR → each host of its rack (``swpN`` on the ToR, ``eth0`` to
+       ToR a and ``eth1`` to ToR b on the host: the interfaces whose
+       counters the hosts report).
+    """
+    racks: dict[str, list[Slot]] = {}
+    for slot in slots:
+        racks.setdefault(slot.rack, []).append(slot)
+    xs = [members[0].position["x"] for members in racks.values()] or [0.0]
+    width = max(xs) - min(xs)
+    spine_names = [f"{prefix}-spine-{i + 1}" for i in range(spines)]
+    switches: list[dict[str, Any]] = [{"name": core, "role": "core"}]
+    for i, name in enumerate(spine_names):
+        x = (i - (spines - 1) / 2) * (width / max(1, spines - 1) if spines > 1 else 0.0)
+        switches.append(
+            {
+                "name": name,
+                "role": "spine",
+                "displayName": f"Spine {i + 1}",
+                "position": {"x": round(x, 3), "y": RACK_HEIGHT + 1.0, "z": round(FIRST_ROW_Z / 2, 3)},
+            }
+        )
+    links: list[dict[str, Any]] = [
+        {"source": core, "target": s, "sourceInterface": f"swp{i + 1}", "capacityGbps": SPINE_UPLINK_GBPS}
+        for i, s in enumerate(spine_names)
+    ]
+    for rack_index, members in enumerate(racks.values()):
+        spot = members[0].position
+        for side_index, side in enumerate(TOR_SIDES):
+            tor = tor_name(rack_index, side, prefix=prefix)
+            switches.append(
+                {
+                    "name": tor,
+                    "role": "leaf",
+                    "displayName": f"{members[0].rack} ToR {side.upper()}",
+                    "position": {"x": spot["x"], "y": RACK_HEIGHT + 0.1 + 0.15 * side_index, "z": spot["z"]},
+                }
+            )
+            links += [
+                {
+                    "source": spine,
+                    "target": tor,
+                    "sourceInterface": f"swp{rack_index + 1}",
+                    "targetInterface": f"uplink{s + 1}",
+                    "capacityGbps": TOR_UPLINK_GBPS,
+                }
+                for s, spine in enumerate(spine_names)
+            ]
+            links += [
+                {
+                    "source": tor,
+                    "target": slot.hostname,
+                    "sourceInterface": f"swp{h + 1}",
+                    "targetInterface": f"eth{side_index}",
+                    "capacityGbps": HOST_LINK_GBPS,
+                }
+                for h, slot in enumerate(members)
+            ]
+    return {"switches": switches, "links": links}
+
+
+def _shares(rng: random.Random, nics: int) -> list[float]:
+    """Each NIC's share of the host's traffic, summing to 1 (none without NICs)."""
+    weights = [rng.uniform(0.6, 1.4) for _ in range(nics)]
+    return [w / sum(weights) for w in weights]
+
+
+def _split(amount: int, shares: list[float]) -> list[int]:
+    """``amount`` in whole parts by ``shares``, the last taking the rounding, so the parts sum to it exactly."""
+    if not shares:
+        return []
+    parts = [int(amount * share) for share in shares[:-1]]
+    return [*parts, amount - sum(parts)]
+
+
 class MetricModel:
     """Plausible, smoothly varying metrics of one host.
 
@@ -110,9 +218,12 @@ class MetricModel:
     dynamic range proportional to CPU: ``idle + k * cpu``, SPECpower's
     near-linear curve), and the inlet air sits near the host's own cold-aisle
     level, a little warmer as the rack works harder (recirculation).
+    With ``nics`` (the fabric's two), each NIC has its own counters: a
+    host's traffic is split between them at its own ratio (bonding is rarely
+    even), and the host's totals are their sums.
     """
 
-    def __init__(self, rng: random.Random, *, now: float) -> None:
+    def __init__(self, rng: random.Random, *, now: float, nics: int = 0, mac_base: int = 0) -> None:
         self.rng = rng
         self.cpu_base = rng.uniform(10, 55)
         self.cpu_wave = rng.uniform(5, 30)
@@ -131,6 +242,13 @@ class MetricModel:
         self.inlet_level = rng.uniform(19.0, 25.0)
         self.inlet = self.inlet_level
         self.last = now
+        self.nic_shares = _shares(rng, nics)
+        self.nic_tx = _split(self.tx, self.nic_shares)
+        self.nic_rx = _split(self.rx, self.nic_shares)
+        # Locally administered (02:…), unique per host index and NIC.
+        self.macs = [
+            "02:" + ":".join(f"{b:02x}" for b in ((mac_base << 8) | n).to_bytes(5, "big")) for n in range(nics)
+        ]
 
     def sample(self, *, hostname: str, now: float) -> dict[str, Any]:
         rng = self.rng
@@ -142,8 +260,12 @@ class MetricModel:
         self.memory += (self.memory_level - self.memory) * min(1.0, dt / 600) + rng.gauss(0, 0.4) * math.sqrt(dt / 10)
         self.memory = min(97.0, max(5.0, self.memory))
         rate = self.net_rate * (0.2 + cpu / 100)
-        self.tx += int(rate * 0.55 * dt)
-        self.rx += int(rate * 0.45 * dt)
+        sent, received = int(rate * 0.55 * dt), int(rate * 0.45 * dt)
+        self.tx += sent
+        self.rx += received
+        if self.nic_shares:
+            self.nic_tx = [a + b for a, b in zip(self.nic_tx, _split(sent, self.nic_shares), strict=True)]
+            self.nic_rx = [a + b for a, b in zip(self.nic_rx, _split(received, self.nic_shares), strict=True)]
         watts = self.idle_watts + self.watts_per_percent * cpu + rng.gauss(0, 3)
         # The inlet moves slowly towards its level plus the load's share: air takes minutes to warm.
         target = self.inlet_level + 1.5 * cpu / 100
@@ -161,7 +283,14 @@ class MetricModel:
             "net_bytes_rx": self.rx,
             "power_watts": round(max(0.0, watts), 1),
             "inlet_temp_celsius": round(self.inlet, 2),
+            **({"interfaces": self._interfaces()} if self.nic_shares else {}),
         }
+
+    def _interfaces(self) -> list[dict[str, Any]]:
+        return [
+            {"name": f"eth{n}", "rx_bytes": rx, "tx_bytes": tx, "speed_mbps": NIC_SPEED_MBPS, "mac": mac}
+            for n, (rx, tx, mac) in enumerate(zip(self.nic_rx, self.nic_tx, self.macs, strict=True))
+        ]
 
 
 class SimulatedExecutor(Executor):
@@ -254,18 +383,24 @@ class Fleet:
         spool_max_samples: int = 1_000,
         progress: Callable[[str], None] | None = None,
         progress_every: float = 1.0,
+        fabric: bool = True,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         self.interval = interval
+        self.prefix = prefix
+        self.fabric = fabric
+        self.say = say or progress or (lambda line: None)
         self.silence = silence
         self.allow = allow
         self.workers = workers
         self.progress = progress
         self.progress_every = progress_every
-        self.http = Http(server, pool_size=workers + 2, timeout=30)
+        self.http = Http(server, pool_size=workers + 2, timeout=HTTP_TIMEOUT_SECONDS)
         self.spool = Spool(state_dir_ensure(state_dir) / "spool.sqlite3", max_samples=spool_max_samples, durable=False)
         self.host_log = logging.getLogger("twin_agent.simulate.hosts")
         self.stats = FleetStats()
         self.stopping = threading.Event()
+        self.dropping = threading.Event()  # a second Ctrl-C: leave the queue in the spool
         self.rng = random.Random(seed)
         now = time.time()
         layout = fleet_layout(hosts=hosts, racks=racks or math.ceil(hosts / HOSTS_PER_RACK), prefix=prefix)
@@ -273,7 +408,9 @@ class Fleet:
             SimHost(
                 index=i,
                 slot=slot,
-                model=MetricModel(random.Random(seed * 1_000_003 + i), now=now),
+                model=MetricModel(
+                    random.Random(seed * 1_000_003 + i), now=now, nics=len(TOR_SIDES) if fabric else 0, mac_base=i
+                ),
                 interval=interval,
                 fleet=self,
             )
@@ -282,6 +419,10 @@ class Fleet:
         # Chance per sample that a host falls silent, so that about ``silence`` of the fleet is silent at a time.
         mean_silence = sum(SILENCE_SECONDS) / 2
         self._silence_chance = silence * interval / mean_silence / max(1e-9, 1 - silence) if silence > 0 else 0.0
+
+    def topology(self, *, core: str = CORE_HOSTNAME, spines: int = SPINES) -> dict[str, Any]:
+        """The fleet's leaf-spine fabric as a topology file (``fabric_topology``)."""
+        return fabric_topology([h.slot for h in self.hosts], spines=spines, core=core, prefix=self.prefix)
 
     # --- enrollment ------------------------------------------------------------------------
 
@@ -361,6 +502,7 @@ class Fleet:
         heapq.heapify(schedule)
         next_progress = start + self.progress_every
         last_batches, last_progress = 0, start
+        behind_said = False
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sim-flush") as pool:
             while not self.stopping.is_set():
                 now = time.monotonic()
@@ -371,6 +513,9 @@ class Fleet:
                     last_batches, last_progress = self.stats.batches, now
                     if self.progress:
                         self.progress(self.progress_line(rate=rate))
+                    if not behind_said and now - start >= 3 * self.interval and self._falling_behind():
+                        behind_said = True
+                        self.say(self._behind_line(start))
                     next_progress = now + self.progress_every
                 due, index = schedule[0]
                 if due > now:
@@ -379,16 +524,77 @@ class Fleet:
                 host = self.hosts[index]
                 self._tick(host, now, pool)
                 heapq.heapreplace(schedule, (max(due + host.interval, now), index))
-            drain_end = time.monotonic() + drain_seconds
-            for host in self.hosts:
-                if host.uplink is not None and not host.refused and host.silent != "cut":
-                    pool.submit(self._drain, host, drain_end)
+            self._drain_all(pool, drain_seconds)
         if self.progress:
             self.progress(self.progress_line(rate=None))
         return self.stats
 
+    def _falling_behind(self) -> bool:
+        """More than one sample a host waits in the spool: the server stores less than the fleet sends."""
+        return self.spool.depth() > len(self.hosts)
+
+    def _behind_line(self, start: float) -> str:
+        measured = self.stats.samples / max(time.monotonic() - start, 1e-9)
+        needed = batches_needed(hosts=len(self.hosts), interval=self.interval)
+        return (
+            f"warning: the server stored {measured:.0f} samples/s, the fleet sends {needed:.0f}: "
+            f"{self.spool.depth()} samples queue up and hosts go stale; "
+            f"--interval {interval_fitting(hosts=len(self.hosts), capacity=max(measured, 1.0)):g} fits that rate"
+        )
+
     def stop(self, *_: object) -> None:
+        """Ctrl-C (or SIGTERM): stop sampling and send what waits; a second one drops the queue instead."""
+        if self.stopping.is_set():
+            self.dropping.set()
         self.stopping.set()
+
+    def _drain_all(self, pool: ThreadPoolExecutor, drain_seconds: float) -> None:
+        """Send what the hosts' spools hold, for up to ``drain_seconds``, saying so; a second Ctrl-C ends it.
+
+        A host's flush goes a batch at a time and checks the clock and the
+        drop between batches, so the bound is ``drain_seconds`` plus the
+        requests in flight (each within the HTTP timeout). What is not sent
+        stays in the spool (on disk) and goes with the next run.
+        """
+        hosts = [
+            h
+            for h in self.hosts
+            if h.uplink is not None and not h.refused and h.silent != "cut" and self.spool.depth(h.slot.hostname)
+        ]
+        if not hosts:
+            left = self.spool.depth()
+            self.say(
+                "stopping: nothing queued" + (f"; {left} samples of cut-off hosts stay in the spool" if left else "")
+            )
+            return
+        started = time.monotonic()
+        until = started + drain_seconds
+        pending: set = set()
+        if not self.dropping.is_set():
+            self.say(
+                f"stopping: flushing {len(hosts)} hosts' queued batches ({self.spool.depth()} samples), for at most "
+                f"{drain_seconds:g} s (plus a request in flight, {HTTP_TIMEOUT_SECONDS:g} s at worst); "
+                "Ctrl-C again to drop them"
+            )
+            pending = {pool.submit(self._drain, host, until) for host in hosts}
+        while pending and not self.dropping.is_set():
+            _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        left = self.spool.depth()
+        if self.dropping.is_set():
+            for future in pending:
+                future.cancel()
+            in_flight = sum(1 for future in pending if future.running())
+            self.say(
+                f"dropping the queue: {left} samples stay in the spool for the next run"
+                + (f"; waiting for {in_flight} requests in flight" if in_flight else "")
+            )
+            return
+        took = time.monotonic() - started
+        self.say(
+            f"stopped flushing at the bound, after {took:.1f} s: {left} samples stay in the spool for the next run"
+            if left
+            else f"flushed in {took:.1f} s"
+        )
 
     def _tick(self, host: SimHost, now: float, pool: ThreadPoolExecutor) -> None:
         """One due sample: silence starts or ends, the sample is spooled, the host is handed to a worker."""
@@ -409,6 +615,9 @@ class Fleet:
 
     def _flush(self, host: SimHost) -> None:
         assert host.uplink is not None and host.runner is not None
+        if self.stopping.is_set():
+            host.busy = False  # the drain sends it, within its bound (hand-offs queued before the stop wait here)
+            return
         try:
             report = host.uplink.flush()
             self.stats.add(batches=report.batches, samples=report.samples, errors=1 if report.failure else 0)
@@ -426,12 +635,14 @@ class Fleet:
             host.busy = False
 
     def _drain(self, host: SimHost, until: float) -> None:
+        """Send a host's queue a batch at a time until it is empty, the time is up, a try fails, or a drop."""
         assert host.uplink is not None
-        if time.monotonic() >= until or not self.spool.depth(host.slot.hostname):
-            return
         try:
-            report = host.uplink.flush(force=True)
-            self.stats.add(batches=report.batches, samples=report.samples)
+            while time.monotonic() < until and not self.dropping.is_set() and self.spool.depth(host.slot.hostname):
+                report = host.uplink.flush(force=True, max_batches=1)
+                self.stats.add(batches=report.batches, samples=report.samples)
+                if not report.batches:
+                    return
         except AgentStopped:
             pass
 
@@ -463,6 +674,50 @@ class Fleet:
         self.http.close()
 
 
+# --- how big a fleet one server carries ----------------------------------------------------------
+
+# The share of the measured capacity a fleet may use: the server also answers the dashboard and its jobs.
+CAPACITY_HEADROOM = 0.8
+DEMO_INTERVAL_MIN = 10.0
+
+
+def batches_needed(*, hosts: int, interval: float) -> float:
+    """Signed batches a second the fleet sends when every host sends each sample as it comes."""
+    return hosts / interval
+
+
+def interval_fitting(*, hosts: int, capacity: float = SERVER_BATCHES_PER_SECOND) -> float:
+    """The shortest interval (whole 5 s steps, at least 10 s) at which ``hosts`` stay within the capacity's headroom."""
+    needed = hosts / (capacity * CAPACITY_HEADROOM)
+    return max(DEMO_INTERVAL_MIN, math.ceil(needed / 5) * 5.0)
+
+
+def capacity_warning(*, hosts: int, interval: float, capacity: float = SERVER_BATCHES_PER_SECOND) -> str | None:
+    """What to tell the operator when the fleet needs more batches a second than one server process stores."""
+    needed = batches_needed(hosts=hosts, interval=interval)
+    if needed <= capacity:
+        return None
+    fitting = interval_fitting(hosts=hosts, capacity=capacity)
+    stale = f" (with the server's TWIN_STALE_AFTER_SECONDS at {3 * fitting:g}: three intervals)" if fitting > 10 else ""
+    return (
+        f"warning: {hosts} hosts at one sample every {interval:g} s send {needed:.0f} signed batches/s; "
+        f"one server process on this machine stored {capacity:g} a second (bench/results.md), so most hosts "
+        f"would go stale. --interval {fitting:g} fits{stale}, or run fewer hosts"
+    )
+
+
+def demo_plan(*, hosts: int, interval: str, capacity: float = SERVER_BATCHES_PER_SECOND) -> tuple[float, float, float]:
+    """``make demo``'s interval and the server's stale and offline limits for it: (interval, stale, offline).
+
+    ``interval`` is ``auto`` (the shortest that fits, ``interval_fitting``)
+    or seconds. A host is stale after three missed intervals and offline
+    after twelve, never sooner than the server's defaults (30 s, 120 s), so a
+    slow fleet is not drawn stale between its samples.
+    """
+    seconds = interval_fitting(hosts=hosts, capacity=capacity) if interval == "auto" else float(interval)
+    return seconds, max(30.0, 3 * seconds), max(120.0, 12 * seconds)
+
+
 # --- command line (twin-agent simulate, and manage.py simulate_fleet) --------------------------
 
 
@@ -492,6 +747,27 @@ def simulate_arguments(parser: argparse.ArgumentParser, *, enrollment_key: bool 
     parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the server to answer")
     parser.add_argument("--progress-every", type=float, default=None, help="seconds between progress lines")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--no-fabric",
+        dest="fabric",
+        action="store_false",
+        help="no leaf-spine fabric: hosts keep their uplink to the core and report no per-interface counters",
+    )
+    parser.add_argument("--spines", type=int, default=SPINES, help=f"spine switches of the fabric (default {SPINES})")
+    parser.add_argument("--core", default=None, help=f"the core switch's name (default: the server's, {CORE_HOSTNAME})")
+    parser.add_argument(
+        "--server-capacity",
+        type=float,
+        default=SERVER_BATCHES_PER_SECOND,
+        help="signed batches/s the server stores, for the too-big-fleet warning "
+        f"(default {SERVER_BATCHES_PER_SECOND:g}, measured on this machine: bench/results.md)",
+    )
+    if enrollment_key:
+        parser.add_argument(
+            "--topology-out",
+            type=Path,
+            help="write the fleet's fabric as a topology file here (load it with manage.py topology_import FILE)",
+        )
 
 
 def simulate_check(options: dict[str, Any]) -> str | None:
@@ -506,6 +782,8 @@ def simulate_check(options: dict[str, Any]) -> str | None:
         return "--silence must be from 0 to below 1"
     if options["workers"] < 1:
         return "--workers must be at least 1"
+    if not 1 <= options.get("spines", SPINES) <= 64:
+        return "--spines must be from 1 to 64"
     if not options["prefix"].isascii() or not options["prefix"].replace("-", "").isalnum():
         return "--prefix must be ASCII letters, digits and hyphens"
     return None
@@ -518,13 +796,24 @@ def simulate_run(
     out: Callable[[str], None],
     progress: Callable[[str], None] | None = None,
     live: bool = False,
+    topology_load: Callable[[dict[str, Any]], str] | None = None,
 ) -> FleetStats:
-    """Wait for the server, enroll the fleet, drive it.
+    """Wait for the server, enroll the fleet, give it its fabric, drive it.
 
     ``out`` receives messages and the summary, ``progress`` the progress line:
     every second when ``live`` (a terminal, where it redraws one line), every
-    ten seconds otherwise (a log).
+    ten seconds otherwise (a log). ``topology_load`` stores the fabric's
+    topology file on the server once the hosts exist (``manage.py
+    simulate_fleet`` has the database) and answers what it did; without it
+    the file is written to ``--topology-out`` if given.
     """
+    warning = capacity_warning(
+        hosts=options["hosts"],
+        interval=options["interval"],
+        capacity=options.get("server_capacity") or SERVER_BATCHES_PER_SECOND,
+    )
+    if warning:
+        out(warning)
     every = options.get("progress_every") or (1.0 if live else 10.0)
     fleet = Fleet(
         server=options["server"],
@@ -539,6 +828,8 @@ def simulate_run(
         seed=options["seed"],
         progress=progress or out,
         progress_every=every,
+        fabric=options.get("fabric", True),
+        say=out,
     )
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -552,6 +843,13 @@ def simulate_run(
         started = time.monotonic()
         fleet.enroll(enrollment_key=enrollment_key)
         out(f"enrolled {fleet.stats.enrolled} hosts in {time.monotonic() - started:.1f} s; running")
+        if fleet.fabric and not fleet.stopping.is_set():
+            topology = fleet.topology(core=options.get("core") or CORE_HOSTNAME, spines=options.get("spines", SPINES))
+            if topology_load is not None:
+                out(topology_load(topology))
+            elif options.get("topology_out"):
+                options["topology_out"].write_bytes(json.dumps(topology, indent=1).encode())
+                out(f"the fabric's topology: {options['topology_out']} (load it with manage.py topology_import FILE)")
         stats = fleet.run(duration=options["duration"])
         elapsed = time.monotonic() - stats.started
         cpu = (cpu_seconds() - stats.cpu_started) / max(elapsed, 1e-9) * 100

@@ -6,10 +6,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import psutil
+import pytest
 from django.utils import timezone
 from twin_agent import __version__
-from twin_agent.collect import Collector, platform_name, sample_bytes
+from twin_agent.collect import Collector, interfaces_busiest, platform_name, sample_bytes
 
+from hosts.models import Interface
+from metrics.models import InterfaceCounters
 from metrics.schema import SampleIn, sample_validate
 
 
@@ -59,3 +62,71 @@ def test_timestamps_strictly_rise_even_within_one_millisecond():
     collector = Collector(hostname="test-host")
     stamps = [collector.sample()["timestamp"] for _ in range(20)]
     assert stamps == sorted(set(stamps))
+
+
+def _nics_but_loopback() -> set[str]:
+    stats = psutil.net_if_stats()
+    return {
+        nic
+        for nic in psutil.net_io_counters(pernic=True)
+        if nic != "lo" and "loopback" not in getattr(stats.get(nic), "flags", "")
+    }
+
+
+def test_each_interface_but_loopback_is_reported_with_its_own_real_counters():
+    before = psutil.net_io_counters(pernic=True)
+    sample = Collector(hostname="test-host").sample()
+    after = psutil.net_io_counters(pernic=True)
+
+    reported = {i["name"]: i for i in sample.get("interfaces", [])}
+    assert set(reported) == _nics_but_loopback()
+    assert "lo" not in reported
+    for name, interface in reported.items():
+        assert before[name].bytes_recv <= interface["rx_bytes"] <= after[name].bytes_recv
+        assert before[name].bytes_sent <= interface["tx_bytes"] <= after[name].bytes_sent
+    assert sample["net_bytes_tx"] == sum(i["tx_bytes"] for i in reported.values())
+    assert sample["net_bytes_rx"] == sum(i["rx_bytes"] for i in reported.values())
+
+
+def test_an_interface_carries_its_mac_and_a_speed_only_where_the_kernel_knows_one():
+    stats, addresses = psutil.net_if_stats(), psutil.net_if_addrs()
+    for interface in Collector(hostname="test-host").sample().get("interfaces", []):
+        name = interface["name"]
+        macs = {a.address.lower() for a in addresses.get(name, ()) if a.family == psutil.AF_LINK}
+        assert interface.get("mac") in macs | {None}
+        if "mac" not in interface:
+            assert macs <= {"00:00:00:00:00:00"}
+        speed = stats[name].speed if name in stats else 0
+        assert interface.get("speed_mbps") == (speed if speed > 0 else None)
+
+
+def test_a_host_with_more_nics_than_the_server_keeps_reports_its_busiest_in_order():
+    interfaces = [{"name": f"veth{i}", "rx_bytes": i, "tx_bytes": 0} for i in range(70)]
+    kept = interfaces_busiest(interfaces, limit=64)
+    assert [i["name"] for i in kept] == [f"veth{i}" for i in range(6, 70)]
+    assert interfaces_busiest(interfaces[:3]) == interfaces[:3]
+
+
+def test_the_server_reads_the_agents_interfaces_as_the_sample_shape_names_them():
+    checked = sample_validate(
+        sample_bytes(Collector(hostname="test-host").sample()),
+        now=timezone.now(),
+        max_future_skew=timedelta(seconds=300),
+    )
+    assert isinstance(checked, SampleIn), checked
+    assert {i.name for i in checked.interfaces or []} == _nics_but_loopback()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("open_twin")
+def test_the_agents_interfaces_are_stored_with_their_macs_and_counters(post_batch):
+    collector = Collector(hostname="test-host")
+    for _ in range(2):
+        response = post_batch([collector.sample()])
+        assert response.status_code == 202 and response.json()["accepted"] == 1, response.content
+    stored = {i.name: i for i in Interface.objects.filter(host__hostname="test-host")}
+    reported = {i["name"]: i for i in collector.sample().get("interfaces", [])}
+    assert set(stored) == set(reported)
+    for name, interface in stored.items():
+        assert interface.mac == reported[name].get("mac", "")
+        assert InterfaceCounters.objects.filter(interface=interface).exists()

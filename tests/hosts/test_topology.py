@@ -62,6 +62,20 @@ def test_importing_the_same_file_again_changes_nothing():
     assert _inventory() == before
 
 
+def test_a_switch_may_be_placed_on_the_floor_and_moved_by_a_later_file():
+    hosts_create()
+    document = leaf_spine()
+    document["switches"][1]["position"] = {"x": 1.5, "y": 2.5, "z": 0.5}
+    topology_import(body=as_file(document))
+    spine = Host.objects.get(hostname="spine-1")
+    assert (spine.position_x, spine.position_y, spine.position_z) == (1.5, 2.5, 0.5)
+    assert Host.objects.get(hostname="spine-2").position_x is None
+    assert not topology_import(body=as_file(document)).changed
+    document["switches"][1]["position"]["z"] = 4.0
+    assert topology_import(body=as_file(document)).switches_updated == 1
+    assert Host.objects.get(hostname="spine-1").position_z == 4.0
+
+
 def test_a_changed_capacity_updates_the_link_in_place():
     hosts_create()
     topology_import(body=as_file(leaf_spine()))

@@ -17,8 +17,10 @@ from django.utils import timezone
 
 from common.formats import iso_utc
 from hosts.models import Host, Link, Rack
+from hosts.topology import topology_import
 from metrics.models import LatestMetrics
 from tests.conftest import sample_dict
+from tests.fabric.fixtures import as_file, hosts_create, leaf_spine
 from tests.hosts.test_admin import _host_form
 from twin import views
 from twin.snapshot import gc_paused, snapshot_build
@@ -130,6 +132,16 @@ def test_the_core_switch_is_online_while_a_linked_host_is(post_batch):
     assert core["status"] == "online"
     assert core["lastSeen"] == host_doc(snapshot_build(now=now), "titan-01")["lastSeen"]
     assert host_doc(snapshot_build(now=now + timedelta(seconds=121)), "core-switch")["status"] == "offline"
+
+
+def test_in_a_leaf_spine_fabric_the_core_is_online_through_its_spines_while_hosts_below_are(post_batch):
+    hosts_create()
+    topology_import(body=as_file(leaf_spine()))
+    post_batch([sample_dict("h-1a")])
+    state = snapshot_build()
+    # core-switch sorts before its spines; it still follows them, and they their ToRs.
+    assert [host_doc(state, n)["status"] for n in ("leaf-1", "spine-1", "core-switch")] == ["online"] * 3
+    assert host_doc(state, "core-switch")["lastSeen"] == host_doc(state, "h-1a")["lastSeen"]
 
 
 def test_a_host_that_never_reported_is_unknown():
