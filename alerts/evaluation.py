@@ -17,10 +17,9 @@ and host, and a second transition into the same state.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -39,16 +38,17 @@ from alerts.models import (
     ReceiverKind,
     Rule,
 )
+from alerts.selectors import alert_reference
 from alerts.suppression import Suppressions
 from common.events import Event, alert_updated, events_publish_on_commit
 from common.formats import iso_utc
-from hosts.selectors import link_rows
-from metrics.selectors import HOST_ROW, host_rows
-from twin.status import HostStatus, status_clock, virtual_status
+from fabric.reachability import causes_compute
+from metrics.selectors import HOST_ROW
+from twin.snapshot import snapshot_read
+from twin.status import HostStatus
 
 _ID, _HOSTNAME, _VIRTUAL = HOST_ROW.index("id"), HOST_ROW.index("hostname"), HOST_ROW.index("is_virtual")
 _RACK, _SEEN = HOST_ROW.index("rack__name"), HOST_ROW.index("last_seen")
-_THROUGHPUT = HOST_ROW.index("net_throughput_gbps")
 # Values read from a host that is offline (or never seen) are not current: a metric rule ignores them.
 _NOT_CURRENT = (HostStatus.OFFLINE, HostStatus.UNKNOWN)
 
@@ -65,6 +65,9 @@ class HostView:
     last_seen: datetime | None
     row: tuple
     link_utilization_percent: float | None
+    # Whether the core reaches it; if not, the failed nodes (host ids) that cut it off, nearest the core first.
+    reachable: bool = True
+    causes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,43 +89,38 @@ class _RuleView:
 
 
 def hosts_view(*, now: datetime) -> list[HostView]:
-    """Every host with its status now, its last contact, latest values and busiest link (as twin-state shows them)."""
-    rows = host_rows()
-    links = link_rows()
-    by_id = {row[_ID]: row for row in rows}
-    status_of = status_clock(now=now)
-    status: dict[int, HostStatus] = {r[_ID]: status_of(r[_SEEN]) for r in rows if not r[_VIRTUAL]}
-    neighbours: dict[int, list[int]] = defaultdict(list)
-    busiest: dict[int, float] = {}
-    for source_id, target_id, capacity, *_interfaces in links:
-        neighbours[source_id].append(target_id)
-        neighbours[target_id].append(source_id)
-        source, target = by_id[source_id], by_id[target_id]
-        # The real end's counters measure the link (twin.snapshot._link_doc).
-        reporter = target if not target[_VIRTUAL] or source[_VIRTUAL] else source
-        if capacity and capacity > 0:
-            percent = min(1.0, (reporter[_THROUGHPUT] or 0.0) / capacity) * 100.0
-            for end in (source_id, target_id):
-                if percent > busiest.get(end, -1.0):
-                    busiest[end] = percent
-    for row in rows:
-        if row[_VIRTUAL]:
-            own = status_of(row[_SEEN]) if row[_SEEN] else None
-            status[row[_ID]] = virtual_status(
-                own=own, neighbours=[status[n] for n in neighbours[row[_ID]] if n in status]
-            )
+    """Every host as ``GET /api/twin/state`` shows it now: status, reachability, latest values, busiest link.
+
+    One source of truth: the snapshot (``twin.snapshot.snapshot_read``) builds
+    the document, and the evaluator reads its host documents (status,
+    ``reachable``), its link rows (``utilization``, interface-based links
+    included) and the rows behind them (the metric values). For each host the
+    core cannot reach, ``causes`` are the failed nodes that cut it off
+    (``fabric.reachability.causes_compute``), by host id.
+    """
+    read = snapshot_read(now=now)
+    docs, rows = read.state["hosts"], read.rows
+    busiest: dict[str, float] = {}
+    for link in read.state["links"]:
+        percent = link["utilization"] * 100.0
+        for end in (link["source"], link["target"]):
+            if percent > busiest.get(end, -1.0):
+                busiest[end] = percent
+    causes = causes_compute(read.fabric, read.reach, failed=read.failed)
     return [
         HostView(
-            id=r[_ID],
-            hostname=r[_HOSTNAME],
-            rack=r[_RACK],
-            is_virtual=bool(r[_VIRTUAL]),
-            status=status[r[_ID]],
-            last_seen=r[_SEEN],
-            row=r,
-            link_utilization_percent=busiest.get(r[_ID]),
+            id=row[_ID],
+            hostname=row[_HOSTNAME],
+            rack=row[_RACK],
+            is_virtual=bool(row[_VIRTUAL]),
+            status=HostStatus(doc["status"]),
+            last_seen=row[_SEEN],
+            row=row,
+            link_utilization_percent=busiest.get(row[_HOSTNAME]),
+            reachable=doc["reachable"],
+            causes=tuple(rows[c][_ID] for c in causes.get(i, ())),
         )
-        for r in rows
+        for i, (row, doc) in enumerate(zip(rows, docs, strict=True))
     ]
 
 
@@ -225,7 +223,9 @@ def alerts_evaluate(*, now: datetime) -> list[Change]:
         ]
         hosts = hosts_view(now=now)
         host_by_id = {h.id: h for h in hosts}
-        open_alerts = {(a.rule_id, a.host_id): a for a in Alert.objects.filter(state__in=OPEN_STATES)}
+        open_alerts = {
+            (a.rule_id, a.host_id): a for a in Alert.objects.filter(state__in=OPEN_STATES).select_related("cause")
+        }
 
         opened: list[tuple[Alert, dict[str, Any]]] = []
         fired: list[tuple[Alert, dict[str, Any]]] = []
@@ -263,7 +263,9 @@ def alerts_evaluate(*, now: datetime) -> list[Change]:
         for key, alert in open_alerts.items():
             if key not in seen:
                 resolved.append((alert, {"reason": "the rule is disabled or no longer covers this host"}))
-        return _changes_write(opened, fired, resolved, hosts=host_by_id, now=now)
+        changes = _changes_write(opened, fired, resolved, hosts=host_by_id, open_alerts=open_alerts, now=now)
+        _inhibited_release(now=now)
+        return changes
 
 
 def _changes_write(
@@ -272,12 +274,14 @@ def _changes_write(
     resolved: list[tuple[Alert, dict[str, Any]]],
     *,
     hosts: dict[int, HostView],
+    open_alerts: dict[tuple[int, int], Alert],
     now: datetime,
 ) -> list[Change]:
     """Store the alerts' changes, their transitions and their notices (inside the evaluator's transaction)."""
     if not (opened or fired or resolved):
         return []
     Alert.objects.bulk_create([a for a, _ in opened], batch_size=2000)
+    _causes_assign(opened, fired, resolved, hosts=hosts, open_alerts=open_alerts)
     transitions: list[AlertTransition] = [
         AlertTransition(alert=a, from_state="", to_state=AlertState.PENDING, at=now, values=v) for a, v in opened
     ]
@@ -322,6 +326,59 @@ def _changes_write(
     return changes
 
 
+def _causes_assign(
+    opened: list[tuple[Alert, dict[str, Any]]],
+    fired: list[tuple[Alert, dict[str, Any]]],
+    resolved: list[tuple[Alert, dict[str, Any]]],
+    *,
+    hosts: dict[int, HostView],
+    open_alerts: dict[tuple[int, int], Alert],
+) -> None:
+    """Hang each alert opening or firing on a host the core cannot reach under the alert of what cut it off.
+
+    One incident per failed switch: the cause is an alert still open on the
+    first of the host's causes (``HostView.causes``, nearest the core first)
+    that has one, a firing one before a pending one. Such an alert's notices are
+    inhibited (``_notices_queue``); the cause's notice names the hosts it affects.
+    """
+    unreached = [a for a, _ in (*opened, *fired) if a.cause_id is None and hosts[a.host_id].causes]
+    if not unreached:
+        return
+    closing = {id(a) for a, _ in resolved}
+    on_node: dict[int, Alert] = {}
+    for alert in (*open_alerts.values(), *(a for a, _ in opened)):
+        if id(alert) in closing:
+            continue
+        best = on_node.get(alert.host_id)
+        if best is None or (best.state != AlertState.FIRING and alert.state == AlertState.FIRING):
+            on_node[alert.host_id] = alert
+    caused: dict[int, Alert] = {}
+    for alert in unreached:
+        cause = next((on_node[n] for n in hosts[alert.host_id].causes if n in on_node), None)
+        if cause is not None and cause.pk != alert.pk:
+            alert.cause = cause
+            caused[alert.pk] = alert
+    if caused:
+        Alert.objects.bulk_update(list(caused.values()), ["cause"], batch_size=2000)
+
+
+def _inhibited_release(*, now: datetime) -> None:
+    """Send the held notices of alerts that still fire well after their cause resolved: their own incident now.
+
+    When a switch comes back, its hosts report again within a report
+    interval and resolve; one still offline ``TWIN_OFFLINE_AFTER_SECONDS``
+    after its cause ended is offline for its own reasons, and is notified.
+    """
+    cutoff = now - timedelta(seconds=settings.TWIN_OFFLINE_AFTER_SECONDS)
+    Notification.objects.filter(
+        state=NotificationState.INHIBITED,
+        transition__to_state=AlertState.FIRING,
+        transition__alert__state=AlertState.FIRING,
+        transition__alert__cause__state=AlertState.RESOLVED,
+        transition__alert__cause__ends_at__lte=cutoff,
+    ).update(state=NotificationState.PENDING, next_attempt_at=now)
+
+
 ALERTMANAGER_FROM_SETTING = "TWIN_ALERTMANAGER_URL"
 
 
@@ -341,8 +398,10 @@ def _notices_queue(transitions: list[AlertTransition], *, was_firing: set[int], 
     """One notice per receiver for each firing, and for each resolve of an alert whose firing was notified.
 
     A firing inside a silence or a maintenance window is recorded as a
-    suppressed notice (the delivery log shows it) and is never sent; its resolve
-    then is not sent either, while anything that was notified gets its resolve.
+    suppressed notice (the delivery log shows it) and is never sent; one with a
+    cause (a failed switch's alert) is recorded as inhibited, and the cause's
+    notice names it. Their resolves then are not sent either, while anything
+    that was notified gets its resolve.
     """
     receivers = receivers_enabled()
     if not receivers:
@@ -353,7 +412,12 @@ def _notices_queue(transitions: list[AlertTransition], *, was_firing: set[int], 
     if firing:
         suppressions = Suppressions.active(now=now)
         for t in firing:
-            state = NotificationState.SUPPRESSED if suppressions.covers(t.alert) else NotificationState.PENDING
+            if suppressions.covers(t.alert):
+                state = NotificationState.SUPPRESSED
+            elif t.alert.cause_id is not None:
+                state = NotificationState.INHIBITED
+            else:
+                state = NotificationState.PENDING
             notices += [
                 Notification(transition=t, receiver_id=r, state=state, next_attempt_at=now, created_at=now)
                 for r in receivers
@@ -363,7 +427,7 @@ def _notices_queue(transitions: list[AlertTransition], *, was_firing: set[int], 
             Notification.objects.filter(
                 transition__alert_id__in=[t.alert_id for t in resolving], transition__to_state=AlertState.FIRING
             )
-            .exclude(state=NotificationState.SUPPRESSED)
+            .exclude(state__in=(NotificationState.SUPPRESSED, NotificationState.INHIBITED))
             .values_list("transition__alert_id", "receiver_id")
         )
         notices += [
@@ -378,9 +442,13 @@ def _notices_queue(transitions: list[AlertTransition], *, was_firing: set[int], 
 def _event_of(transition: AlertTransition) -> Event:
     """The ``alert.updated`` event of one transition."""
     alert = transition.alert
+    cause = alert.cause if alert.cause_id is not None else None
     return alert_updated(
+        alert_id=alert.pk,
         rule=alert.labels.get("alertname", ""),
         hostname=alert.labels.get("hostname", ""),
+        severity=alert.labels.get("severity", ""),
+        caused_by=None if cause is None else alert_reference(cause),
         from_state=transition.from_state or None,
         to_state=transition.to_state,
         at=iso_utc(transition.at),
