@@ -1,7 +1,8 @@
 """The dispatcher: routes each event to what handles it in this process, by type and audience.
 
 - hosts changed: the twin feed rebuilds (and pushes ``twin-state``/``twin-delta``);
-- events with a Socket.IO name (``SOCKET_EVENTS``): emitted to the readers who
+- events with a Socket.IO name (``SOCKET_EVENTS``: ``host-status``,
+  ``command-update``, ``alert-update``): emitted to the readers who
   may read the same over REST (``twin.audiences``: every reader, or the room
   of those holding the event's permission);
 - events for one host's agent: wake that host's long polls in this process
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 SOCKET_EVENTS: dict[str, str] = {
     EventType.HOST_STATUS: "host-status",
     EventType.COMMAND_UPDATED: "command-update",
+    EventType.ALERT_UPDATED: "alert-update",
 }
 # The audiences of events that Socket.IO clients may receive; who among them, twin.audiences decides.
 CLIENT_AUDIENCES = frozenset({Audience.READERS, Audience.STAFF})
