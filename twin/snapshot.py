@@ -80,6 +80,8 @@ class TwinState(TypedDict):
     generatedAt: str
     hosts: list[HostDoc]
     links: list[LinkDoc]
+    # Added, in the past document only (GET /api/twin/state?at=, twin.past): the alerts firing then.
+    alerts: NotRequired[list[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
