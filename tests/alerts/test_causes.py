@@ -8,7 +8,7 @@ import orjson
 import pytest
 from django.test import Client
 
-from alerts.delivery import notices_deliver
+from alerts.delivery import alertmanager_alert, notices_deliver
 from alerts.models import Alert, Notification, Rule
 from hosts.topology import topology_import
 from tests.conftest import ingest_at, sample_dict
@@ -100,3 +100,16 @@ def test_a_host_still_offline_long_after_its_switch_came_back_is_its_own_notice(
     own = hook.bodies()[-1]
     assert (own["type"], own["data"]["hostname"], own["data"]["rule"]) == ("alert.firing", "web-00", "HostOffline")
     assert own["data"]["causedBy"]["hostname"] == "leaf-9"
+
+
+def test_alertmanager_gets_the_cause_with_the_hosts_it_cut_off_as_an_annotation(clock, settings, leaf_with_twenty):
+    _leaf_fails(clock, settings)
+    posted = alertmanager_alert(Alert.objects.get(rule__name="SwitchDown"), resolved=False, now=clock.now)
+    assert posted["labels"]["alertname"] == "SwitchDown" and posted["labels"]["hostname"] == "leaf-9"
+    assert posted["annotations"]["affected_hosts"] == f"20 host(s) cut off: {', '.join(BEHIND)}"
+    assert (
+        "affected_hosts"
+        not in alertmanager_alert(Alert.objects.get(host__hostname="web-00"), resolved=False, now=clock.now)[
+            "annotations"
+        ]
+    )
