@@ -113,3 +113,11 @@ def test_alertmanager_gets_the_cause_with_the_hosts_it_cut_off_as_an_annotation(
             "annotations"
         ]
     )
+
+
+def test_the_admin_lists_the_alerts_that_hang_under_a_cause(clock, settings, leaf_with_twenty, admin_client):
+    _leaf_fails(clock, settings)
+    page = admin_client.get("/admin/alerts/alert/", {"cause__isempty": "0"})
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "web-00" in text and "web-19" in text and "20 alerts" in text
