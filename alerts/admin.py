@@ -96,10 +96,11 @@ class TransitionInline(admin.TabularInline):
 class AlertAdmin(admin.ModelAdmin):
     """Read-only: alerts are the evaluator's record."""
 
-    list_display = ["rule", "host", "state", "starts_at", "fired_at", "ends_at"]
-    list_filter = ["state", "rule"]
+    list_display = ["rule", "host", "state", "starts_at", "fired_at", "ends_at", "cause"]
+    list_filter = ["state", "rule", ("cause", admin.EmptyFieldListFilter)]
     search_fields = ["host__hostname", "rule__name"]
     date_hierarchy = "starts_at"
+    list_select_related = ["rule", "host", "cause"]
     readonly_fields = [f.name for f in Alert._meta.fields]
     inlines = [TransitionInline]
 

@@ -8,3 +8,8 @@ class AlertsConfig(AppConfig):
 
     def ready(self) -> None:
         from alerts import jobs  # noqa: F401  (registers the evaluator and the sender)
+        from alerts.selectors import alerts_active_at
+        from twin.past import past_read_register
+
+        # GET /api/twin/state?at= shows what fired then (the time slider), as the key "alerts".
+        past_read_register("alerts", lambda at: alerts_active_at(at=at))

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db.models import F, Q
 
 from alerts.models import Alert, AlertState, Notification, NotificationState, ReceiverKind
-from alerts.selectors import alert_document
+from alerts.selectors import alert_document, alerts_affects
 from common.formats import iso_utc
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,10 @@ logger = logging.getLogger(__name__)
 CLAIM_SECONDS = 60.0
 BATCH = 200
 ERROR_MAX = 500
+# The hosts a cause's Alertmanager annotation names; the webhook's ``affects`` names them all.
+AFFECTED_SHOWN = 50
+# A firing alert's endsAt lies this many re-post periods ahead: a re-post or two may fail before it lapses.
+REPOST_LEAD = 4
 
 
 class DeliveryFailed(Exception):
@@ -98,7 +102,7 @@ def _generator_url(hostname: str) -> str | None:
 def webhook_payload(notice: Notification, *, now: datetime) -> dict[str, Any]:
     """The webhook body: ``{"type": "alert.firing"|"alert.resolved", "timestamp", "data": the alert}`` (docs/api.md)."""
     alert = notice.transition.alert
-    document = dict(alert_document(alert))
+    document = dict(alert_document(alert, affects=alerts_affects([alert.pk]).get(alert.pk)))
     # The alert as this transition left it (a later one may have moved it since).
     document["state"] = notice.transition.to_state
     if notice.transition.to_state == AlertState.FIRING:
@@ -107,16 +111,29 @@ def webhook_payload(notice: Notification, *, now: datetime) -> dict[str, Any]:
     return {"type": f"alert.{notice.transition.to_state}", "timestamp": iso_utc(now), "data": document}
 
 
-def alertmanager_alert(alert: Alert, *, resolved: bool) -> dict[str, Any]:
-    """One alert as Alertmanager's API v2 takes it; a resolve repeats the original ``startsAt``."""
-    document = alert_document(alert)
+def alertmanager_alert(alert: Alert, *, resolved: bool, now: datetime) -> dict[str, Any]:
+    """One alert as Alertmanager's API v2 takes it; a resolve repeats the original ``startsAt``.
+
+    A firing alert carries ``endsAt`` a few re-post periods ahead (as Prometheus
+    does): Alertmanager resolves it by itself then, unless ``alerts_repost``
+    posted it again before. A cause's annotations name the hosts it affects.
+    """
+    affects = alerts_affects([alert.pk]).get(alert.pk, [])
+    document = alert_document(alert, affects=affects)
+    annotations = dict(document["annotations"])
+    if affects:
+        shown = ", ".join(affects[:AFFECTED_SHOWN])
+        more = f" and {len(affects) - AFFECTED_SHOWN} more" if len(affects) > AFFECTED_SHOWN else ""
+        annotations["affected_hosts"] = f"{len(affects)} host(s) cut off: {shown}{more}"
     posted: dict[str, Any] = {
         "labels": {k: v for k, v in document["labels"].items() if v != ""},
-        "annotations": document["annotations"],
+        "annotations": annotations,
         "startsAt": document["startsAt"],
     }
     if resolved and alert.ends_at is not None:
         posted["endsAt"] = iso_utc(alert.ends_at)
+    elif not resolved:
+        posted["endsAt"] = iso_utc(now + timedelta(seconds=REPOST_LEAD * settings.TWIN_ALERTMANAGER_REPOST_SECONDS))
     generator = _generator_url(alert.host.hostname)
     if generator:
         posted["generatorURL"] = generator
@@ -143,7 +160,8 @@ def notice_send(notice: Notification, *, now: datetime) -> None:
         url = receiver.url.rstrip("/") + "/api/v2/alerts"
         destination_check(url)
         alert = notice.transition.alert
-        body = orjson.dumps([alertmanager_alert(alert, resolved=notice.transition.to_state == AlertState.RESOLVED)])
+        resolved = notice.transition.to_state == AlertState.RESOLVED
+        body = orjson.dumps([alertmanager_alert(alert, resolved=resolved, now=now)])
         _post(url, body, {})
         return
     destination_check(receiver.url)
@@ -193,7 +211,7 @@ def notices_deliver(*, now: datetime) -> DeliveryRun:
         if not _claim(notice_id, now=now):
             continue
         notice = Notification.objects.select_related(
-            "receiver", "transition__alert__rule", "transition__alert__host"
+            "receiver", "transition__alert__rule", "transition__alert__host", "transition__alert__cause"
         ).get(pk=notice_id)
         try:
             notice_send(notice, now=now)
@@ -220,3 +238,42 @@ def notices_deliver(*, now: datetime) -> DeliveryRun:
         )
         sent += 1
     return DeliveryRun(sent=sent, retried=retried, failed=failed)
+
+
+def alerts_repost(*, now: datetime) -> int:
+    """Post every alert still firing to each Alertmanager that was told of it, again; return how many posts.
+
+    Alertmanager forgets an alert whose ``endsAt`` passed: each post carries
+    one ``REPOST_LEAD`` periods ahead, and this job (every
+    ``TWIN_ALERTMANAGER_REPOST_SECONDS``) renews it, as Prometheus re-sends its
+    firing alerts. Only alerts whose firing notice reached that receiver
+    (not silenced, not inhibited, not still queued); one request per
+    ``BATCH`` alerts. A post that fails is logged and tried at the next period.
+    """
+    told = (
+        Notification.objects.filter(
+            state=NotificationState.SENT,
+            receiver__kind=ReceiverKind.ALERTMANAGER,
+            receiver__enabled=True,
+            transition__to_state=AlertState.FIRING,
+            transition__alert__state=AlertState.FIRING,
+        )
+        .select_related("receiver", "transition__alert__rule", "transition__alert__host", "transition__alert__cause")
+        .order_by("receiver_id", "transition__alert_id")
+    )
+    by_receiver: dict[int, tuple[str, list[Alert]]] = {}
+    for notice in told:
+        url = notice.receiver.url.rstrip("/") + "/api/v2/alerts"
+        by_receiver.setdefault(notice.receiver_id, (url, []))[1].append(notice.transition.alert)
+    posts = 0
+    for url, alerts in by_receiver.values():
+        for start in range(0, len(alerts), BATCH):
+            body = orjson.dumps([alertmanager_alert(a, resolved=False, now=now) for a in alerts[start : start + BATCH]])
+            try:
+                destination_check(url)
+                _post(url, body, {})
+            except DeliveryFailed as exc:
+                logger.warning("re-posting firing alerts to %s failed: %s", url, exc)
+                break
+            posts += 1
+    return posts

@@ -17,10 +17,9 @@ and host, and a second transition into the same state.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -39,23 +38,24 @@ from alerts.models import (
     ReceiverKind,
     Rule,
 )
+from alerts.selectors import alert_reference
 from alerts.suppression import Suppressions
 from common.events import Event, alert_updated, events_publish_on_commit
 from common.formats import iso_utc
-from hosts.selectors import link_rows
-from metrics.selectors import HOST_ROW, host_rows
-from twin.status import HostStatus, status_clock, virtual_status
+from fabric.reachability import causes_compute
+from metrics.selectors import HOST_ROW
+from twin.snapshot import snapshot_read
+from twin.status import HostStatus
 
 _ID, _HOSTNAME, _VIRTUAL = HOST_ROW.index("id"), HOST_ROW.index("hostname"), HOST_ROW.index("is_virtual")
 _RACK, _SEEN = HOST_ROW.index("rack__name"), HOST_ROW.index("last_seen")
-_THROUGHPUT = HOST_ROW.index("net_throughput_gbps")
 # Values read from a host that is offline (or never seen) are not current: a metric rule ignores them.
 _NOT_CURRENT = (HostStatus.OFFLINE, HostStatus.UNKNOWN)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class HostView:
-    """What the evaluator knows of one host now."""
+    """What the evaluator knows of one host now (read only; not frozen: a frozen init costs 10,000 setattrs a run)."""
 
     id: int
     hostname: str
@@ -65,6 +65,9 @@ class HostView:
     last_seen: datetime | None
     row: tuple
     link_utilization_percent: float | None
+    # Whether the core reaches it; if not, the failed nodes (host ids) that cut it off, nearest the core first.
+    reachable: bool = True
+    causes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,83 +89,98 @@ class _RuleView:
 
 
 def hosts_view(*, now: datetime) -> list[HostView]:
-    """Every host with its status now, its last contact, latest values and busiest link (as twin-state shows them)."""
-    rows = host_rows()
-    links = link_rows()
-    by_id = {row[_ID]: row for row in rows}
-    status_of = status_clock(now=now)
-    status: dict[int, HostStatus] = {r[_ID]: status_of(r[_SEEN]) for r in rows if not r[_VIRTUAL]}
-    neighbours: dict[int, list[int]] = defaultdict(list)
-    busiest: dict[int, float] = {}
-    for source_id, target_id, capacity, *_interfaces in links:
-        neighbours[source_id].append(target_id)
-        neighbours[target_id].append(source_id)
-        source, target = by_id[source_id], by_id[target_id]
-        # The real end's counters measure the link (twin.snapshot._link_doc).
-        reporter = target if not target[_VIRTUAL] or source[_VIRTUAL] else source
-        if capacity and capacity > 0:
-            percent = min(1.0, (reporter[_THROUGHPUT] or 0.0) / capacity) * 100.0
-            for end in (source_id, target_id):
-                if percent > busiest.get(end, -1.0):
-                    busiest[end] = percent
-    for row in rows:
-        if row[_VIRTUAL]:
-            own = status_of(row[_SEEN]) if row[_SEEN] else None
-            status[row[_ID]] = virtual_status(
-                own=own, neighbours=[status[n] for n in neighbours[row[_ID]] if n in status]
-            )
+    """Every host as ``GET /api/twin/state`` shows it now: status, reachability, latest values, busiest link.
+
+    One source of truth: the snapshot (``twin.snapshot.snapshot_read``) builds
+    the document, and the evaluator reads its host documents (status,
+    ``reachable``), its link rows (``utilization``, interface-based links
+    included) and the rows behind them (the metric values). For each host the
+    core cannot reach, ``causes`` are the failed nodes that cut it off
+    (``fabric.reachability.causes_compute``), by host id.
+    """
+    read = snapshot_read(now=now)
+    docs, rows = read.state["hosts"], read.rows
+    busiest: dict[str, float] = {}
+    for link in read.state["links"]:
+        percent = link["utilization"] * 100.0
+        for end in (link["source"], link["target"]):
+            if percent > busiest.get(end, -1.0):
+                busiest[end] = percent
+    causes = causes_compute(read.fabric, read.reach, failed=read.failed)
     return [
         HostView(
-            id=r[_ID],
-            hostname=r[_HOSTNAME],
-            rack=r[_RACK],
-            is_virtual=bool(r[_VIRTUAL]),
-            status=status[r[_ID]],
-            last_seen=r[_SEEN],
-            row=r,
-            link_utilization_percent=busiest.get(r[_ID]),
+            id=row[_ID],
+            hostname=row[_HOSTNAME],
+            rack=row[_RACK],
+            is_virtual=bool(row[_VIRTUAL]),
+            status=HostStatus(doc["status"]),
+            last_seen=row[_SEEN],
+            row=row,
+            link_utilization_percent=busiest.get(row[_HOSTNAME]),
+            reachable=doc["reachable"],
+            causes=tuple(rows[c][_ID] for c in causes.get(i, ())),
         )
-        for r in rows
+        for i, (row, doc) in enumerate(zip(rows, docs, strict=True))
     ]
 
 
-def _in_scope(view: _RuleView) -> Callable[[HostView], bool]:
+def _scoped(view: _RuleView, *, hosts: list[HostView], real: list[HostView]) -> list[HostView]:
+    """The hosts a rule watches (``real``: the non-virtual ones, shared by every rule of scope all)."""
     scope = view.rule.scope
     if scope == Scope.ALL:
-        return lambda h: not h.is_virtual
+        return real
     if scope == Scope.RACKS:
-        return lambda h: not h.is_virtual and h.rack in view.rack_names
+        return [h for h in real if h.rack in view.rack_names]
     if scope == Scope.HOSTS:
-        return lambda h: h.id in view.host_ids
-    return lambda h: h.is_virtual
+        return [h for h in hosts if h.id in view.host_ids]
+    return [h for h in hosts if h.is_virtual]
 
 
-def _condition(rule: Rule, *, now: datetime) -> Callable[[HostView, bool], tuple[bool, dict[str, Any]]]:
-    """The rule's test of one host, given whether its alert is open: (holds, the values that say so)."""
+@dataclass(frozen=True, slots=True)
+class _Condition:
+    """A rule's test of one host given whether its alert is open, and the values that say so.
+
+    Apart, because the test runs for every host and every rule each run, and
+    the values (a dict, a time as text) only for the few that open, fire or
+    resolve.
+    """
+
+    holds: Callable[[HostView, bool], bool]
+    values: Callable[[HostView, bool], dict[str, Any]]
+    # The hosts among these for which a closed alert's test holds: one comprehension, no call per host.
+    holding: Callable[[list[HostView]], list[HostView]]
+
+
+def _condition(rule: Rule, *, now: datetime) -> _Condition:
+    """The rule's condition (``_Condition``) as of ``now``."""
     if rule.kind == Kind.STATUS:
         wanted = rule.status
 
-        def status_holds(h: HostView, _open: bool) -> tuple[bool, dict[str, Any]]:
-            return h.status == wanted, {
-                "status": h.status.value,
-                "lastSeen": iso_utc(h.last_seen) if h.last_seen else None,
-            }
+        def status_values(h: HostView, _open: bool) -> dict[str, Any]:
+            return {"status": h.status.value, "lastSeen": iso_utc(h.last_seen) if h.last_seen else None}
 
-        return status_holds
+        return _Condition(
+            holds=lambda h, _open: h.status == wanted,
+            values=status_values,
+            holding=lambda hosts: [h for h in hosts if h.status == wanted],
+        )
     if rule.kind == Kind.ABSENT:
         limit = rule.threshold or 0.0
 
-        def absent_holds(h: HostView, _open: bool) -> tuple[bool, dict[str, Any]]:
-            if h.last_seen is None:
-                return False, {"lastSeen": None}
-            silent = (now - h.last_seen).total_seconds()
-            return silent > limit, {
-                "silentSeconds": round(silent, 3),
-                "lastSeen": iso_utc(h.last_seen),
-                "threshold": limit,
-            }
+        def absent_holds(h: HostView, _open: bool) -> bool:
+            return h.last_seen is not None and (now - h.last_seen).total_seconds() > limit
 
-        return absent_holds
+        def absent_values(h: HostView, _open: bool) -> dict[str, Any]:
+            if h.last_seen is None:
+                return {"lastSeen": None}
+            silent = (now - h.last_seen).total_seconds()
+            return {"silentSeconds": round(silent, 3), "lastSeen": iso_utc(h.last_seen), "threshold": limit}
+
+        def absent_holding(hosts: list[HostView]) -> list[HostView]:
+            since = now - timedelta(seconds=limit)
+            return [h for h in hosts if h.last_seen is not None and h.last_seen < since]
+
+        return _Condition(holds=absent_holds, values=absent_values, holding=absent_holding)
     compare = COMPARE[rule.operator]
     threshold = rule.threshold if rule.threshold is not None else 0.0
     clear = rule.clear_threshold if rule.clear_threshold is not None else threshold
@@ -170,21 +188,42 @@ def _condition(rule: Rule, *, now: datetime) -> Callable[[HostView, bool], tuple
 
         def read(h: HostView) -> Any:
             return h.link_utilization_percent
+
+        def metric_holding(hosts: list[HostView]) -> list[HostView]:
+            return [
+                h
+                for h in hosts
+                if (v := h.link_utilization_percent) is not None
+                and h.status not in _NOT_CURRENT
+                and compare(v, threshold)
+            ]
     else:
         index = HOST_ROW.index(rule.field)
 
         def read(h: HostView) -> Any:
             return h.row[index]
 
-    def metric_holds(h: HostView, open_: bool) -> tuple[bool, dict[str, Any]]:
+        def metric_holding(hosts: list[HostView]) -> list[HostView]:
+            return [
+                h
+                for h in hosts
+                if (v := h.row[index]) is not None and h.status not in _NOT_CURRENT and compare(v, threshold)
+            ]
+
+    def metric_holds(h: HostView, open_: bool) -> bool:
+        if h.status in _NOT_CURRENT:
+            return False
+        value = read(h)
+        # Hysteresis: an open alert is held against the clear threshold, a closed one against the threshold.
+        return value is not None and compare(value, clear if open_ else threshold)
+
+    def metric_values(h: HostView, open_: bool) -> dict[str, Any]:
         value = None if h.status in _NOT_CURRENT else read(h)
         if value is None:
-            return False, {"value": None, "status": h.status.value}
-        # Hysteresis: an open alert is held against the clear threshold, a closed one against the threshold.
-        limit = clear if open_ else threshold
-        return compare(value, limit), {"value": value, "threshold": limit}
+            return {"value": None, "status": h.status.value}
+        return {"value": value, "threshold": clear if open_ else threshold}
 
-    return metric_holds
+    return _Condition(holds=metric_holds, values=metric_values, holding=metric_holding)
 
 
 def alert_labels(rule: Rule, host: HostView) -> dict[str, str]:
@@ -223,47 +262,65 @@ def alerts_evaluate(*, now: datetime) -> list[Change]:
             )
             for r in Rule.objects.filter(enabled=True).prefetch_related("racks", "hosts")
         ]
+        open_alerts = {
+            (a.rule_id, a.host_id): a for a in Alert.objects.filter(state__in=OPEN_STATES).select_related("cause")
+        }
+        if not rules and not open_alerts:
+            # Nothing to evaluate and nothing to resolve: the twin is not read at all.
+            return []
         hosts = hosts_view(now=now)
         host_by_id = {h.id: h for h in hosts}
-        open_alerts = {(a.rule_id, a.host_id): a for a in Alert.objects.filter(state__in=OPEN_STATES)}
 
         opened: list[tuple[Alert, dict[str, Any]]] = []
         fired: list[tuple[Alert, dict[str, Any]]] = []
         resolved: list[tuple[Alert, dict[str, Any]]] = []
         seen: set[tuple[int, int]] = set()
+        real = [h for h in hosts if not h.is_virtual]
+        real_ids = {h.id for h in real}
+        open_by_rule: dict[int, dict[int, Alert]] = {}
+        for (rule_id, host_id), alert in open_alerts.items():
+            open_by_rule.setdefault(rule_id, {})[host_id] = alert
+        # 20 rules over 10,000 hosts are 200,000 tests a run: the hosts a closed alert's test holds for come
+        # from one comprehension per rule; only the few open alerts are looked at one by one.
         for view in rules:
             rule = view.rule
-            holds_of = _condition(rule, now=now)
-            in_scope = _in_scope(view)
-            for host in hosts:
-                if not in_scope(host):
+            rule_id = rule.pk
+            condition = _condition(rule, now=now)
+            scoped = _scoped(view, hosts=hosts, real=real)
+            rule_open = open_by_rule.get(rule_id, {})
+            for host in condition.holding(scoped):
+                if host.id in rule_open:
                     continue
-                key = (rule.pk, host.id)
-                alert = open_alerts.get(key)
-                holds, values = holds_of(host, alert is not None)
-                if alert is None:
-                    if holds:
-                        alert = Alert(
-                            rule=rule,
-                            host_id=host.id,
-                            state=AlertState.PENDING,
-                            starts_at=now,
-                            values=values,
-                            labels=alert_labels(rule, host),
-                        )
-                        opened.append((alert, values))
-                        if rule.for_seconds <= 0:
-                            fired.append((alert, values))
-                    continue
-                seen.add(key)
-                if not holds:
-                    resolved.append((alert, values))
-                elif alert.state == AlertState.PENDING and (now - alert.starts_at).total_seconds() >= rule.for_seconds:
+                values = condition.values(host, False)
+                alert = Alert(
+                    rule=rule,
+                    host_id=host.id,
+                    state=AlertState.PENDING,
+                    starts_at=now,
+                    values=values,
+                    labels=alert_labels(rule, host),
+                )
+                opened.append((alert, values))
+                if rule.for_seconds <= 0:
                     fired.append((alert, values))
+            if not rule_open:
+                continue
+            scoped_ids = real_ids if scoped is real else {h.id for h in scoped}
+            for host_id, alert in rule_open.items():
+                if host_id not in scoped_ids:
+                    continue  # resolved below: out of scope
+                host = host_by_id[host_id]
+                seen.add((rule_id, host_id))
+                if not condition.holds(host, True):
+                    resolved.append((alert, condition.values(host, True)))
+                elif alert.state == AlertState.PENDING and (now - alert.starts_at).total_seconds() >= rule.for_seconds:
+                    fired.append((alert, condition.values(host, True)))
         for key, alert in open_alerts.items():
             if key not in seen:
                 resolved.append((alert, {"reason": "the rule is disabled or no longer covers this host"}))
-        return _changes_write(opened, fired, resolved, hosts=host_by_id, now=now)
+        changes = _changes_write(opened, fired, resolved, hosts=host_by_id, open_alerts=open_alerts, now=now)
+        _inhibited_release(now=now)
+        return changes
 
 
 def _changes_write(
@@ -272,12 +329,14 @@ def _changes_write(
     resolved: list[tuple[Alert, dict[str, Any]]],
     *,
     hosts: dict[int, HostView],
+    open_alerts: dict[tuple[int, int], Alert],
     now: datetime,
 ) -> list[Change]:
     """Store the alerts' changes, their transitions and their notices (inside the evaluator's transaction)."""
     if not (opened or fired or resolved):
         return []
     Alert.objects.bulk_create([a for a, _ in opened], batch_size=2000)
+    _causes_assign(opened, fired, resolved, hosts=hosts, open_alerts=open_alerts)
     transitions: list[AlertTransition] = [
         AlertTransition(alert=a, from_state="", to_state=AlertState.PENDING, at=now, values=v) for a, v in opened
     ]
@@ -322,6 +381,59 @@ def _changes_write(
     return changes
 
 
+def _causes_assign(
+    opened: list[tuple[Alert, dict[str, Any]]],
+    fired: list[tuple[Alert, dict[str, Any]]],
+    resolved: list[tuple[Alert, dict[str, Any]]],
+    *,
+    hosts: dict[int, HostView],
+    open_alerts: dict[tuple[int, int], Alert],
+) -> None:
+    """Hang each alert opening or firing on a host the core cannot reach under the alert of what cut it off.
+
+    One incident per failed switch: the cause is an alert still open on the
+    first of the host's causes (``HostView.causes``, nearest the core first)
+    that has one, a firing one before a pending one. Such an alert's notices are
+    inhibited (``_notices_queue``); the cause's notice names the hosts it affects.
+    """
+    unreached = [a for a, _ in (*opened, *fired) if a.cause_id is None and hosts[a.host_id].causes]
+    if not unreached:
+        return
+    closing = {id(a) for a, _ in resolved}
+    on_node: dict[int, Alert] = {}
+    for alert in (*open_alerts.values(), *(a for a, _ in opened)):
+        if id(alert) in closing:
+            continue
+        best = on_node.get(alert.host_id)
+        if best is None or (best.state != AlertState.FIRING and alert.state == AlertState.FIRING):
+            on_node[alert.host_id] = alert
+    caused: dict[int, Alert] = {}
+    for alert in unreached:
+        cause = next((on_node[n] for n in hosts[alert.host_id].causes if n in on_node), None)
+        if cause is not None and cause.pk != alert.pk:
+            alert.cause = cause
+            caused[alert.pk] = alert
+    if caused:
+        Alert.objects.bulk_update(list(caused.values()), ["cause"], batch_size=2000)
+
+
+def _inhibited_release(*, now: datetime) -> None:
+    """Send the held notices of alerts that still fire well after their cause resolved: their own incident now.
+
+    When a switch comes back, its hosts report again within a report
+    interval and resolve; one still offline ``TWIN_OFFLINE_AFTER_SECONDS``
+    after its cause ended is offline for its own reasons, and is notified.
+    """
+    cutoff = now - timedelta(seconds=settings.TWIN_OFFLINE_AFTER_SECONDS)
+    Notification.objects.filter(
+        state=NotificationState.INHIBITED,
+        transition__to_state=AlertState.FIRING,
+        transition__alert__state=AlertState.FIRING,
+        transition__alert__cause__state=AlertState.RESOLVED,
+        transition__alert__cause__ends_at__lte=cutoff,
+    ).update(state=NotificationState.PENDING, next_attempt_at=now)
+
+
 ALERTMANAGER_FROM_SETTING = "TWIN_ALERTMANAGER_URL"
 
 
@@ -341,8 +453,10 @@ def _notices_queue(transitions: list[AlertTransition], *, was_firing: set[int], 
     """One notice per receiver for each firing, and for each resolve of an alert whose firing was notified.
 
     A firing inside a silence or a maintenance window is recorded as a
-    suppressed notice (the delivery log shows it) and is never sent; its resolve
-    then is not sent either, while anything that was notified gets its resolve.
+    suppressed notice (the delivery log shows it) and is never sent; one with a
+    cause (a failed switch's alert) is recorded as inhibited, and the cause's
+    notice names it. Their resolves then are not sent either, while anything
+    that was notified gets its resolve.
     """
     receivers = receivers_enabled()
     if not receivers:
@@ -353,7 +467,12 @@ def _notices_queue(transitions: list[AlertTransition], *, was_firing: set[int], 
     if firing:
         suppressions = Suppressions.active(now=now)
         for t in firing:
-            state = NotificationState.SUPPRESSED if suppressions.covers(t.alert) else NotificationState.PENDING
+            if suppressions.covers(t.alert):
+                state = NotificationState.SUPPRESSED
+            elif t.alert.cause_id is not None:
+                state = NotificationState.INHIBITED
+            else:
+                state = NotificationState.PENDING
             notices += [
                 Notification(transition=t, receiver_id=r, state=state, next_attempt_at=now, created_at=now)
                 for r in receivers
@@ -363,7 +482,7 @@ def _notices_queue(transitions: list[AlertTransition], *, was_firing: set[int], 
             Notification.objects.filter(
                 transition__alert_id__in=[t.alert_id for t in resolving], transition__to_state=AlertState.FIRING
             )
-            .exclude(state=NotificationState.SUPPRESSED)
+            .exclude(state__in=(NotificationState.SUPPRESSED, NotificationState.INHIBITED))
             .values_list("transition__alert_id", "receiver_id")
         )
         notices += [
@@ -378,9 +497,13 @@ def _notices_queue(transitions: list[AlertTransition], *, was_firing: set[int], 
 def _event_of(transition: AlertTransition) -> Event:
     """The ``alert.updated`` event of one transition."""
     alert = transition.alert
+    cause = alert.cause if alert.cause_id is not None else None
     return alert_updated(
+        alert_id=alert.pk,
         rule=alert.labels.get("alertname", ""),
         hostname=alert.labels.get("hostname", ""),
+        severity=alert.labels.get("severity", ""),
+        caused_by=None if cause is None else alert_reference(cause),
         from_state=transition.from_state or None,
         to_state=transition.to_state,
         at=iso_utc(transition.at),

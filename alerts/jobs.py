@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.conf import settings
 
-from alerts.delivery import notices_deliver
+from alerts.delivery import alerts_repost, notices_deliver
 from alerts.evaluation import alerts_evaluate
 from jobs.registry import job
 
@@ -22,3 +22,9 @@ def alerts_deliver_job(now: datetime) -> str:
     """Send the queued notices (webhooks, Alertmanager), retrying those that failed."""
     run = notices_deliver(now=now)
     return f"{run.sent} sent, {run.retried} to retry, {run.failed} given up"
+
+
+@job(name="alerts.repost", every_seconds=settings.TWIN_ALERTMANAGER_REPOST_SECONDS)
+def alerts_repost_job(now: datetime) -> str:
+    """Post the alerts still firing to each Alertmanager again, before their endsAt lapses."""
+    return f"{alerts_repost(now=now)} re-post(s)"

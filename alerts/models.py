@@ -67,7 +67,8 @@ class Alert(models.Model):
     when it fired, ``ends_at`` when it cleared. ``values`` are those that
     made it (the value and threshold, or the status and last contact);
     ``labels`` are fixed when it opens, so silences match what it was. At most
-    one open alert per rule and host, enforced by the database.
+    one open alert per rule and host, enforced by the database. ``cause``: the
+    alert of the failed switch that cut the host off, when there is one.
     """
 
     rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="alerts")
@@ -78,6 +79,11 @@ class Alert(models.Model):
     ends_at = models.DateTimeField(null=True, blank=True)
     values = models.JSONField(default=dict)
     labels = models.JSONField(default=dict)
+    # The root cause: the alert of the failed switch that cut this host off from the core (alerts.evaluation).
+    # Its notices are inhibited: the cause's notice names the hosts it affects.
+    cause = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="effects", db_index=True
+    )
 
     class Meta:
         constraints = [
@@ -154,6 +160,7 @@ class NotificationState(models.TextChoices):
     SENT = "sent"
     FAILED = "failed", "gave up after every retry"
     SUPPRESSED = "suppressed", "silenced or in maintenance: recorded, not sent"
+    INHIBITED = "inhibited", "caused by another alert, whose notice names it: recorded, not sent"
 
 
 class Notification(models.Model):

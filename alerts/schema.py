@@ -99,6 +99,14 @@ class RuleList(TypedDict):
     rules: list[RuleDocument]
 
 
+class AlertReference(TypedDict):
+    """An alert named: its id, rule and host."""
+
+    id: int
+    rule: str
+    hostname: str
+
+
 class AlertDocument(TypedDict):
     """An alert: ``startsAt`` when it fired (when its condition began, while pending), ``endsAt`` once resolved."""
 
@@ -114,6 +122,10 @@ class AlertDocument(TypedDict):
     values: dict[str, Any]
     labels: dict[str, str]
     annotations: dict[str, str]
+    # The failed switch's alert this one hangs under (its notices inhibited), or null.
+    causedBy: AlertReference | None
+    # The hosts whose alerts hang under this one (the hosts a failed switch cut off), sorted; [] for most.
+    affects: list[str]
 
 
 class AlertList(TypedDict):

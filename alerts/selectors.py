@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from alerts.models import Alert, AlertState, Rule
-from alerts.schema import AlertDocument, AlertList, RuleDocument, RuleList
+from alerts.models import Alert, AlertState, AlertTransition, Rule
+from alerts.schema import AlertDocument, AlertList, AlertReference, RuleDocument, RuleList
 from common.formats import iso_utc
 
 HISTORY_LIMIT_DEFAULT = 100
@@ -29,8 +29,16 @@ def annotations_render(annotations: dict[str, str], labels: dict[str, str], valu
     return rendered
 
 
-def alert_document(alert: Alert) -> AlertDocument:
-    """One alert (its rule and host read with it)."""
+def alert_reference(alert: Alert) -> AlertReference:
+    """An alert named by id, rule and host (from its labels, fixed when it opened: no query)."""
+    return {"id": alert.pk, "rule": alert.labels.get("alertname", ""), "hostname": alert.labels.get("hostname", "")}
+
+
+def alert_document(alert: Alert, *, affects: list[str] | None = None) -> AlertDocument:
+    """One alert (its rule and host read with it; its cause too, when it has one).
+
+    ``affects``: the hostnames of the alerts that hang under this one (``alerts_affects``).
+    """
     labels = alert.labels
     return {
         "id": alert.pk,
@@ -45,13 +53,54 @@ def alert_document(alert: Alert) -> AlertDocument:
         "values": alert.values,
         "labels": labels,
         "annotations": annotations_render(alert.rule.annotations, labels, alert.values),
+        "causedBy": alert_reference(alert.cause) if alert.cause_id is not None and alert.cause else None,
+        "affects": affects or [],
     }
+
+
+def alerts_affects(alert_ids: list[int]) -> dict[int, list[str]]:
+    """For each of these alerts, the hostnames of the alerts it caused (hosts its failed switch cut off), sorted."""
+    affects: dict[int, list[str]] = {}
+    for start in range(0, len(alert_ids), 2000):
+        rows = Alert.objects.filter(cause_id__in=alert_ids[start : start + 2000]).values_list("cause_id", "labels")
+        for cause_id, labels in rows:
+            affects.setdefault(cause_id, []).append(labels.get("hostname", ""))
+    for names in affects.values():
+        names.sort()
+    return affects
+
+
+def alerts_documents(alerts: list[Alert]) -> list[AlertDocument]:
+    """These alerts' documents, each cause with the hosts it affects (one more query)."""
+    affects = alerts_affects([a.pk for a in alerts])
+    return [alert_document(a, affects=affects.get(a.pk)) for a in alerts]
+
+
+def alerts_active_at(*, at: datetime) -> list[AlertDocument]:
+    """The alerts that fired at ``at`` and had not resolved by then (from the transitions), oldest first.
+
+    What ``GET /api/twin/state?at=`` adds as ``alerts``: each as it stood at
+    ``at`` (``state`` firing, ``endsAt`` null even if it resolved later).
+    """
+    fired = AlertTransition.objects.filter(to_state=AlertState.FIRING, at__lte=at).values("alert_id")
+    ended = AlertTransition.objects.filter(to_state=AlertState.RESOLVED, at__lte=at).values("alert_id")
+    alerts = list(
+        Alert.objects.filter(pk__in=fired)
+        .exclude(pk__in=ended)
+        .select_related("rule", "host", "cause")
+        .order_by("fired_at", "id")
+    )
+    documents = alerts_documents(alerts)
+    for document in documents:
+        document["state"] = AlertState.FIRING  # type: ignore[typeddict-item]
+        document["endsAt"] = None
+    return documents
 
 
 def alerts_firing() -> AlertList:
     """What fires now, oldest first."""
-    alerts = Alert.objects.filter(state=AlertState.FIRING).select_related("rule", "host").order_by("fired_at", "id")
-    return {"alerts": [alert_document(a) for a in alerts]}
+    alerts = Alert.objects.filter(state=AlertState.FIRING).select_related("rule", "host", "cause")
+    return {"alerts": alerts_documents(list(alerts.order_by("fired_at", "id")))}
 
 
 @dataclass(frozen=True)
@@ -66,7 +115,7 @@ class AlertFilters:
 
 def alerts_history(*, filters: AlertFilters, limit: int) -> AlertList:
     """Alerts of any state, newest first, that were active at some moment in the range."""
-    alerts = Alert.objects.select_related("rule", "host").order_by("-starts_at", "-id")
+    alerts = Alert.objects.select_related("rule", "host", "cause").order_by("-starts_at", "-id")
     if filters.host is not None:
         alerts = alerts.filter(host__hostname=filters.host)
     if filters.rule is not None:
@@ -75,7 +124,7 @@ def alerts_history(*, filters: AlertFilters, limit: int) -> AlertList:
         alerts = alerts.filter(starts_at__lt=filters.until)
     if filters.since is not None:
         alerts = alerts.exclude(ends_at__lt=filters.since)
-    return {"alerts": [alert_document(a) for a in alerts[:limit]]}
+    return {"alerts": alerts_documents(list(alerts[:limit]))}
 
 
 def rule_document(rule: Rule) -> RuleDocument:

@@ -69,7 +69,7 @@ class EventType(StrEnum):
     COMMAND_UPDATED = "command.updated"
     # Work is waiting for one host's agent: {"hostname"}.
     INVOCATION_AVAILABLE = "invocation.available"
-    # An alert changed state: {"rule", "hostname", "from", "to", "at", "values"}.
+    # An alert changed state: {"id", "rule", "hostname", "severity", "from", "to", "at", "values", "causedBy"}.
     ALERT_UPDATED = "alert.updated"
 
 
@@ -105,10 +105,32 @@ def host_status_changed(*, hostname: str, from_status: str | None, to_status: st
 
 
 def alert_updated(
-    *, rule: str, hostname: str, from_state: str | None, to_state: str, at: str, values: dict[str, Any]
+    *,
+    alert_id: int,
+    rule: str,
+    hostname: str,
+    severity: str,
+    from_state: str | None,
+    to_state: str,
+    at: str,
+    values: dict[str, Any],
+    caused_by: dict[str, Any] | None = None,
 ) -> Event:
-    """An alert of ``rule`` on ``hostname`` moved ``from`` (None: it opened) ``to`` a state; told to every reader."""
-    payload = {"rule": rule, "hostname": hostname, "from": from_state, "to": to_state, "at": at, "values": values}
+    """An alert of ``rule`` on ``hostname`` moved ``from`` (None: it opened) ``to`` a state; told to every reader.
+
+    ``caused_by``: ``{"id", "rule", "hostname"}`` of the failed switch's alert this one hangs under, or None.
+    """
+    payload = {
+        "id": alert_id,
+        "rule": rule,
+        "hostname": hostname,
+        "severity": severity,
+        "from": from_state,
+        "to": to_state,
+        "at": at,
+        "values": values,
+        "causedBy": caused_by,
+    }
     return {"type": EventType.ALERT_UPDATED, "audience": Audience.READERS, "payload": payload}
 
 

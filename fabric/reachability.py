@@ -119,3 +119,57 @@ def uplinks_of(fabric: Fabric, reach: Reach, node: int) -> list[int]:
         for other in fabric.neighbours[node]
         if distance[other] != UNREACHED and (transit[other] or other == core) and (host or distance[other] < here)
     ]
+
+
+def causes_compute(fabric: Fabric, reach: Reach, *, failed: Iterable[int]) -> dict[int, list[int]]:
+    """For each node the core cannot reach (and not failed itself), the failed nodes that cut it off, by index.
+
+    The failed nodes around the unreached part of the fabric that holds the
+    node: a host behind a failed ToR names the ToR; a host behind a working ToR
+    whose spines all failed names those spines. Without the failures the node
+    would be reached (it lies next to a failed node through working switches);
+    an unreached node with no failed node around it (an island, no core) names
+    none and is left out.
+
+    1. Group the unreached, not failed switches into islands (linked through
+       one another), each with the failed nodes next to it.
+    2. Each unreached node's causes: its failed neighbours and those of the
+       islands of its unreached switch neighbours, sorted, nearest the core
+       first (hops when nothing fails), then by index.
+    All in O(nodes + links).
+    """
+    down = set(failed)
+    transit, neighbours = fabric.transit, fabric.neighbours
+    if not down:
+        return {}
+    island = [UNREACHED] * len(fabric.names)
+    borders: list[set[int]] = []
+    for start in range(len(fabric.names)):
+        if not transit[start] or start in down or reach.reachable(start) or island[start] != UNREACHED:
+            continue
+        border: set[int] = set()
+        island[start] = len(borders)
+        queue = deque([start])
+        while queue:
+            node = queue.popleft()
+            for other in neighbours[node]:
+                if other in down:
+                    border.add(other)
+                elif transit[other] and island[other] == UNREACHED and not reach.reachable(other):
+                    island[other] = island[start]
+                    queue.append(other)
+        borders.append(border)
+    healthy = reachability_compute(fabric).distance
+    causes: dict[int, list[int]] = {}
+    for node in range(len(fabric.names)):
+        if node in down or reach.reachable(node):
+            continue
+        found = {other for other in neighbours[node] if other in down}
+        if island[node] != UNREACHED:
+            found |= borders[island[node]]
+        for other in neighbours[node]:
+            if island[other] != UNREACHED:
+                found |= borders[island[other]]
+        if found:
+            causes[node] = sorted(found, key=lambda i: (healthy[i] if healthy[i] >= 0 else len(healthy), i))
+    return causes

@@ -27,6 +27,8 @@ EVENT_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "host-status": (),
     # GET /api/commands and GET /api/commands/{id}: commands.selectors.commands_readable_by.
     "command-update": COMMAND_READ_PERMISSIONS,
+    # GET /api/alerts and /api/alerts/history: twin.permissions.ReadAccess, as the twin itself.
+    "alert-update": (),
 }
 # Every permission name a live reader's rooms depend on.
 LIVE_PERMISSIONS: frozenset[str] = frozenset(name for names in EVENT_PERMISSIONS.values() for name in names)

@@ -36,12 +36,18 @@ def nodes_failed(*, hosts: Sequence[Mapping], marked: set[str]) -> set[int]:
     }
 
 
-def reachability_mark(*, hosts: Sequence[dict], links: Iterable[Mapping], marked: set[str]) -> Reach:
-    """Add ``reachable`` and ``redundancy`` (live uplinks) to each host document, in place; return the reach."""
+def reachability_mark(
+    *, hosts: Sequence[dict], links: Iterable[Mapping], marked: set[str]
+) -> tuple[Fabric, Reach, set[int]]:
+    """Add ``reachable`` and ``redundancy`` (live uplinks) to each host document, in place.
+
+    Returns the fabric, its reach and the failed nodes (by index), for callers that look further (alerts' causes).
+    """
     fabric = fabric_of(hosts=hosts, links=links)
-    reach = reachability_compute(fabric, failed=nodes_failed(hosts=hosts, marked=marked))
+    failed = nodes_failed(hosts=hosts, marked=marked)
+    reach = reachability_compute(fabric, failed=failed)
     distance, uplinks = reach.distance, reach.uplinks
     for i, doc in enumerate(hosts):
         doc["reachable"] = distance[i] >= 0
         doc["redundancy"] = uplinks[i]
-    return reach
+    return fabric, reach, failed

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict
 
@@ -20,6 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from common.formats import iso_utc
+from fabric.reachability import Fabric, Reach
 from facility.layout import host_floor_positions
 from hosts.selectors import link_rows
 from metrics.fields import METRIC_FIELDS
@@ -78,10 +80,36 @@ class TwinState(TypedDict):
     generatedAt: str
     hosts: list[HostDoc]
     links: list[LinkDoc]
+    # Added, in the past document only (GET /api/twin/state?at=, twin.past): the alerts firing then.
+    alerts: NotRequired[list[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRead:
+    """The document with what it was built from, for readers that need more than the document (alerts).
+
+    ``rows[i]`` is the ``metrics.selectors.HOST_ROW`` row of ``state["hosts"][i]``
+    (same order); ``fabric``, ``reach`` and ``failed`` are the graph, the
+    reachability and the failed nodes' indexes behind each host's ``reachable``.
+    """
+
+    state: TwinState
+    rows: list[tuple]
+    fabric: Fabric
+    reach: Reach
+    failed: frozenset[int]
 
 
 def snapshot_build(*, now: datetime | None = None, at: datetime | None = None) -> TwinState:
     """Build the whole twin-state document as of ``now``, or as it was at ``at`` (``generatedAt`` = ``at``).
+
+    See ``snapshot_read``, which builds it.
+    """
+    return snapshot_read(now=now, at=at).state
+
+
+def snapshot_read(*, now: datetime | None = None, at: datetime | None = None) -> SnapshotRead:
+    """Build the twin-state document as of ``now`` or ``at``, and keep the rows and the fabric it came from.
 
     1. Read every host with its rack and latest values (one query); for a
        past time, with its values as of then (``metrics.history.host_rows_at``).
@@ -139,14 +167,15 @@ def snapshot_build(*, now: datetime | None = None, at: datetime | None = None) -
     else:
         link_docs = [_link_doc(by_id[s], by_id[t], cap) for s, t, cap, _, _ in links]
     marked = {row[_HOSTNAME] for row in rows if row[_FAILED]}
-    reachability_mark(hosts=docs, links=link_docs, marked=marked)
-    return {
+    fabric, reach, failed = reachability_mark(hosts=docs, links=link_docs, marked=marked)
+    state: TwinState = {
         "type": "twin-state",
         "twinId": settings.TWIN_ID,
         "generatedAt": iso_utc(now),
         "hosts": docs,
         "links": link_docs,
     }
+    return SnapshotRead(state=state, rows=rows, fabric=fabric, reach=reach, failed=frozenset(failed))
 
 
 @contextlib.contextmanager

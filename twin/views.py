@@ -27,6 +27,7 @@ from hosts.selectors import host_id_by_hostname
 from twin.exposition import exposition_render
 from twin.impact import impact_analyse, impact_request_decode
 from twin.instruments import snapshot_observe, snapshot_sent
+from twin.past import past_additions
 from twin.selectors import host_status_events
 from twin.snapshot import gc_paused, snapshot_build
 
@@ -40,7 +41,10 @@ class TwinStateView(APIView):
             OpenApiParameter(
                 "at",
                 OpenApiTypes.DATETIME,
-                description="The twin as it was at this time (ISO-8601 with offset); generatedAt is this time.",
+                description=(
+                    "The twin as it was at this time (ISO-8601 with offset); generatedAt is this time. "
+                    "The past document adds alerts: the alerts firing then."
+                ),
             )
         ],
         responses={
@@ -64,6 +68,9 @@ class TwinStateView(APIView):
         reader = "http" if at is None else "http_at"
         with gc_paused():
             state = snapshot_build(at=at)
+        if at is not None:
+            # What apps above the twin knew then (alerts: what fired), as added keys (twin.past).
+            state.update(past_additions(at=at))  # type: ignore[typeddict-item]
         body = orjson.dumps(snapshot_observe(state, started=started, reader=reader))
         snapshot_sent(len(body))
         return json_response(request, body)

@@ -487,6 +487,9 @@ TWIN_ALERTS_ALLOW_PRIVATE_RECEIVERS = env_bool("TWIN_ALERTS_ALLOW_PRIVATE_RECEIV
 TWIN_ALERTS_DASHBOARD_URL = env.str("TWIN_ALERTS_DASHBOARD_URL", default="")
 # A Prometheus Alertmanager (its base URL) that gets every firing and resolved alert, beside the admin's receivers.
 TWIN_ALERTMANAGER_URL = env.str("TWIN_ALERTMANAGER_URL", default="")
+# How often alerts still firing are posted to each Alertmanager again, each with endsAt four of these ahead:
+# Alertmanager resolves an alert by itself once its endsAt passes (resolve_timeout, 5 min, when none is given).
+TWIN_ALERTMANAGER_REPOST_SECONDS = env_number("TWIN_ALERTMANAGER_REPOST_SECONDS", 60.0)
 
 # --- History ------------------------------------------------------------------------
 # Raw samples are kept this many whole UTC days, then their day is dropped;

@@ -7,13 +7,14 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
+from django.utils import timezone
 
-from alerts.delivery import notices_deliver
+from alerts.delivery import alerts_repost, notices_deliver
 from alerts.models import Receiver
 from tests.conftest import ingest_at, sample_dict
 from tests.e2e.conftest import free_port
@@ -91,3 +92,39 @@ def test_host_offline_reaches_alertmanager_and_its_resolve_ends_it_there(clock, 
     clock.evaluate(1)
     assert notices_deliver(now=clock.now).sent == 1
     assert _active(alertmanager) == []  # resolved alerts leave the active list
+
+
+def test_a_firing_alert_reposted_before_its_ends_at_stays_active_in_alertmanager(clock, alertmanager, settings):
+    settings.TWIN_ALERTS_ALLOW_PRIVATE_RECEIVERS = True
+    settings.TWIN_ALERTMANAGER_URL = alertmanager
+    settings.TWIN_ALERTMANAGER_REPOST_SECONDS = 1.0  # endsAt 4 s ahead of each post
+    from alerts.models import Rule
+
+    Rule.objects.exclude(name="HostOffline").update(enabled=False)
+    # Alertmanager keeps its own clock: the twin's must be the real time here.
+    silent_since = timezone.now() - timedelta(seconds=settings.TWIN_OFFLINE_AFTER_SECONDS + 1)
+    ingest_at([sample_dict("web-01", at=silent_since)], received_at=silent_since)
+    clock.now = timezone.now()
+    clock.evaluate()
+    assert notices_deliver(now=clock.now).sent == 1
+    (first,) = _active(alertmanager)
+    first_ends = datetime.fromisoformat(first["endsAt"])
+    assert abs((first_ends - (clock.now + timedelta(seconds=4))).total_seconds()) < 0.01
+
+    time.sleep(2)
+    assert alerts_repost(now=timezone.now()) == 1
+    time.sleep(max(0.0, (first_ends - timezone.now()).total_seconds() + 1))  # past the first endsAt
+    (alert,) = _active(alertmanager)
+    assert alert["status"]["state"] == "active"
+    assert datetime.fromisoformat(alert["endsAt"]) > first_ends
+    assert alert["startsAt"] == first["startsAt"]
+
+
+def test_only_alerts_whose_firing_reached_alertmanager_are_reposted(clock, settings):
+    settings.TWIN_ALERTMANAGER_URL = "http://127.0.0.1:9/"
+    from alerts.models import Rule
+
+    Rule.objects.exclude(name="HostOffline").update(enabled=False)
+    ingest_at([sample_dict("web-01", at=clock.now)], received_at=clock.now)
+    clock.evaluate(settings.TWIN_OFFLINE_AFTER_SECONDS + 1)
+    assert alerts_repost(now=clock.now) == 0  # queued, not yet sent: the notice itself will tell it

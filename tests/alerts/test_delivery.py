@@ -7,61 +7,19 @@ import hashlib
 import hmac
 import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import orjson
 import pytest
 from django.db import connection
 
 from alerts.delivery import backoff_seconds, notices_deliver, webhook_signature
 from alerts.models import MaintenanceWindow, Notification, Receiver, Silence
 from hosts.models import Rack
+from tests.alerts.conftest import SECRET, Hook
 from tests.conftest import ingest_at, sample_dict
 
 pytestmark = pytest.mark.django_db
 
 CPU = {"name": "Cpu", "field": "cpu_load", "operator": ">", "threshold": 90.0, "clear_threshold": 80.0}
-SECRET = "whsec_" + base64.b64encode(b"a shared secret of the receiver").decode()
-
-
-class Hook:
-    """A webhook receiver on a loopback port: records each request; answers ``status`` (a list: one per request)."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.statuses: list[int] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(hook.statuses.pop(0) if hook.statuses else 204)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def bodies(self) -> list[dict]:
-        return [orjson.loads(body) for _, body in self.received]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def hook(settings):
-    settings.TWIN_ALERTS_ALLOW_PRIVATE_RECEIVERS = True
-    receiver = Hook()
-    Receiver.objects.create(name="hook", url=receiver.url, secret=SECRET)
-    yield receiver
-    receiver.close()
 
 
 def _cpu(clock, value: float, hostname: str = "web-01", rack: str = "R1") -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from alerts.evaluation import alerts_evaluate
 from alerts.models import Alert, AlertTransition, Rule
@@ -155,3 +156,26 @@ def test_two_evaluators_at_once_record_each_transition_once(clock, only_rules):
     assert errors == []
     assert Alert.objects.count() == 50
     assert AlertTransition.objects.count() == 100  # pending and firing, once each
+
+
+def test_link_utilization_reads_each_links_own_interface_as_the_twin_state_shows_it(
+    clock, only_rules, post_batch, open_twin
+):
+    from hosts.topology import topology_import
+    from tests.fabric.fixtures import as_file, hosts_create, leaf_spine
+    from tests.twin.test_snapshot_interfaces import GB, _two_readings
+    from twin.snapshot import snapshot_build
+
+    only_rules({"name": "Link", "field": "link_utilization_percent", "operator": ">", "threshold": 70.0})
+    hosts_create()
+    topology_import(body=as_file(leaf_spine(dual_homed="h-1a")))
+    # eth0 (to leaf-1): 10 GB in 10 s = 8 Gbit/s of 10; eth1 (to leaf-2): 1 Gbit/s. The host's total is 9.
+    _two_readings(
+        post_batch, "h-1a", {"eth0": (0, 0), "eth1": (0, 0)}, {"eth0": (5 * GB, 5 * GB), "eth1": (GB, GB // 4)}
+    )
+    clock.now = timezone.now()
+    clock.evaluate()
+    (alert,) = Alert.objects.all()
+    served = max(link["utilization"] for link in snapshot_build(now=clock.now)["links"] if "h-1a" in link["id"])
+    assert alert.host.hostname == "h-1a"
+    assert alert.values["value"] == pytest.approx(served * 100) == pytest.approx(80.0, rel=0.02)

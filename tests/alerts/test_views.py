@@ -149,3 +149,26 @@ def test_the_openapi_schema_names_the_alerts_operations(reader):
     )
     assert {"AlertList", "RuleInput", "RulePatch", "RuleDocument"} <= set(schema["components"]["schemas"])
     assert set(schema["paths"]["/api/alerts/rules/{rule_id}"]) >= {"get", "put", "patch", "delete"}
+
+
+def test_the_twin_at_a_past_time_shows_the_alerts_that_fired_then(reader, clock, only_rules):
+    clock.now -= timedelta(hours=1)
+    started = clock.now
+    _fire_cpu(clock, only_rules, "web-01")
+    clock.evaluate()
+    clock.now += timedelta(minutes=10)
+    ingest_at([sample_dict("web-01", at=clock.now, cpu_load=10.0)], received_at=clock.now)
+    clock.evaluate()
+    resolved_at = clock.now
+
+    def at(moment) -> dict:
+        return reader.get("/api/twin/state", {"at": iso_utc(moment)}).json()
+
+    during = at(started + timedelta(minutes=5))
+    assert list(during)[:5] == ["type", "twinId", "generatedAt", "hosts", "links"]
+    ((alert),) = during["alerts"]
+    assert (alert["rule"], alert["hostname"], alert["state"], alert["endsAt"]) == ("Cpu", "web-01", "firing", None)
+    assert alert["startsAt"] == iso_utc(started)
+    assert at(started - timedelta(minutes=1))["alerts"] == []
+    assert at(resolved_at + timedelta(seconds=1))["alerts"] == []
+    assert "alerts" not in reader.get("/api/twin/state").json()  # the live document keeps the seed's shape

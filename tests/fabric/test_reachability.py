@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fabric.impact import LinkLoad, impact_compute
-from fabric.reachability import Fabric, reachability_compute
+from fabric.reachability import Fabric, causes_compute, reachability_compute
 from tests.fabric.fixtures import HOSTS, RACKS, SPINES, leaf_spine
 
 
@@ -156,3 +156,28 @@ def test_a_host_is_lost_exactly_when_no_path_avoids_the_failed_set(case):
         and not _reaches_core_avoiding(fabric, n, failed)
     ]
     assert impact.lost == sorted(expected)
+
+
+def _causes(fabric: Fabric, *failed: str) -> dict[str, list[str]]:
+    down = _at(fabric, *failed)
+    causes = causes_compute(fabric, reachability_compute(fabric, failed=down), failed=down)
+    return {fabric.names[n]: [fabric.names[c] for c in cs] for n, cs in causes.items()}
+
+
+def test_the_hosts_behind_a_failed_tor_name_it_as_their_cause():
+    assert _causes(_fabric(), "leaf-1") == {"h-1a": ["leaf-1"], "h-1b": ["leaf-1"]}
+
+
+def test_behind_failed_spines_a_working_tor_and_its_hosts_name_the_spines_nearest_the_core_first():
+    causes = _causes(_fabric(), "spine-1", "spine-2")
+    assert causes["leaf-1"] == ["spine-1", "spine-2"]
+    assert causes["h-2b"] == ["spine-1", "spine-2"]
+    assert sorted(causes) == sorted(["leaf-1", "leaf-2", *HOSTS])
+
+
+def test_a_failed_core_is_every_nodes_cause_and_nothing_failed_is_no_cause():
+    fabric = _fabric()
+    causes = _causes(fabric, "core-switch")
+    assert len(causes) == len(fabric.names) - 1
+    assert all(c == ["core-switch"] for c in causes.values())
+    assert _causes(fabric) == {}

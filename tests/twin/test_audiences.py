@@ -93,3 +93,11 @@ def test_a_readers_permissions_are_read_when_admitted_and_again_at_each_check(pe
     with django_assert_max_num_queries(7):
         again = readers_recheck(credentials={by_token.credential, by_session.credential}, now=timezone.now())
     assert {reader.permissions for reader in again.values()} == {frozenset()}
+
+
+def test_alert_updates_go_to_whoever_may_read_get_api_alerts():
+    from alerts.views import AlertsView
+    from twin.permissions import ReadAccess
+
+    assert AlertsView().get_permissions()[0].__class__ is ReadAccess
+    assert EVENT_PERMISSIONS["alert-update"] == () and event_room("alert-update") is None

@@ -1,7 +1,8 @@
 """The dispatcher: routes each event to what handles it in this process, by type and audience.
 
 - hosts changed: the twin feed rebuilds (and pushes ``twin-state``/``twin-delta``);
-- events with a Socket.IO name (``SOCKET_EVENTS``): emitted to the readers who
+- events with a Socket.IO name (``SOCKET_EVENTS``: ``host-status``,
+  ``command-update``, ``alert-update``): emitted to the readers who
   may read the same over REST (``twin.audiences``: every reader, or the room
   of those holding the event's permission);
 - events for one host's agent: wake that host's long polls in this process
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 SOCKET_EVENTS: dict[str, str] = {
     EventType.HOST_STATUS: "host-status",
     EventType.COMMAND_UPDATED: "command-update",
+    EventType.ALERT_UPDATED: "alert-update",
 }
 # The audiences of events that Socket.IO clients may receive; who among them, twin.audiences decides.
 CLIENT_AUDIENCES = frozenset({Audience.READERS, Audience.STAFF})
@@ -41,19 +43,37 @@ CLIENT_AUDIENCES = frozenset({Audience.READERS, Audience.STAFF})
 HOST_STATUS_BURST_MAX = 100
 
 
+# Event types that come in bursts (thousands in one message), each condensed beyond its limit: the
+# status recorder's host changes, and the alerts the same failure opens and fires on every host it reaches.
+BURST_TYPES: tuple[str, ...] = (EventType.HOST_STATUS, EventType.ALERT_UPDATED)
+ALERT_UPDATE_BURST_MAX = 100
+BURST_MAX: dict[str, int] = {
+    EventType.HOST_STATUS: HOST_STATUS_BURST_MAX,
+    EventType.ALERT_UPDATED: ALERT_UPDATE_BURST_MAX,
+}
+
+
 def host_status_bursts_condense(events: list[Event]) -> list[Event]:
-    """``events`` with its host-status changes replaced by one summary when there are too many.
+    """``events`` with each burst type's events (``BURST_TYPES``) replaced by one summary when there are too many.
 
     The summary takes the place of the first of them, so the order of the
     message's other events is kept: ``{"burst": true, "count", "at", "counts"}``,
-    ``at`` the latest change's time and ``counts`` the hosts per new status.
+    ``at`` the latest change's time and ``counts`` the events per new state
+    (a host's status; an alert's ``to``). A client reads the facts again
+    (``GET /api/alerts``, the twin-state carries each host's status anyway).
     """
-    changes = [event for event in events if event["type"] == EventType.HOST_STATUS]
-    if len(changes) <= HOST_STATUS_BURST_MAX:
+    for kind in BURST_TYPES:
+        events = _burst_condense(events, kind, BURST_MAX[kind])
+    return events
+
+
+def _burst_condense(events: list[Event], kind: str, limit: int) -> list[Event]:
+    changes = [event for event in events if event["type"] == kind]
+    if len(changes) <= limit:
         return events
     payloads = [event["payload"] for event in changes]
     summary: Event = {
-        "type": EventType.HOST_STATUS,
+        "type": kind,
         "audience": changes[0]["audience"],
         "payload": {
             "burst": True,
@@ -64,7 +84,7 @@ def host_status_bursts_condense(events: list[Event]) -> list[Event]:
     }
     condensed: list[Event] = []
     for event in events:
-        if event["type"] != EventType.HOST_STATUS:
+        if event["type"] != kind:
             condensed.append(event)
         elif event is changes[0]:
             condensed.append(summary)

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from commands.waiters import agent_event_wait
-from common.events import Audience, Event, EventType, hosts_changed
+from common.events import Audience, Event, EventType, alert_updated, hosts_changed
 from twin.audiences import event_room
 from twin.live.dispatch import HOST_STATUS_BURST_MAX, EventDispatcher
 
@@ -127,4 +127,43 @@ def test_a_burst_leaves_the_messages_other_events_in_their_order():
     assert [(event, payload.get("burst", False)) for event, payload, _ in emitter.sent] == [
         ("host-status", True),
         ("command-update", False),
+    ]
+
+
+def _alert_change(n: int, to: str) -> Event:
+    return alert_updated(
+        alert_id=n,
+        rule="HostOffline",
+        hostname=f"node-{n:05d}",
+        severity="critical",
+        from_state=None if to == "pending" else "pending",
+        to_state=to,
+        at="2026-12-08T01:00:00.000Z",
+        values={},
+    )
+
+
+def test_a_burst_of_alert_changes_reaches_readers_as_one_alert_update_summary():
+    changes = [_alert_change(n, to) for n in range(500) for to in ("pending", "firing")]
+    _, emitter = _deliver_message(changes)
+    assert emitter.sent == [
+        (
+            "alert-update",
+            {
+                "type": "alert-update",
+                "burst": True,
+                "count": 1000,
+                "at": "2026-12-08T01:00:00.000Z",
+                "counts": {"pending": 500, "firing": 500},
+            },
+            None,
+        )
+    ]
+
+
+def test_a_few_alert_changes_go_out_each_as_its_own_alert_update():
+    _, emitter = _deliver_message([_alert_change(1, "pending"), _alert_change(1, "firing")])
+    assert [(name, payload["to"], payload["hostname"]) for name, payload, _ in emitter.sent] == [
+        ("alert-update", "pending", "node-00001"),
+        ("alert-update", "firing", "node-00001"),
     ]
