@@ -56,7 +56,24 @@ class RemoteWriteView(APIView):
             OpenApiParameter("X-Prometheus-Remote-Write-Version", str, OpenApiParameter.HEADER),
         ],
         responses={
-            200: RemoteWriteAccepted,
+            200: {
+                "type": "object",
+                "required": ["accepted", "duplicates", "hosts", "ignoredSeries"],
+                "properties": {
+                    "accepted": {"type": "integer", "description": "Samples stored (one per host and scrape)."},
+                    "duplicates": {"type": "integer", "description": "Samples stored by an earlier try."},
+                    "hosts": {"type": "integer", "description": "Hosts the kept series named."},
+                    "ignoredSeries": {"type": "integer", "description": "Series not kept (not the seed's fields)."},
+                    "rejected": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["hostname", "reason"],
+                            "properties": {"hostname": {"type": "string"}, "reason": {"type": "string"}},
+                        },
+                    },
+                },
+            },
             400: {"$ref": "#/components/schemas/Error"},
             401: {"$ref": "#/components/schemas/Error"},
             403: {"$ref": "#/components/schemas/Error"},
