@@ -25,6 +25,7 @@ import asyncio
 import signal
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ import orjson
 import pytest
 import socketio
 import urllib3
+from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 from twin_agent.backoff import Backoff
@@ -44,12 +46,13 @@ from twin_agent.transport import Http
 
 from common.formats import iso_utc
 from hosts.services import enrollment_key_create
-from metrics.models import BatchReceipt, Sample
+from metrics.models import BatchReceipt, LatestMetrics, Sample
 from tests.conftest import sample_dict
 from tests.e2e.conftest import LiveServer, server_start, server_stop
 from tests.e2e.test_socketio import NAMESPACE
 from tests.ops.nginx import nginx_binary
 from tests.ops.test_nginx_topology import MAX_BODY_BYTES, Proxy, nginx_start, process_stop, redis_url  # noqa: F401
+from tests.ops.test_prometheus import samples_of, value
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -267,22 +270,38 @@ class ReconnectingDashboard:
         return {name: (self.hosts.get(name) or {}).get("metrics", {}).get("cpuLoad") for name in hostnames}
 
 
-async def until(check: Any, *, timeout: float, what: str) -> None:
+def metrics_of(server: LiveServer) -> dict:
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
+        return samples_of(response.read().decode())
+
+
+def live_clients_reported(server: LiveServer) -> float:
+    samples = metrics_of(server)
+    return sum(value(samples, "twin_live_clients", mode=mode) for mode in ("full", "delta"))
+
+
+def process_pids_reported(server: LiveServer) -> set[int]:
+    return {
+        int(dict(labels)["pid"]) for name, labels in metrics_of(server) if name == "twin_process_start_time_seconds"
+    }
+
+
+async def until(check: Any, *, timeout: float, what: str, shown: Any = None) -> None:
+    """Wait for ``check()``; on a timeout, say ``what`` was awaited and what ``shown()`` reads then."""
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}" + (f" ({shown()})" if shown else "")
         await asyncio.sleep(0.1)
 
 
-async def fresh_cpu_loads(url: str, hostnames: set[str]) -> dict[str, float | None]:
-    """What a client connecting now is sent, for ``hostnames``."""
-    fresh = ReconnectingDashboard("websocket")
-    await fresh.connect(url)
+def latest_cpu_loads(hostnames: set[str]) -> dict[str, float | None]:
+    """What the database holds as each host's latest CPU load (run on a thread of its own)."""
     try:
-        await until(lambda: fresh.version is not None, timeout=15, what="a fresh client's versioned state")
-        return fresh.cpu_loads(hostnames)
+        return dict(
+            LatestMetrics.objects.filter(host__hostname__in=hostnames).values_list("host__hostname", "cpu_load")
+        )
     finally:
-        await fresh.close()
+        connection.close()
 
 
 # --- the drill ---------------------------------------------------------------------------
@@ -358,6 +377,16 @@ def test_a_replica_killed_and_restarted_loses_nothing_acknowledged_and_dashboard
                     what=f"the {dashboard.transport} dashboard resynced and follows deltas again",
                 )
 
+            # The survivor's /metrics counts the clients connected now, not the dead process's
+            # last ones too (SIGKILL runs no exit hook to drop them), and no dead process.
+            await until(
+                lambda: live_clients_reported(survivor) == len(dashboards),
+                timeout=15,
+                what=f"/metrics reporting the {len(dashboards)} connected dashboards",
+                shown=lambda: f"reported: {live_clients_reported(survivor)}",
+            )
+            assert process_pids_reported(survivor) == {survivor.process.pid}
+
             restarted = replicas.restart(victim)
             lines_at_restart = len(proxy.lines())
             # Its agents come back to it (the hash is sticky), and stay stored once.
@@ -373,23 +402,34 @@ def test_a_replica_killed_and_restarted_loses_nothing_acknowledged_and_dashboard
                     timeout=30,
                     what=f"the {dashboard.transport} dashboard follows deltas after the restart",
                 )
-            await asyncio.sleep(1)
+            await until(
+                lambda: process_pids_reported(survivor) == {survivor.process.pid, restarted.process.pid},
+                timeout=15,
+                what="/metrics reporting both running processes",
+                shown=lambda: f"reported: {process_pids_reported(survivor)}",
+            )
         finally:
             stop.set()
             for thread in threads:
                 await asyncio.to_thread(thread.join, 40)
+        # Once the agents are quiet, every model, the long-lived ones' and a fresh client's,
+        # is what the database holds (old state + deltas == fresh state).
+        expected = await asyncio.to_thread(latest_cpu_loads, hostnames)
+        assert set(expected) == hostnames and None not in expected.values()
+        fresh = await ReconnectingDashboard("websocket").connect(proxy.url)
         try:
-            # Once the agents are quiet, each dashboard's model is what a fresh client is sent.
-            expected = await fresh_cpu_loads(proxy.url, hostnames)
-            assert None not in expected.values()
-            for dashboard in dashboards:
+            for dashboard in [*dashboards, fresh]:
                 await until(
                     lambda d=dashboard: d.cpu_loads(hostnames) == expected,
                     timeout=15,
-                    what=f"the {dashboard.transport} dashboard's model equals a fresh state",
+                    what=f"the {dashboard.transport} dashboard's model equals the database",
+                    shown=lambda d=dashboard: (
+                        f"{d.cpu_loads(hostnames)} != {expected}; version {d.version}, "
+                        f"connected {d.client.connected}, resyncs {d.resyncs}, {len(d.applied_deltas)} deltas"
+                    ),
                 )
         finally:
-            for dashboard in dashboards:
+            for dashboard in [*dashboards, fresh]:
                 await dashboard.close()
         return victim, dashboards, {a: batches_by(a) for a in its_agents}
 
