@@ -33,6 +33,8 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.process_collector import ProcessCollector
 
+from common.processes import process_running
+
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 REFRESH_SECONDS = 10.0
 
@@ -162,17 +164,6 @@ def metrics_refresh_due() -> None:
 
 # The files of one process's live gauges (prometheus_client names them gauge_<mode>_<pid>.db).
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live(?:sum|all|max|min|mostrecent)_(\d+)\.db")
-
-
-def process_running(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine (one we may not signal runs too)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def multiprocess_dead_forget(directory: str = MULTIPROCESS_DIR) -> list[int]:
