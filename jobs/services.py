@@ -103,9 +103,13 @@ def job_run(*, spec: JobSpec, now: datetime) -> JobRun:
 
 
 def jobs_due(*, now: datetime) -> list[str]:
-    """The registered jobs due now and free (one query: the runner's tick costs little when idle)."""
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    return [n for n in Job.objects.filter(free, next_run_at__lte=now).values_list("name", flat=True) if n in JOBS]
+    """The registered jobs due now and free, or held by a process gone (one query: an idle tick costs little)."""
+    rows = Job.objects.filter(next_run_at__lte=now).values_list("name", "lease_owner", "lease_until")
+    return [
+        name
+        for name, holder, until in rows
+        if name in JOBS and (until is None or until < now or (holder and owner_gone(holder)))
+    ]
 
 
 def jobs_run_due(*, now: datetime | None = None, owner: str = OWNER) -> list[JobRun]:

@@ -16,7 +16,11 @@ What must hold (docs/reliability.md, "A replica dies"):
   same session and sequence, which the server stores at most once;
 - the dashboards reconnect by themselves and resync: a fresh versioned state
   after the kill, deltas that apply to it again, and, once the agents stop, a
-  model equal to what a fresh client is sent.
+  model equal to what a fresh client is sent;
+- what the dead process held in shared places does not outlive it: the
+  one-second jobs it was running (its lease, here the status recorder's) go on
+  in the survivor at once, and the survivor's /metrics counts neither its
+  clients nor the process itself.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +50,9 @@ from twin_agent.spool import Batch, Spool
 from twin_agent.transport import Http
 
 from common.formats import iso_utc
+from common.processes import HOSTNAME
 from hosts.services import enrollment_key_create
+from jobs.models import Job
 from metrics.models import BatchReceipt, LatestMetrics, Sample
 from tests.conftest import sample_dict
 from tests.e2e.conftest import LiveServer, server_start, server_stop
@@ -187,6 +194,17 @@ class SignedAgent:
             self._flush()
             time.sleep(max(0.05, self.uplink.waiting()))
 
+    def send_one(self) -> None:
+        """One sample, sent until acknowledged (10 s at most)."""
+        self.sent += 1
+        sample = sample_dict(self.hostname, timestamp=iso_utc(timezone.now()), agent_version="1.0.0")
+        self.spool.add(stream=self.hostname, sample=orjson.dumps(sample))
+        deadline = time.monotonic() + 10
+        while not self.acknowledged:
+            assert time.monotonic() < deadline, self.failures
+            time.sleep(self.uplink.waiting())
+            self._flush()
+
     def _flush(self) -> None:
         report = self.uplink.flush()
         if report.failure:
@@ -227,6 +245,8 @@ class ReconnectingDashboard:
         self.client.on("disconnect", self._disconnected, namespace=NAMESPACE)
         self.client.on("twin-state", self._state, namespace=NAMESPACE)
         self.client.on("twin-delta", self._delta, namespace=NAMESPACE)
+        self.statuses: list[dict[str, Any]] = []
+        self.client.on("host-status", self.statuses.append, namespace=NAMESPACE)
 
     async def connect(self, url: str) -> ReconnectingDashboard:
         await self.client.connect(url, namespaces=[NAMESPACE], transports=[self.transport])
@@ -294,6 +314,14 @@ async def until(check: Any, *, timeout: float, what: str, shown: Any = None) -> 
         await asyncio.sleep(0.1)
 
 
+def lease_hold(name: str, owner: str) -> None:
+    """Give job ``name``'s lease to ``owner`` for a minute, as a claim in the middle of a run does."""
+    try:
+        Job.objects.filter(name=name).update(lease_owner=owner, lease_until=timezone.now() + timedelta(seconds=60))
+    finally:
+        connection.close()
+
+
 def latest_cpu_loads(hostnames: set[str]) -> dict[str, float | None]:
     """What the database holds as each host's latest CPU load (run on a thread of its own)."""
     try:
@@ -354,6 +382,8 @@ def test_a_replica_killed_and_restarted_loses_nothing_acknowledged_and_dashboard
             its_agents = [a.address for a in agents if batches_by(a.address, port=port_of(victim))]
             assert its_agents and len(its_agents) < AGENTS, f"the agents are not spread over both: {its_agents}"
 
+            # Killed, as far as the jobs know, in the middle of the status recorder's run.
+            await asyncio.to_thread(lease_hold, "twin.status_history", f"{HOSTNAME}:{victim.process.pid}")
             replicas.kill(victim)
             killed_at, lines_at_kill = time.monotonic(), len(proxy.lines())
             # Every agent goes on, through the survivor.
@@ -375,6 +405,24 @@ def test_a_replica_killed_and_restarted_loses_nothing_acknowledged_and_dashboard
                     ),
                     timeout=30,
                     what=f"the {dashboard.transport} dashboard resynced and follows deltas again",
+                )
+
+            # Host statuses go on: a host that joins now gets its first status pushed,
+            # long before the dead process's lease (a minute) would have expired.
+            late = await asyncio.to_thread(
+                SignedAgent,
+                url=proxy.url,
+                address="127.0.0.200",
+                hostname="failover-late",
+                enrollment=enrollment,
+                spool_path=tmp_path / "spool-late.sqlite",
+            )
+            await asyncio.to_thread(late.send_one)
+            for dashboard in dashboards:
+                await until(
+                    lambda d=dashboard: any(e.get("hostname") == "failover-late" for e in d.statuses),
+                    timeout=20,
+                    what=f"the late host's first status at the {dashboard.transport} dashboard",
                 )
 
             # The survivor's /metrics counts the clients connected now, not the dead process's
