@@ -44,6 +44,7 @@ import urllib3
 from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 from twin_agent.backoff import Backoff
 from twin_agent.protocol import SignedClient, Uplink, host_register
 from twin_agent.spool import Batch, Spool
@@ -506,3 +507,50 @@ def test_a_replica_killed_and_restarted_loses_nothing_acknowledged_and_dashboard
     # answered 502 then retried, is chance: nginx passes the others on before anyone sees it.)
     assert all(len(d.connects) >= 2 for d in dashboards)
     assert victim.process.returncode == -signal.SIGKILL
+
+
+def test_an_agent_waiting_on_the_long_poll_of_a_replica_that_dies_gets_its_command_through_the_other(
+    tmp_path, replicas: Replicas, proxy: Proxy, django_user_model
+):
+    from tests.commands.conftest import grant
+
+    operator = django_user_model.objects.create_user("olga", password="a-long-password-1", is_staff=True)
+    grant(operator, "add_command", "view_command")
+    token = Token.objects.create(user=operator).key
+    _, enrollment = enrollment_key_create(name="failover")
+    agent = SignedAgent(
+        url=proxy.url,
+        address="127.0.0.50",
+        hostname="waiting-01",
+        enrollment=enrollment,
+        spool_path=tmp_path / "spool.sqlite",
+    )
+    registered = proxy.line_wait(lambda x: x["path"] == "/api/hosts/register" and x["client"] == agent.address)
+    [victim] = [server for server in replicas.servers if port_of(server) == upstream_port(registered)]
+    waiting: dict[str, Any] = {}
+
+    def long_poll() -> None:
+        # The agent's own request: signed GET, waiting up to 20 s for an invocation.
+        reply = agent.uplink.client.get("/api/commands/pending?wait=20", timeout=40)
+        waiting.update(status=reply.status, body=reply.json())
+
+    poll = threading.Thread(target=long_poll, daemon=True)
+    poll.start()
+    time.sleep(2)  # the poll waits on the victim
+    replicas.kill(victim)
+    # A GET is safe to send again: nginx passes the one in flight to the other replica,
+    # where it waits again; the command, sent through nginx too, wakes it there.
+    body = orjson.dumps({"action": "ping", "targets": {"hosts": ["waiting-01"]}})
+    request = urllib.request.Request(
+        f"{proxy.url}/api/commands",
+        data=body,
+        headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+        command = orjson.loads(response.read())
+    poll.join(30)
+    assert waiting["status"] == 200, waiting
+    assert [i["commandId"] for i in waiting["body"]["invocations"]] == [command["id"]]
+    line = proxy.line_wait(lambda x: x["path"] == "/api/commands/pending")
+    assert line["upstream"].count(",") == 1 and line["upstream_status"].startswith("502, 200"), line
