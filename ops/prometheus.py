@@ -17,9 +17,11 @@ when it is scraped and at most every ``REFRESH_SECONDS`` while it serves request
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hmac
 import ipaddress
 import os
+import re
 import time
 from typing import Any
 
@@ -30,6 +32,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.process_collector import ProcessCollector
+
+from common.processes import process_running
 
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 REFRESH_SECONDS = 10.0
@@ -158,9 +162,40 @@ def metrics_refresh_due() -> None:
         metrics_refresh()
 
 
+# The files of one process's live gauges (prometheus_client names them gauge_<mode>_<pid>.db).
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live(?:sum|all|max|min|mostrecent)_(\d+)\.db")
+
+
+def multiprocess_dead_forget(directory: str = MULTIPROCESS_DIR) -> list[int]:
+    """Drop the live gauges of processes that ended without saying so; return their pids.
+
+    A process that exits drops its own (``multiprocess_exit_register``), but one
+    killed with SIGKILL (the OOM killer, a supervisor's hard stop) runs no exit
+    hook: its last values (its Socket.IO clients, its pool's connections, its
+    memory) stayed in the shared directory, and every other process's
+    ``/metrics`` added them in for good. The directory is shared by processes of
+    one machine (docs/configuration.md), so a pid that no longer runs here is
+    gone. Counters and histograms of the dead are kept: their totals still count.
+    """
+    dead = set()
+    for name in os.listdir(directory):
+        match = _LIVE_GAUGE_FILE.fullmatch(name)
+        if match and int(match.group(1)) != os.getpid() and not process_running(int(match.group(1))):
+            dead.add(int(match.group(1)))
+    for pid in dead:
+        # Another process's scrape may be dropping the same files at the same moment.
+        with contextlib.suppress(FileNotFoundError):
+            prometheus_multiprocess.mark_process_dead(pid, directory)
+    return sorted(dead)
+
+
 def metrics_registry() -> CollectorRegistry:
-    """What ``/metrics`` exposes: every process's files in multiprocess mode, else this process's registry."""
+    """What ``/metrics`` exposes: every process's files in multiprocess mode, else this process's registry.
+
+    In multiprocess mode the live gauges of processes that died unannounced are dropped first.
+    """
     if MULTIPROCESS_DIR:
+        multiprocess_dead_forget()
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry, path=MULTIPROCESS_DIR)
         return registry

@@ -80,6 +80,13 @@ class Agent:
             assert response.status == 200, await response.text()
             return (await response.json())["invocations"]
 
+    async def batch(self, samples: list[dict[str, Any]], *, sequence: int) -> int:
+        """Post a signed batch of ``samples`` as batch ``sequence`` of one session; the answer's status."""
+        body = orjson.dumps({"agent_session": "e2e", "sequence": sequence, "samples": samples})
+        headers = {"Content-Type": "application/json", **self._headers(body)}
+        async with self.http.post(f"{self.url}/api/metrics/batch", data=body, headers=headers) as response:
+            return response.status
+
     async def report(self, command_id: int, document: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         body = orjson.dumps(document)
         headers = {"Content-Type": "application/json", **self._headers(body)}

@@ -14,7 +14,7 @@ from django.utils import timezone
 from jobs.models import Job
 from jobs.registry import JOBS, job
 from jobs.selectors import jobs_health
-from jobs.services import job_claim, jobs_ensure, jobs_run_due
+from jobs.services import job_claim, jobs_due, jobs_ensure, jobs_run_due
 
 EVERY = 60.0
 
@@ -170,3 +170,39 @@ def test_a_job_that_loses_a_lock_race_is_recorded_and_warned_of_without_a_traceb
     assert "lock timeout" in Job.objects.get(name="tests.blocked").last_error
     warned = [r for r in caplog.records if r.name == "jobs.services" and "tests.blocked" in r.getMessage()]
     assert [(r.levelname, r.exc_info) for r in warned] == [("WARNING", None)]
+
+
+@pytest.mark.django_db
+def test_a_lease_held_by_a_process_of_this_machine_that_no_longer_runs_is_taken_at_once(ledger, caplog):
+    import subprocess
+    import sys
+
+    from common.processes import HOSTNAME
+
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    now = timezone.now()
+    jobs_ensure(now=now)
+    spec = JOBS["tests.count"]
+    assert job_claim(spec=spec, now=now, owner=f"{HOSTNAME}:{killed.pid}")
+    # Killed mid-run: no expiry to wait for. The job is due to the runners, and of two claimants, one takes it.
+    assert "tests.count" in jobs_due(now=now + timedelta(seconds=1))
+    assert job_claim(spec=spec, now=now + timedelta(seconds=1), owner="survivor")
+    assert not job_claim(spec=spec, now=now + timedelta(seconds=1), owner="another")
+    assert Job.objects.get(name="tests.count").lease_owner == "survivor"
+    assert f"took over the lease of {HOSTNAME}:{killed.pid}" in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_lease_held_by_a_running_process_or_another_machines_waits_for_its_expiry(ledger):
+    import os
+
+    from common.processes import HOSTNAME
+
+    now = timezone.now()
+    jobs_ensure(now=now)
+    spec = JOBS["tests.count"]
+    for holder in (f"{HOSTNAME}:{os.getppid()}", f"{HOSTNAME}:{os.getpid()}", "elsewhere:12345", "no-pid"):
+        Job.objects.filter(name=spec.name).update(lease_owner=holder, lease_until=now + timedelta(seconds=60))
+        assert not job_claim(spec=spec, now=now + timedelta(seconds=1), owner="other"), holder
+        assert "tests.count" not in jobs_due(now=now + timedelta(seconds=1)), holder

@@ -216,3 +216,32 @@ def test_the_domain_metrics_of_two_processes_add_up_in_multiprocess_mode(tmp_pat
     finally:
         server_stop(first)
         server_stop(second)
+
+
+def test_the_live_gauges_of_a_process_that_died_unannounced_are_dropped_and_its_counters_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from ops.prometheus import multiprocess_dead_forget
+
+    # A pid that ran and no longer does (SIGKILL runs no exit hook: its files stay behind).
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    running = os.getppid()
+    names = [
+        f"gauge_livesum_{dead.pid}.db",
+        f"gauge_liveall_{dead.pid}.db",
+        f"counter_{dead.pid}.db",
+        f"histogram_{dead.pid}.db",
+        f"gauge_mostrecent_{dead.pid}.db",
+        f"gauge_livesum_{running}.db",
+        f"gauge_livesum_{os.getpid()}.db",
+    ]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+
+    assert multiprocess_dead_forget(str(tmp_path)) == [dead.pid]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        set(names) - {f"gauge_livesum_{dead.pid}.db", f"gauge_liveall_{dead.pid}.db"}
+    )
+    assert multiprocess_dead_forget(str(tmp_path)) == []
