@@ -509,3 +509,8 @@ def _event_of(transition: AlertTransition) -> Event:
         at=iso_utc(transition.at),
         values=transition.values,
     )
+
+
+def evaluation_cost_record(*, cost_seconds: float) -> None:
+    """Record what the last run cost in CPU seconds, for the job's budget (``alerts.selectors.evaluation_wait``)."""
+    Evaluation.objects.filter(pk=1).update(cost_seconds=cost_seconds)

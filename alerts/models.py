@@ -122,6 +122,8 @@ class Evaluation(models.Model):
     """The evaluator's one row: each run updates it first, so runs in several processes take turns."""
 
     evaluated_at = models.DateTimeField()
+    # The CPU seconds the last run took: the next one waits until it fits TWIN_ALERTS_CPU_SHARE.
+    cost_seconds = models.FloatField(default=0.0)
 
     def __str__(self) -> str:
         return f"evaluated at {self.evaluated_at.isoformat()}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from alerts.models import Alert, AlertState, AlertTransition, Rule
+from alerts.models import Alert, AlertState, AlertTransition, Evaluation, Rule
 from alerts.schema import AlertDocument, AlertList, AlertReference, RuleDocument, RuleList
 from common.formats import iso_utc
 
@@ -157,3 +157,15 @@ def rules_list() -> RuleList:
 def rule_get(*, rule_id: int) -> Rule | None:
     """A rule by id, or None."""
     return Rule.objects.prefetch_related("racks", "hosts").filter(pk=rule_id).first()
+
+
+def evaluation_wait(*, now: datetime, share: float) -> float:
+    """Seconds before the next evaluation fits the CPU budget: the last run's cost over ``share``, less the time since.
+
+    0 when the budget allows a run now (or no run has been recorded yet, or ``share`` is 0: no budget).
+    """
+    last = Evaluation.objects.filter(pk=1).values_list("evaluated_at", "cost_seconds").first()
+    if last is None or share <= 0:
+        return 0.0
+    evaluated_at, cost = last
+    return max(0.0, cost / share - (now - evaluated_at).total_seconds())
