@@ -67,8 +67,18 @@ class PrivateRedis:
         self.process.wait(timeout=10)
         self.process = None
 
+    def pause(self) -> None:
+        """SIGSTOP: connections are still accepted by the kernel, and nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
+            self.resume()
             process_stop(self.process)
             self.process = None
 
@@ -179,12 +189,18 @@ def test_after_redis_loses_its_groups_changes_reach_the_other_process_again(pair
     assert "lost this process's events-group membership" in watched.output()
 
 
-def test_while_redis_is_stopped_ingest_goes_on_through_nginx_and_readyz_names_what_is_missing(
-    tmp_path, pair, redis: PrivateRedis
+# Redis gone (refused at once), or hanging (each call waits out its socket timeout), and back.
+OUTAGES = {"stopped": (PrivateRedis.stop, PrivateRedis.start), "paused": (PrivateRedis.pause, PrivateRedis.resume)}
+
+
+@pytest.mark.parametrize("outage", OUTAGES)
+def test_while_redis_is_away_ingest_goes_on_through_nginx_and_readyz_names_what_is_missing(
+    tmp_path, pair, redis: PrivateRedis, outage
 ):
+    leave, come_back = OUTAGES[outage]
     proxy: Proxy = nginx_start(tmp_path / "nginx", pair)
     try:
-        redis.stop()
+        leave(redis)
         for server in pair:
             body = readyz_wait(server, 503)
             assert body["checks"]["cache"]["ok"] is False
@@ -214,8 +230,9 @@ def test_while_redis_is_stopped_ingest_goes_on_through_nginx_and_readyz_names_wh
             assert "rate limits are counted per process" in logged[0]["message"]
 
         # Back: both processes are ready again by themselves.
-        redis.start()
+        come_back(redis)
         for server in pair:
             readyz_wait(server, 200)
     finally:
+        redis.resume()
         process_stop(proxy.process)
