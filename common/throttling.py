@@ -79,7 +79,7 @@ class SharedCacheOutage:
         with self._lock:
             since, self.down_since = self.down_since, None
         if since is not None:
-            logger.warning(
+            logger.info(
                 "the shared cache (Redis) answers again after %.1f s: rate limits are shared again",
                 time.monotonic() - since,
             )

@@ -86,7 +86,7 @@ async def membership_keep(layer: BaseChannelLayer, channel: str, *, every: float
                     "rejoined; events from other processes flow again"
                 )
             elif failing:
-                logger.warning("the events listener is in its channel-layer group again")
+                logger.info("the events listener is in its channel-layer group again")
             joined, failing = True, False
             LISTENER.in_group, LISTENER.detail = True, ""
         await asyncio.sleep(every)
