@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 GROUP_RENEW_SECONDS = 2.0
 # After a failed receive (Redis away), the next one waits this long.
 RECEIVE_RETRY_SECONDS = 1.0
+# After a failed renewal, the next one comes sooner: the first command after Redis'
+# return may still meet a pooled connection to the old one, and fail.
+GROUP_RETRY_SECONDS = 0.5
 
 
 @dataclass
@@ -64,7 +67,8 @@ async def group_membership_renew(layer: BaseChannelLayer, group: str, channel: s
 async def membership_keep(layer: BaseChannelLayer, channel: str, *, every: float = GROUP_RENEW_SECONDS) -> None:
     """Keep ``channel`` in the events group forever: renew it every ``every`` seconds, log and count a rejoin.
 
-    A failure (Redis away) is logged once until a renewal goes through again.
+    A failure (Redis away) is logged once until a renewal goes through again,
+    and retried every ``GROUP_RETRY_SECONDS`` meanwhile.
     """
     joined = failing = False
     while True:
@@ -89,7 +93,7 @@ async def membership_keep(layer: BaseChannelLayer, channel: str, *, every: float
                 logger.info("the events listener is in its channel-layer group again")
             joined, failing = True, False
             LISTENER.in_group, LISTENER.detail = True, ""
-        await asyncio.sleep(every)
+        await asyncio.sleep(min(every, GROUP_RETRY_SECONDS) if failing else every)
 
 
 async def events_listen(deliver: Callable[[list[Event]], Awaitable[None]]) -> None:
