@@ -16,7 +16,6 @@ from rest_framework.exceptions import NotAuthenticated, NotFound
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from commands.schema import AgentInvocation
@@ -24,6 +23,7 @@ from common.compression import json_response
 from common.formats import iso_utc
 from common.http import MalformedBody, PayloadTooLarge, json_decoded
 from common.params import InvalidParameter, param_choices, param_datetime, param_int
+from common.throttling import SharedRateThrottle
 from hosts.authentication import AgentSignatureAuthentication
 from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from hosts.models import Host
@@ -80,8 +80,12 @@ class BatchTooLarge(PayloadTooLarge):
     default_code = "batch_too_large"
 
 
-class IngestRateThrottle(SimpleRateThrottle):
-    """``TWIN_INGEST_RATE_PER_MINUTE`` batches per host (per address for unsigned batches)."""
+class IngestRateThrottle(SharedRateThrottle):
+    """``TWIN_INGEST_RATE_PER_MINUTE`` batches per host (per address for unsigned batches).
+
+    Counted in the shared cache; per process while it cannot be reached
+    (``common.throttling``): ingest never waits on Redis.
+    """
 
     scope = "ingest"
 

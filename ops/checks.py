@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.core.cache import cache
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
@@ -25,6 +26,7 @@ from health_check.exceptions import ServiceUnavailable
 from psycopg_pool import PoolTimeout
 
 from jobs.selectors import jobs_health
+from twin.live.listener import LISTENER
 
 # A probe answers well within a load balancer's patience (compose waits 5 s).
 PROBE_TIMEOUT = datetime.timedelta(seconds=3)
@@ -95,6 +97,40 @@ class ChannelLayerReachable(HealthCheck):
             raise ServiceUnavailable(f"The channel layer cannot be reached ({type(exc).__name__}).") from exc
         if message.get("token") != token:
             raise ServiceUnavailable("The channel layer returned another message than the one sent.")
+        if LISTENER.in_group is False:
+            # Redis is back but the listener has not rejoined yet (twin.live.listener):
+            # this process's dashboards miss other processes' changes meanwhile.
+            raise ServiceUnavailable(
+                f"The channel layer answers, but {LISTENER.detail or 'the events listener is not in its group'}."
+            )
+
+
+@dataclasses.dataclass
+class CacheReachable(HealthCheck):
+    """The shared cache (Redis when configured: the rate limits' counters) takes a write and reads it back.
+
+    Ingest goes on without it, each process counting its own limits
+    (``common.throttling``); this check says that it is missing.
+    """
+
+    name: ClassVar[str] = "cache"
+    timeout = PROBE_TIMEOUT
+
+    def probe(self, key: str, token: str) -> object:
+        cache.set(key, token, timeout=10)
+        return cache.get(key)
+
+    async def run(self) -> None:
+        key, token = f"readyz:{uuid.uuid4().hex}", uuid.uuid4().hex
+        try:
+            found = await sync_to_async(self.probe, thread_sensitive=False)(key, token)
+        except Exception as exc:
+            raise ServiceUnavailable(
+                f"The shared cache (Redis) cannot be reached ({type(exc).__name__}); "
+                "rate limits are counted per process meanwhile."
+            ) from exc
+        if found != token:
+            raise ServiceUnavailable("The shared cache returned another value than the one written.")
 
 
 @dataclasses.dataclass
@@ -124,5 +160,6 @@ READINESS_CHECKS: tuple[type[HealthCheck], ...] = (
     DatabaseReachable,
     MigrationsApplied,
     ChannelLayerReachable,
+    CacheReachable,
     JobsNotLagging,
 )

@@ -154,12 +154,16 @@ def make_agent(client: Client, register):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Rate-limit counters live in the cache; each test starts with none."""
+    """Rate-limit counters live in the cache (and per process during an outage); each test starts with none."""
     from django.core.cache import cache
 
+    from common.throttling import rate_limits_forget
+
     cache.clear()
+    rate_limits_forget()
     yield
     cache.clear()
+    rate_limits_forget()
 
 
 def ingest_at(samples: list[dict[str, Any]], *, received_at: datetime | None = None):

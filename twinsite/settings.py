@@ -430,9 +430,17 @@ if TWIN_INFLATE_BUDGET_BYTES <= TWIN_MAX_BODY_BYTES:
     raise ImproperlyConfigured("TWIN_INFLATE_BUDGET_BYTES must be larger than TWIN_MAX_BODY_BYTES.")
 
 # Shared counters (rate limits): Redis when there is one, so every process agrees.
+# Without timeouts a Redis that hangs (stopped, not dead) would hold every
+# request that counts; with them, the throttle falls back to per-process
+# counters within a second (common.throttling).
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "twin"}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "twin",
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

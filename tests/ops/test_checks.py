@@ -1,4 +1,4 @@
-"""/readyz: database reachable and migrated, channel layer reachable; JSON either way."""
+"""/readyz: database reachable and migrated, channel layer and shared cache reachable; JSON either way."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.db import connection
 from tests.e2e.conftest import child_database_url, server_start, server_stop
 from tests.e2e.tcp_proxy import TcpProxy
 
-CHECKS = {"database", "migrations", "channel_layer", "jobs"}
+CHECKS = {"database", "migrations", "channel_layer", "cache", "jobs"}
 
 
 @pytest.mark.django_db
@@ -55,6 +55,33 @@ def test_an_unreachable_channel_layer_makes_the_twin_not_ready(client, settings)
         "seconds": body["checks"]["channel_layer"]["seconds"],
     }
     assert body["detail"].startswith("Not ready: channel_layer: ")
+
+
+@pytest.mark.django_db
+def test_an_unreachable_shared_cache_is_named_by_readyz(client, settings):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["cache"]["ok"] is False
+    assert body["checks"]["cache"]["detail"] == (
+        "Unavailable: The shared cache (Redis) cannot be reached (ConnectionError); "
+        "rate limits are counted per process meanwhile."
+    )
+    assert body["checks"]["database"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_a_listener_out_of_its_group_makes_the_channel_layer_check_fail(client, monkeypatch):
+    from twin.live.listener import LISTENER
+
+    monkeypatch.setattr(LISTENER, "in_group", False)
+    monkeypatch.setattr(LISTENER, "detail", "the events listener cannot join its group (ConnectionError)")
+    body = client.get("/readyz").json()
+    assert body["checks"]["channel_layer"]["ok"] is False
+    assert "the events listener cannot join its group" in body["checks"]["channel_layer"]["detail"]
 
 
 def test_healthz_answers_without_touching_the_database(client):

@@ -13,8 +13,10 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -316,3 +318,66 @@ def test_a_foreign_origin_is_refused_through_nginx_too(proxy: Proxy):
         await client.eio.disconnect(abort=True)
 
     asyncio.run(scenario())
+
+
+# A replica that takes a request and never answers it: it reads the request, says so, and waits to be killed.
+HANGING_UPSTREAM = """
+import socket, sys, time
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen()
+while True:
+    conn, _ = server.accept()
+    data = b""
+    while b"\\r\\n\\r\\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    if b"\\r\\n\\r\\n" in data:
+        print("in flight", flush=True)
+        time.sleep(120)
+    conn.close()
+"""
+
+
+def hanging_upstream(directory: Path, name: str) -> LiveServer:
+    port = free_port()
+    log = directory / f"upstream-{name}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-c", HANGING_UPSTREAM, str(port)], stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
+    port_wait(port, process, log)
+    return LiveServer(url=f"http://127.0.0.1:{port}", process=process, log=log)
+
+
+def test_a_request_in_flight_to_a_killed_replica_gets_the_documented_503_with_retry_after(tmp_path):
+    nginx_binary()
+    upstreams = [hanging_upstream(tmp_path, "1"), hanging_upstream(tmp_path, "2")]
+    proxy = nginx_start(tmp_path / "nginx", upstreams)
+
+    async def scenario() -> tuple[int, dict[str, str], bytes]:
+        body = orjson.dumps({"samples": [sample_dict("in-flight-01")]})
+        posting = asyncio.create_task(post_from("127.0.0.1", proxy.url, body, "rid-in-flight"))
+        deadline = time.monotonic() + 10
+        while (holder := next((u for u in upstreams if "in flight" in u.output()), None)) is None:
+            assert time.monotonic() < deadline, "no upstream received the request"
+            await asyncio.sleep(0.05)
+        holder.process.send_signal(signal.SIGKILL)
+        return await asyncio.wait_for(posting, 30)
+
+    try:
+        status, headers, text = asyncio.run(scenario())
+    finally:
+        process_stop(proxy.process)
+        for upstream in upstreams:
+            upstream.process.kill()
+            upstream.process.wait()
+    assert status == 503
+    assert int(headers["Retry-After"]) > 0
+    assert headers["Content-Type"].startswith("application/json")
+    assert headers["X-Request-ID"] == "rid-in-flight"
+    assert orjson.loads(text)["error"] == "unavailable"
+    line = proxy.line_wait(lambda x: x["request_id"] == "rid-in-flight")
+    assert (line["status"], line["upstream_status"]) == (503, "502")

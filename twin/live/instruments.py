@@ -49,6 +49,11 @@ CHANNEL_LAG = Histogram(
     "(wall clocks: across machines, their skew is included).",
     buckets=LAG_BUCKETS,
 )
+CHANNEL_REJOINS = Counter(
+    "twin_channel_layer_rejoins",
+    "Times this process's listener found its events-group membership gone (a restarted Redis forgets every "
+    "group) and joined again.",
+)
 
 _pushes = LIVE_PUSHES
 _clients = {mode: LIVE_CLIENTS.labels(mode) for mode in ("full", "delta")}
@@ -95,3 +100,8 @@ def channel_lag_observe(message: Mapping[str, Any]) -> None:
     sent_at = message.get("sent_at")
     if isinstance(sent_at, (int, float)):
         CHANNEL_LAG.observe(max(0.0, time.time() - sent_at))
+
+
+def channel_rejoin_record() -> None:
+    """Count one rejoin of the events group by this process's listener."""
+    CHANNEL_REJOINS.inc()
