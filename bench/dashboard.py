@@ -11,6 +11,12 @@ DevTools protocol), each beside a floor measured in the same run:
    and write its colour).
 3. JS heap with 10,000 hosts shown, after a garbage collection, against a page
    holding only the parsed twin-state document.
+4. An orbit frame: the camera turned about the floor's centre a step every
+   animation frame, the time from one frame to the next (what a dragging
+   operator sees) and the longest main-thread task, idle and while 500-host
+   deltas arrive; targets 50 ms and 100 ms. Beside it, the main-thread part of
+   each frame (``renderer.render``) and a frame of an empty scene (the floor:
+   what the browser's frame costs with nothing drawn).
 
 It needs PostgreSQL: ``BENCH_DATABASE_URL`` (default
 ``postgres://postgres@127.0.0.1:5432/twin_dashboard_bench``) is dropped and
@@ -34,6 +40,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -60,6 +67,38 @@ CHROMIUM_ARGS = [
     "--enable-unsafe-swiftshader",
 ]
 TARGET_DELTA_MS = 16.0
+TARGET_ORBIT_IDLE_MS = 50.0
+TARGET_ORBIT_DELTAS_MS = 100.0
+# Turns the camera a step each animation frame for `frames` frames; answers the
+# frame-to-frame times, the render calls' main-thread times and the long tasks.
+ORBIT_JS = """async ({frames, empty}) => {
+  const f = twinDashboard.floor, c = f.controls;
+  const hidden = empty ? f.groups.children.filter((o) => o.visible) : [];
+  for (const o of hidden) o.visible = false;
+  const longTasks = [];
+  const observer = new PerformanceObserver((list) => { for (const e of list.getEntries()) longTasks.push(e.duration); });
+  observer.observe({ type: "longtask" });
+  const rendersBefore = f.stats.renders, renderMs = [], intervals = [];
+  await new Promise((resolve) => {
+    let n = 0, last = null, seen = f.stats.renders;
+    function step(t) {
+      if (last !== null) intervals.push(t - last);
+      if (f.stats.renders !== seen) { renderMs.push(f.stats.lastRenderMs); seen = f.stats.renders; }
+      last = t;
+      if (n++ >= frames) return resolve();
+      const offset = f.camera.position.clone().sub(c.target).applyAxisAngle(f.camera.up, 0.03);
+      f.camera.position.copy(c.target).add(offset);
+      c.update();
+      requestAnimationFrame(step);
+    }
+    requestAnimationFrame(step);
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  observer.disconnect();
+  for (const o of hidden) o.visible = true;
+  f.requestRender();
+  return { intervals, renderMs, longTasks, renders: f.stats.renders - rendersBefore };
+}"""
 
 
 def server_start(port: int) -> subprocess.Popen:
@@ -127,6 +166,8 @@ def main() -> None:
     parser.add_argument("--delta-hosts", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3, help="page loads for figures 1 and 3")
     parser.add_argument("--deltas", type=int, default=24, help="500-host deltas for figure 2")
+    parser.add_argument("--frames", type=int, default=40, help="orbit frames for each part of figure 4")
+    parser.add_argument("--orbit-only", action="store_true", help="figure 4 alone (written to the console)")
     args = parser.parse_args()
 
     from django.core.management import call_command
@@ -142,12 +183,16 @@ def main() -> None:
         print(f"seeded {args.hosts} hosts ({accepted} samples) in {time.monotonic() - started:.1f} s", flush=True)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-            results = measure(browser, url, args)
+            results = {} if args.orbit_only else measure(browser, url, args)
+            results["orbit"] = orbit_measure(browser, url, args)
             version = browser.version
             browser.close()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=15)
+    if args.orbit_only:
+        print("\n".join(orbit_lines(results["orbit"], args)))
+        return
     write(results, args, version)
     print(RESULTS.read_text())
 
@@ -232,6 +277,74 @@ def measure(browser: Browser, url: str, args: argparse.Namespace) -> dict:
     results["heap_live"] = heap_used_mb(page)
     context.close()
     return results
+
+
+def orbit_measure(browser: Browser, url: str, args: argparse.Namespace) -> dict:
+    """Figure 4: orbit frames at 10,000 hosts, idle and while 500-host deltas arrive, and an empty scene's."""
+    context = browser.new_context(viewport={"width": 1600, "height": 900})
+    page = context.new_page()
+    page.goto(url + "/")
+    page.wait_for_function("() => twinDashboard.floor.stats.firstFrameAt !== null", timeout=120_000)
+    page.wait_for_timeout(1000)
+    page.evaluate(ORBIT_JS, {"frames": 5, "empty": False})  # warm: shaders compiled, buffers uploaded
+    figures = {"link_mode": page.evaluate("() => twinDashboard.floor.linkMode")}
+    figures["idle"] = page.evaluate(ORBIT_JS, {"frames": args.frames, "empty": False})
+    figures["empty"] = page.evaluate(ORBIT_JS, {"frames": args.frames, "empty": True})
+
+    stop = threading.Event()
+    posted = [0]
+
+    def deltas_send() -> None:
+        round_number = 1000
+        while not stop.is_set():
+            round_number += 1
+            samples_post(url, changed_batch(args.hosts, args.delta_hosts, round_number))
+            posted[0] += 1
+            stop.wait(0.5)
+
+    before = page.evaluate("() => twinDashboard.stats.deltasApplied")
+    sender = threading.Thread(target=deltas_send, daemon=True)
+    sender.start()
+    page.wait_for_function(f"() => twinDashboard.stats.deltasApplied > {before}", timeout=30_000)
+    before = page.evaluate("() => twinDashboard.stats.deltasApplied")
+    figures["deltas"] = page.evaluate(ORBIT_JS, {"frames": args.frames, "empty": False})
+    figures["deltas_applied"] = page.evaluate("() => twinDashboard.stats.deltasApplied") - before
+    stop.set()
+    sender.join(timeout=30)
+    figures["all_links"] = None
+    page.select_option("#link-mode", "all")
+    page.wait_for_timeout(500)
+    figures["all_links"] = page.evaluate(ORBIT_JS, {"frames": max(10, args.frames // 2), "empty": False})
+    context.close()
+    return figures
+
+
+def orbit_lines(figures: dict, args: argparse.Namespace) -> list[str]:
+    med = statistics.median
+
+    def summary(run: dict) -> str:
+        frames = run["intervals"]
+        return (
+            f"p50 {med(frames):.0f} ms, p95 {sorted(frames)[round(0.95 * (len(frames) - 1))]:.0f} ms, "
+            f"max {max(frames):.0f} ms ({len(frames)} frames); render call p50 {med(run['renderMs'] or [0]):.1f} ms; "
+            f"longest task {max(run['longTasks'] or [0]):.0f} ms"
+        )
+
+    def met(run: dict, target: float) -> str:
+        return "yes" if med(run["intervals"]) <= target else "no"
+
+    idle, deltas, empty = figures["idle"], figures["deltas"], figures["empty"]
+    return [
+        f"| 4a. Orbit frame at {args.hosts:,} hosts, idle (links: {figures['link_mode']}) | {summary(idle)} "
+        f"| the same frames with nothing drawn: p50 {med(empty['intervals']):.0f} ms "
+        f"| {med(idle['intervals']) / med(empty['intervals']):.1f}x | {TARGET_ORBIT_IDLE_MS:.0f} ms (p50) "
+        f"| {met(idle, TARGET_ORBIT_IDLE_MS)} |",
+        f"| 4b. Orbit frame while {args.delta_hosts}-host deltas arrive ({figures['deltas_applied']} applied "
+        f"during the orbit) | {summary(deltas)} | as 4a | {med(deltas['intervals']) / med(empty['intervals']):.1f}x "
+        f"| {TARGET_ORBIT_DELTAS_MS:.0f} ms (p50) | {met(deltas, TARGET_ORBIT_DELTAS_MS)} |",
+        f"| 4c. Orbit frame with every link shown, idle | {summary(figures['all_links'])} | as 4a "
+        f"| {med(figures['all_links']['intervals']) / med(empty['intervals']):.1f}x | - | - |",
+    ]
 
 
 def write(results: dict, args: argparse.Namespace, browser_version: str) -> None:
