@@ -76,7 +76,9 @@ ORBIT_JS = """async ({frames, empty}) => {
   const hidden = empty ? f.groups.children.filter((o) => o.visible) : [];
   for (const o of hidden) o.visible = false;
   const longTasks = [];
-  const observer = new PerformanceObserver((list) => { for (const e of list.getEntries()) longTasks.push(e.duration); });
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) longTasks.push(e.duration);
+  });
   observer.observe({ type: "longtask" });
   const rendersBefore = f.stats.renders, renderMs = [], intervals = [];
   await new Promise((resolve) => {
@@ -288,6 +290,7 @@ def orbit_measure(browser: Browser, url: str, args: argparse.Namespace) -> dict:
     page.wait_for_timeout(1000)
     page.evaluate(ORBIT_JS, {"frames": 5, "empty": False})  # warm: shaders compiled, buffers uploaded
     figures = {"link_mode": page.evaluate("() => twinDashboard.floor.linkMode")}
+    figures["load"] = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     figures["idle"] = page.evaluate(ORBIT_JS, {"frames": args.frames, "empty": False})
     figures["empty"] = page.evaluate(ORBIT_JS, {"frames": args.frames, "empty": True})
 
@@ -376,6 +379,7 @@ def write(results: dict, args: argparse.Namespace, browser_version: str) -> None
         f"| 3. JS heap with {args.hosts:,} hosts shown (after GC) | {med(results['heap']):.1f} MB "
         f"(after {len(applied)} deltas: {results['heap_live']:.1f} MB) | the parsed twin-state alone: "
         f"{med(results['heap_floor']):.1f} MB | {med(results['heap']) / med(results['heap_floor']):.1f}x | - | - |",
+        *orbit_lines(results["orbit"], args),
         "",
         "Also measured (for information):",
         "",
@@ -391,7 +395,13 @@ def write(results: dict, args: argparse.Namespace, browser_version: str) -> None
         f"{med(results['state_apply']):.0f} ms (rounds: {', '.join(f'{v:.0f}' for v in results['state_apply'])});",
         f"- one frame of the whole floor on the software renderer: {med(results['render']):.0f} ms of main-thread "
         "submission (a GPU draws it in a fraction; frames are drawn on demand, never in a loop);",
-        f"- deltas above: {', '.join(f'{v:.1f}' for v in applied)} ms.",
+        f"- deltas above: {', '.join(f'{v:.1f}' for v in applied)} ms;",
+        "- figure 4: the camera turned 0.03 rad about the floor's centre every animation frame, from the view "
+        f"the page opens with, {args.frames} frames each; a frame is the time from one animation frame to the "
+        "next (the browser's GPU process, SwiftShader here, draws it; the render call itself is the main thread's "
+        "part); long tasks from a `PerformanceObserver` (none is a task longer than 50 ms); the floor is the same "
+        "orbit with every object hidden (clear, composite, the browser's own frame); "
+        f"the machine's load average during the run: {results['orbit']['load']}.",
         "",
         "Not asserted in any test. Screenshots: `var/screenshots/bench-10000-hosts*.png` "
         "(the floor, by CPU, a host selected).",

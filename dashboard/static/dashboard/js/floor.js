@@ -56,6 +56,23 @@ function linkGeometry() {
   return geometry;
 }
 
+/**
+ * Whether WebGL is drawn by the CPU (SwiftShader, as headless Chromium draws it
+ * on a machine without a GPU; llvmpipe): there multisampling costs a large
+ * part of every frame, so edges are left unsmoothed; a GPU smooths them for free.
+ */
+function softwareRendered() {
+  try {
+    const gl = document.createElement("canvas").getContext("webgl2");
+    if (!gl) return false;
+    const name = String(gl.getParameter(gl.RENDERER));
+    gl.getExtension("WEBGL_lose_context")?.loseContext();
+    return /swiftshader|llvmpipe|softpipe|software/i.test(name);
+  } catch {
+    return false;
+  }
+}
+
 /** Drawn in the same place by the same mesh: only its colour can have changed. */
 function samePlace(a, b) {
   const p = a.position || {};
@@ -87,6 +104,9 @@ const BUSY = 0.5;
 // The busiest links' cut-off is found again at most this often while deltas arrive: a
 // re-sort and re-placement of 10,000 links per delta would cost every frame its time.
 const TOP_REFRESH_MS = 5000;
+// Above this many links shown on a large floor, a column's links to one end are drawn as one
+// beam (as wide as its busiest): 10,000 translucent beams into one switch are most of a frame.
+const MERGE_LINKS_ABOVE = 1000;
 // Below this many hosts every host is drawn as itself: a software renderer draws them within a frame.
 export const LOD_MIN_HOSTS = 2000;
 const FRAME_MARGIN_PX = 16; // around the floor when it is framed, and clear of the overlays
@@ -110,9 +130,10 @@ export class Floor {
     this.source = null;
     this.selected = null;
     this.visible = true;
-    this.stats = { renders: 0, lastRenderMs: null, firstFrameAt: null };
+    const software = softwareRendered();
+    this.stats = { renders: 0, lastRenderMs: null, firstFrameAt: null, software };
 
-    this.renderer = new THREE.WebGLRenderer({ antialias: true, powerPreference: "high-performance" });
+    this.renderer = new THREE.WebGLRenderer({ antialias: !software, powerPreference: "high-performance" });
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
     this.renderer.setClearColor(0x0d1117, 1);
     const canvas = this.renderer.domElement;
@@ -310,7 +331,7 @@ export class Floor {
     const links = this.source.links;
     this.topFoundAt = performance.now();
     if (links.length <= TOP_LINKS) return (this.topCutoff = Number.MIN_VALUE);
-    const values = new Float32Array(links.length);
+    const values = new Float64Array(links.length); // not Float32: a rounded cut-off can leave the 50th link out
     for (let i = 0; i < links.length; i++) values[i] = links[i].utilization || 0;
     values.sort();
     return (this.topCutoff = Math.max(Number.MIN_VALUE, values[links.length - TOP_LINKS]));
@@ -349,11 +370,65 @@ export class Floor {
   /** Every shown link placed from instance 0 on: the mesh draws those alone (10,000 hidden links would still be 10,000 draws). */
   linksPack() {
     const links = this.source.links;
+    let shown = 0;
+    for (let i = 0; i < links.length; i++) if (this.linkShown(links[i])) shown++;
+    this.linksMerged = !!this.columns && shown > MERGE_LINKS_ABOVE;
+    if (this.linksMerged) return this.linksPackMerged();
     let slot = 0;
     for (let i = 0; i < links.length; i++) {
       this.linkSlot[i] = this.placeLink(i, slot) ? slot++ : -1;
     }
     this.linkMesh.count = slot;
+    this.linkMesh.instanceMatrix.needsUpdate = true;
+    this.linkMesh.instanceColor.needsUpdate = true;
+  }
+
+  /**
+   * The shown links merged per column: those from one column's hosts to one
+   * other end are one beam from the column's middle, as wide and as coloured
+   * as the busiest of them. Links of hosts outside a column stay their own.
+   */
+  linksPackMerged() {
+    const links = this.source.links;
+    const index = this.source.index;
+    const columns = this.columns;
+    const n = this.source.hosts.length;
+    const beams = new Map(); // column * n + other end -> slot
+    const ends = []; // per slot: [column or -1, first end, other end, utilization]
+    const p = this.layout.positions;
+    for (let i = 0; i < links.length; i++) {
+      const link = links[i];
+      this.linkSlot[i] = -1;
+      if (!this.linkShown(link)) continue;
+      const s = index.get(link.source);
+      const t = index.get(link.target);
+      if (s === undefined || t === undefined) continue;
+      let column = columns.columnOf[s];
+      let other = t;
+      if (column < 0) {
+        column = columns.columnOf[t];
+        other = s;
+      }
+      const key = column < 0 ? -1 - i : column * n + other;
+      let slot = beams.get(key);
+      if (slot === undefined) {
+        slot = ends.length;
+        beams.set(key, slot);
+        ends.push([column, column < 0 ? s : -1, other, 0]);
+      }
+      ends[slot][3] = Math.max(ends[slot][3], link.utilization || 0);
+      this.linkSlot[i] = slot;
+    }
+    let drawn = 0;
+    for (const [column, first, other, u] of ends) {
+      if (column >= 0) {
+        const col = columns.columns[column];
+        from.set(col.x, col.y0 + ((col.slots - 1) * columns.gap) / 2, col.z);
+      } else from.set(p[first * 3], p[first * 3 + 1], p[first * 3 + 2]);
+      to.set(p[other * 3], p[other * 3 + 1], p[other * 3 + 2]);
+      if (this.beamPlace(drawn, from, to, u)) drawn++;
+    }
+    this.linkMesh.count = drawn;
     this.linkMesh.instanceMatrix.needsUpdate = true;
     this.linkMesh.instanceColor.needsUpdate = true;
   }
@@ -365,21 +440,26 @@ export class Floor {
     const a = this.endpoint(link.source, from);
     const b = this.endpoint(link.target, to);
     if (!a || !b) return false;
+    return this.beamPlace(slot, a, b, link.utilization || 0);
+  }
+
+  /** A beam from `a` to `b` (both changed) at `utilization`, into instance `slot`; false when it has no length. */
+  beamPlace(slot, a, b, utilization) {
     b.sub(a);
     const length = b.length();
     if (length < 1e-9) return false;
     quaternion.setFromUnitVectors(UP, b.divideScalar(length));
     // Width by utilization: a hair when idle, a third of a host when saturated.
-    const width = this.layout.width * (0.015 + 0.3 * Math.min(1, link.utilization || 0));
+    const width = this.layout.width * (0.015 + 0.3 * Math.min(1, utilization));
     matrix.compose(a, quaternion, scale.set(width, length, width));
     this.linkMesh.setMatrixAt(slot, matrix);
-    writeColor(this.linkMesh.instanceColor.array, slot, utilizationRgb(0.12 + 0.88 * Math.min(1, link.utilization || 0), rgb));
+    writeColor(this.linkMesh.instanceColor.array, slot, utilizationRgb(0.12 + 0.88 * Math.min(1, utilization), rgb));
     return true;
   }
 
   updateLinks(indexes) {
     if (!indexes.length) return;
-    let repack = false;
+    let repack = this.linksMerged; // merged beams are found again from all their links
     if (this.linkMode === "top" && performance.now() - this.topFoundAt > TOP_REFRESH_MS) {
       const before = this.topCutoff;
       repack = this.topCutoffFind() !== before;
