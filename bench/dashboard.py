@@ -99,7 +99,8 @@ ORBIT_JS = """async ({frames, empty}) => {
   observer.disconnect();
   for (const o of hidden) o.visible = true;
   f.requestRender();
-  return { intervals, renderMs, longTasks, renders: f.stats.renders - rendersBefore };
+  return { intervals, renderMs, longTasks, renders: f.stats.renders - rendersBefore,
+           near: f.nearMesh ? f.nearMesh.count : null, triangles: f.renderer.info.render.triangles };
 }"""
 
 
@@ -252,9 +253,15 @@ def measure(browser: Browser, url: str, args: argparse.Namespace) -> dict:
     page.evaluate("() => twinDashboard.select('node-05000')")  # the panel updates too when its host changes
     applied, floors, sizes, parts = [], [], [], []
     for round_number in range(1, args.deltas + 1):
-        before = page.evaluate("() => twinDashboard.stats.deltasApplied")
+        before = page.evaluate("() => [twinDashboard.stats.deltasApplied, twinDashboard.stats.statesApplied]")
         samples_post(url, changed_batch(args.hosts, args.delta_hosts, round_number))
-        page.wait_for_function(f"() => twinDashboard.stats.deltasApplied > {before}", timeout=30_000)
+        # A resync (a whole state instead: a gap in versions on a loaded machine) ends the round too.
+        page.wait_for_function(
+            f"() => twinDashboard.stats.deltasApplied > {before[0]} || twinDashboard.stats.statesApplied > {before[1]}",
+            timeout=60_000,
+        )
+        if page.evaluate("() => twinDashboard.stats.deltasApplied") == before[0]:
+            continue
         time.sleep(0.8)  # let a second delta of the same round (if the push split it) arrive
         stats = page.evaluate(
             "() => ({ms: twinDashboard.stats.deltaApplyMs.slice(-1)[0], hosts: twinDashboard.stats.lastDeltaHosts,"
@@ -308,7 +315,7 @@ def orbit_measure(browser: Browser, url: str, args: argparse.Namespace) -> dict:
     before = page.evaluate("() => twinDashboard.stats.deltasApplied")
     sender = threading.Thread(target=deltas_send, daemon=True)
     sender.start()
-    page.wait_for_function(f"() => twinDashboard.stats.deltasApplied > {before}", timeout=30_000)
+    page.wait_for_function(f"() => twinDashboard.stats.deltasApplied > {before}", timeout=60_000)
     before = page.evaluate("() => twinDashboard.stats.deltasApplied")
     figures["deltas"] = page.evaluate(ORBIT_JS, {"frames": args.frames, "empty": False})
     figures["deltas_applied"] = page.evaluate("() => twinDashboard.stats.deltasApplied") - before
@@ -330,7 +337,8 @@ def orbit_lines(figures: dict, args: argparse.Namespace) -> list[str]:
         return (
             f"p50 {med(frames):.0f} ms, p95 {sorted(frames)[round(0.95 * (len(frames) - 1))]:.0f} ms, "
             f"max {max(frames):.0f} ms ({len(frames)} frames); render call p50 {med(run['renderMs'] or [0]):.1f} ms; "
-            f"longest task {max(run['longTasks'] or [0]):.0f} ms"
+            f"longest task {max(run['longTasks'] or [0]):.0f} ms; {run['triangles']:,} triangles a frame, "
+            f"{run['near'] if run['near'] is not None else 'all'} hosts drawn as boxes"
         )
 
     def met(run: dict, target: float) -> str:

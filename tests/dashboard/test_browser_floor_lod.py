@@ -41,10 +41,18 @@ def test_a_large_floor_draws_far_columns_and_near_hosts_and_a_click_still_picks_
     )
     assert floor["hosts"] == LARGE and floor["hostsDrawn"] is False
     assert 0 < floor["columns"] < LARGE  # hosts stack in columns: fewer boxes than hosts
-    assert floor["near"] <= 2500
+    assert floor["near"] <= 1500
     # Only the links shown are drawn: the busiest fifty of 2,100, not 2,100 hidden ones.
     assert floor["linkInstances"] == floor["shownLinks"] >= 50
     screenshot(page, "floor-2100-hosts-far")
+    # Every link shown: a column's links to the core switch are one beam, as wide as its busiest.
+    page.select_option("#link-mode", "all")
+    merged = page.evaluate(
+        """() => { const f = twinDashboard.floor;
+            return {merged: f.linksMerged, beams: f.linkMesh.count, columns: f.columns.columns.length}; }"""
+    )
+    assert merged["merged"] is True and 0 < merged["beams"] <= merged["columns"]
+    page.select_option("#link-mode", "top")
 
     # Up close, the host and its column are drawn as boxes, and a click there picks a host of that column.
     page.evaluate("() => twinDashboard.select('node-01000')")

@@ -17,8 +17,8 @@ import * as THREE from "three";
 
 const TEXELS_PER_SLOT = 10; // one host's band: a texel of gap, eight of host, a texel of gap
 const MAX_TEXELS = 2048; // a texture row: columns higher than 204 host slots are not drawn this way
-export const NEAR_HOSTS = 2500; // the most hosts drawn as real boxes at once
-const NEAR_PX = 5; // a host drawn as a box once it is this many pixels high on screen
+export const NEAR_HOSTS = 1500; // the most hosts drawn as real boxes at once
+const NEAR_PX = 8; // a host drawn as a box once it is this many pixels high on screen (below, its band looks the same)
 const GAP_RGB = [13, 17, 23]; // between hosts: the page's background
 
 /**
@@ -80,10 +80,8 @@ export class Columns {
     const rows = columns.length;
     this.texelWidth = width;
     this.data = new Uint8Array(width * rows * 4);
-    for (let t = 0; t < width * rows; t++) {
-      this.data.set(GAP_RGB, t * 4);
-      this.data[t * 4 + 3] = 255;
-    }
+    // Every texel the gap's colour, four bytes at a time (in the platform's byte order).
+    new Uint32Array(this.data.buffer).fill(new Uint32Array(Uint8Array.from([...GAP_RGB, 255]).buffer)[0]);
     this.texture = new THREE.DataTexture(this.data, width, rows, THREE.RGBAFormat, THREE.UnsignedByteType);
     this.texture.magFilter = THREE.NearestFilter;
     this.texture.minFilter = THREE.NearestFilter;

@@ -65,7 +65,9 @@ function softwareRendered() {
   try {
     const gl = document.createElement("canvas").getContext("webgl2");
     if (!gl) return false;
-    const name = String(gl.getParameter(gl.RENDERER));
+    // RENDERER alone says "WebKit WebGL"; the unmasked name says "SwiftShader".
+    const info = gl.getExtension("WEBGL_debug_renderer_info");
+    const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
     gl.getExtension("WEBGL_lose_context")?.loseContext();
     return /swiftshader|llvmpipe|softpipe|software/i.test(name);
   } catch {
