@@ -107,6 +107,7 @@ export class Columns {
     this.nearCount = 0;
     this.candidates = new Int32Array(rows);
     this.distances = new Float32Array(rows);
+    this.byDistance = (a, b) => this.distances[a] - this.distances[b];
     this.mesh = new THREE.Mesh(this.geometry(), new THREE.MeshBasicMaterial({ map: this.texture, vertexColors: true }));
     this.position = this.mesh.geometry.attributes.position;
     this.placed = this.position.array.slice(); // each column's box as placed, to put back when it leaves the near set
@@ -217,7 +218,11 @@ export class Columns {
       this.distances[row] = d;
       this.candidates[found++] = row;
     }
-    const chosen = this.candidates.subarray(0, found).sort((a, b) => this.distances[a] - this.distances[b]);
+    if (!found && !this.nearCount) return false; // the usual frame from afar: nothing near, nothing allocated
+    let total = 0;
+    for (let k = 0; k < found; k++) total += this.columns[this.candidates[k]].hosts.length;
+    const chosen = this.candidates.subarray(0, found);
+    if (total > NEAR_HOSTS) chosen.sort(this.byDistance); // nearest first, only when not all of them fit
     let hosts = 0;
     let count = 0;
     for (const row of chosen) {
