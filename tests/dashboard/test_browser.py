@@ -59,6 +59,7 @@ def test_the_page_loads_the_live_floor_with_no_error_and_nothing_from_another_ho
     page.wait_for_function(f"() => document.querySelector('#summary-total').textContent === '{FLEET + 1} hosts'")
     assert page.evaluate("twinDashboard.floor.agentMesh.count") == FLEET
     assert page.evaluate("twinDashboard.floor.virtualMesh.count") == 1  # the core switch, drawn as a diamond
+    assert page.evaluate("twinDashboard.floor.columns") is None  # a floor this small draws every host as itself
     assert page.locator("[data-status-chip=online] [data-count]").text_content() == str(FLEET + 1)
     assert page.locator("#busiest .link-chip").count() == 3
     assert page.locator("#legend li").count() >= 5

@@ -1,15 +1,22 @@
 // The 3D floor: racks, hosts and links in one three.js scene.
 //
 // Built for 10,000 hosts: every agent host is one instance of one
-// InstancedMesh (virtual nodes of a second, drawn as diamonds), every link one
-// instance of a third. A delta rewrites only the colours (and, rarely, the
-// matrices) of the instances it names; nothing is re-created unless hosts or
-// links come or go. Frames are drawn on demand (a change, a camera move), not
-// in a loop, so an idle dashboard costs nothing.
+// InstancedMesh (virtual nodes of a second, drawn as diamonds), every link
+// shown one instance of a third (packed: links not shown cost nothing). A
+// delta rewrites only the colours (and, rarely, the matrices) of the instances
+// it names; nothing is re-created unless hosts or links come or go. Frames are
+// drawn on demand (a change, a camera move), not in a loop, so an idle
+// dashboard costs nothing.
+//
+// On a large floor (more than LOD_MIN_HOSTS) the hosts far from the camera are
+// drawn as their columns (columns.js: one box a rack's stack, a band of colour
+// a host) and only the near ones as boxes: the host mesh is then kept for
+// picking and as the colours' record, and not drawn.
 
 import * as THREE from "three";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 import { cpuRgb, HIGHLIGHT, statusRgb, utilizationRgb } from "./colors.js";
+import { Columns, NEAR_HOSTS } from "./columns.js";
 import { layoutCompute } from "./layout.js";
 import { isVirtual } from "./store.js";
 
@@ -31,6 +38,41 @@ function writeColor(array, slot, c) {
   array[slot * 3] = linear(c[0]);
   array[slot * 3 + 1] = linear(c[1]);
   array[slot * 3 + 2] = linear(c[2]);
+}
+
+/**
+ * A link's shape: two crossed quads along y from 0 to 1 (4 triangles, seen
+ * from both sides): a thin beam looks the same as a box of 12, for a third of
+ * the triangles a software renderer pays for.
+ */
+function linkGeometry() {
+  const h = 0.5;
+  const geometry = new THREE.BufferGeometry();
+  geometry.setAttribute(
+    "position",
+    new THREE.Float32BufferAttribute([-h, 0, 0, h, 0, 0, h, 1, 0, -h, 1, 0, 0, 0, -h, 0, 0, h, 0, 1, h, 0, 1, -h], 3),
+  );
+  geometry.setIndex([0, 1, 2, 0, 2, 3, 4, 5, 6, 4, 6, 7]);
+  return geometry;
+}
+
+/**
+ * Whether WebGL is drawn by the CPU (SwiftShader, as headless Chromium draws it
+ * on a machine without a GPU; llvmpipe): there multisampling costs a large
+ * part of every frame, so edges are left unsmoothed; a GPU smooths them for free.
+ */
+function softwareRendered() {
+  try {
+    const gl = document.createElement("canvas").getContext("webgl2");
+    if (!gl) return false;
+    // RENDERER alone says "WebKit WebGL"; the unmasked name says "SwiftShader".
+    const info = gl.getExtension("WEBGL_debug_renderer_info");
+    const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    gl.getExtension("WEBGL_lose_context")?.loseContext();
+    return /swiftshader|llvmpipe|softpipe|software/i.test(name);
+  } catch {
+    return false;
+  }
 }
 
 /** Drawn in the same place by the same mesh: only its colour can have changed. */
@@ -64,6 +106,11 @@ const BUSY = 0.5;
 // The busiest links' cut-off is found again at most this often while deltas arrive: a
 // re-sort and re-placement of 10,000 links per delta would cost every frame its time.
 const TOP_REFRESH_MS = 5000;
+// Above this many links shown on a large floor, a column's links to one end are drawn as one
+// beam (as wide as its busiest): 10,000 translucent beams into one switch are most of a frame.
+const MERGE_LINKS_ABOVE = 1000;
+// Below this many hosts every host is drawn as itself: a software renderer draws them within a frame.
+export const LOD_MIN_HOSTS = 2000;
 const FRAME_MARGIN_PX = 16; // around the floor when it is framed, and clear of the overlays
 const LABEL_TEXT_PX = 15; // a rack label's wanted text height on screen, within what the rack pitch allows
 
@@ -85,9 +132,10 @@ export class Floor {
     this.source = null;
     this.selected = null;
     this.visible = true;
-    this.stats = { renders: 0, lastRenderMs: null, firstFrameAt: null };
+    const software = softwareRendered();
+    this.stats = { renders: 0, lastRenderMs: null, firstFrameAt: null, software };
 
-    this.renderer = new THREE.WebGLRenderer({ antialias: true, powerPreference: "high-performance" });
+    this.renderer = new THREE.WebGLRenderer({ antialias: !software, powerPreference: "high-performance" });
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
     this.renderer.setClearColor(0x0d1117, 1);
     const canvas = this.renderer.domElement;
@@ -98,10 +146,13 @@ export class Floor {
 
     this.scene = new THREE.Scene();
     this.camera = new THREE.PerspectiveCamera(50, 1, 0.01, 1000);
-    this.scene.add(new THREE.HemisphereLight(0xe8f0ff, 0x30363d, 2.2));
+    const hemisphere = new THREE.HemisphereLight(0xe8f0ff, 0x30363d, 2.2);
+    this.scene.add(hemisphere);
     const sun = new THREE.DirectionalLight(0xffffff, 1.2);
     sun.position.set(0.6, 1, 0.35);
     this.scene.add(sun);
+    // The same light, for the far columns that bake it into their faces (columns.js).
+    this.lights = [hemisphere.color.toArray(), hemisphere.groundColor.toArray(), hemisphere.intensity, sun.intensity, sun.position.clone().normalize().toArray()];
 
     this.controls = new OrbitControls(this.camera, canvas);
     this.controls.screenSpacePanning = false;
@@ -110,7 +161,7 @@ export class Floor {
     this.controls.addEventListener("change", () => this.requestRender());
 
     this.hostMaterial = new THREE.MeshLambertMaterial({ color: 0xffffff });
-    this.linkMaterial = new THREE.MeshBasicMaterial({ color: 0xffffff, transparent: true, opacity: 0.45, depthWrite: false });
+    this.linkMaterial = new THREE.MeshBasicMaterial({ color: 0xffffff, transparent: true, opacity: 0.45, depthWrite: false, side: THREE.DoubleSide });
     this.groups = new THREE.Group();
     this.scene.add(this.groups);
 
@@ -145,6 +196,7 @@ export class Floor {
     this.meshes = [this.agentMesh, this.virtualMesh];
     this.hostOfSlot = [Int32Array.from(agents), Int32Array.from(virtuals)];
     for (let i = 0; i < hosts.length; i++) this.placeHost(i);
+    this.columnsBuild(agents);
     this.recolorAll();
     for (const mesh of this.meshes) mesh.computeBoundingSphere();
 
@@ -171,6 +223,62 @@ export class Floor {
     return mesh;
   }
 
+  /** On a large floor: the far hosts as columns, and the mesh that draws the near ones as boxes. */
+  columnsBuild(agents) {
+    this.columns = agents.length > LOD_MIN_HOSTS ? Columns.build(agents, this.layout, this.lights) : null;
+    this.agentMesh.visible = !this.columns;
+    this.nearMesh = null;
+    if (!this.columns) return;
+    const { width, height } = this.layout;
+    this.groups.add(this.columns.mesh);
+    const capacity = Math.min(NEAR_HOSTS, agents.length);
+    this.nearMesh = new THREE.InstancedMesh(new THREE.BoxGeometry(width, height, width * 1.15), this.hostMaterial, capacity);
+    this.nearMesh.instanceColor = new THREE.InstancedBufferAttribute(new Float32Array(capacity * 3), 3);
+    this.nearMesh.count = 0;
+    this.nearMesh.frustumCulled = false; // its instances change with the camera; the bounds would go stale
+    this.nearMesh.raycast = () => {}; // the host mesh (not drawn, but placed) is what a click picks
+    this.nearSlot = new Int32Array(this.source.hosts.length).fill(-1);
+    this.groups.add(this.nearMesh);
+  }
+
+  /** Before each frame: the columns near the camera drawn as their hosts, when that set changed. */
+  nearUpdate() {
+    const columns = this.columns;
+    if (!columns || !columns.nearFind(this.camera, this.renderer.domElement.clientHeight || 1)) return;
+    const near = this.nearMesh;
+    const colors = this.agentMesh.instanceColor.array;
+    const out = near.instanceColor.array;
+    this.nearSlot.fill(-1);
+    let slot = 0;
+    for (let k = 0; k < columns.nearCount; k++) {
+      for (const i of columns.columns[columns.nearList[k]].hosts) {
+        this.agentMesh.getMatrixAt(this.slotOf[i], matrix);
+        near.setMatrixAt(slot, matrix);
+        const from = this.slotOf[i] * 3;
+        out[slot * 3] = colors[from];
+        out[slot * 3 + 1] = colors[from + 1];
+        out[slot * 3 + 2] = colors[from + 2];
+        this.nearSlot[i] = slot++;
+      }
+    }
+    near.count = slot;
+    near.instanceMatrix.needsUpdate = true;
+    near.instanceColor.needsUpdate = true;
+  }
+
+  /** A host's colour written where it is drawn: its instance, and on a large floor its column's band and near box. */
+  hostColorWrite(i) {
+    const c = this.hostRgb(this.source.hosts[i]);
+    writeColor(this.meshes[this.meshOf[i]].instanceColor.array, this.slotOf[i], c);
+    if (!this.columns || this.meshOf[i] !== 0) return;
+    this.columns.write(i, c);
+    const slot = this.nearSlot[i];
+    if (slot >= 0) {
+      writeColor(this.nearMesh.instanceColor.array, slot, c);
+      this.nearMesh.instanceColor.needsUpdate = true;
+    }
+  }
+
   placeHost(i) {
     const p = this.layout.positions;
     matrix.makeTranslation(p[i * 3], p[i * 3 + 1], p[i * 3 + 2]);
@@ -184,7 +292,7 @@ export class Floor {
 
   recolorAll() {
     const hosts = this.source.hosts;
-    for (let i = 0; i < hosts.length; i++) writeColor(this.meshes[this.meshOf[i]].instanceColor.array, this.slotOf[i], this.hostRgb(hosts[i]));
+    for (let i = 0; i < hosts.length; i++) this.hostColorWrite(i);
     for (const mesh of this.meshes) {
       mesh.instanceColor.needsUpdate = true;
       mesh.instanceMatrix.needsUpdate = true;
@@ -201,7 +309,7 @@ export class Floor {
     for (let k = 0; k < indexes.length; k++) {
       if (previous && previous[k] && !samePlace(previous[k], hosts[indexes[k]])) return false;
     }
-    for (const i of indexes) writeColor(this.meshes[this.meshOf[i]].instanceColor.array, this.slotOf[i], this.hostRgb(hosts[i]));
+    for (const i of indexes) this.hostColorWrite(i);
     if (indexes.length) {
       this.agentMesh.instanceColor.needsUpdate = true;
       this.virtualMesh.instanceColor.needsUpdate = true;
@@ -225,7 +333,7 @@ export class Floor {
     const links = this.source.links;
     this.topFoundAt = performance.now();
     if (links.length <= TOP_LINKS) return (this.topCutoff = Number.MIN_VALUE);
-    const values = new Float32Array(links.length);
+    const values = new Float64Array(links.length); // not Float32: a rounded cut-off can leave the 50th link out
     for (let i = 0; i < links.length; i++) values[i] = links[i].utilization || 0;
     values.sort();
     return (this.topCutoff = Math.max(Number.MIN_VALUE, values[links.length - TOP_LINKS]));
@@ -242,13 +350,13 @@ export class Floor {
   buildLinks() {
     const links = this.source.links;
     this.topCutoffFind();
-    this.linkMesh = new THREE.InstancedMesh(new THREE.BoxGeometry(1, 1, 1).translate(0, 0.5, 0), this.linkMaterial, Math.max(1, links.length));
-    this.linkMesh.count = links.length;
-    this.linkMesh.instanceColor = new THREE.InstancedBufferAttribute(new Float32Array(Math.max(1, links.length) * 3), 3);
+    const capacity = Math.max(1, links.length);
+    this.linkMesh = new THREE.InstancedMesh(linkGeometry(), this.linkMaterial, capacity);
+    this.linkMesh.instanceColor = new THREE.InstancedBufferAttribute(new Float32Array(capacity * 3), 3);
     this.linkMesh.renderOrder = 1;
-    for (let i = 0; i < links.length; i++) this.placeLink(i);
-    this.linkMesh.instanceMatrix.needsUpdate = true;
-    this.linkMesh.instanceColor.needsUpdate = true;
+    this.linkMesh.frustumCulled = false; // the shown links change; their bounds would go stale
+    this.linkSlot = new Int32Array(links.length).fill(-1);
+    this.linksPack();
     // Links are not picked; their bounds would only slow the host ray test.
     this.linkMesh.raycast = () => {};
     this.groups.add(this.linkMesh);
@@ -261,36 +369,111 @@ export class Floor {
     return out.set(p[i * 3], p[i * 3 + 1], p[i * 3 + 2]);
   }
 
-  placeLink(i) {
+  /** Every shown link placed from instance 0 on: the mesh draws those alone (10,000 hidden links would still be 10,000 draws). */
+  linksPack() {
+    const links = this.source.links;
+    let shown = 0;
+    for (let i = 0; i < links.length; i++) if (this.linkShown(links[i])) shown++;
+    this.linksMerged = !!this.columns && shown > MERGE_LINKS_ABOVE;
+    if (this.linksMerged) return this.linksPackMerged();
+    let slot = 0;
+    for (let i = 0; i < links.length; i++) {
+      this.linkSlot[i] = this.placeLink(i, slot) ? slot++ : -1;
+    }
+    this.linkMesh.count = slot;
+    this.linkMesh.instanceMatrix.needsUpdate = true;
+    this.linkMesh.instanceColor.needsUpdate = true;
+  }
+
+  /**
+   * The shown links merged per column: those from one column's hosts to one
+   * other end are one beam from the column's middle, as wide and as coloured
+   * as the busiest of them. Links of hosts outside a column stay their own.
+   */
+  linksPackMerged() {
+    const links = this.source.links;
+    const index = this.source.index;
+    const columns = this.columns;
+    const n = this.source.hosts.length;
+    const beams = new Map(); // column * n + other end -> slot
+    const ends = []; // per slot: [column or -1, first end, other end, utilization]
+    const p = this.layout.positions;
+    for (let i = 0; i < links.length; i++) {
+      const link = links[i];
+      this.linkSlot[i] = -1;
+      if (!this.linkShown(link)) continue;
+      const s = index.get(link.source);
+      const t = index.get(link.target);
+      if (s === undefined || t === undefined) continue;
+      let column = columns.columnOf[s];
+      let other = t;
+      if (column < 0) {
+        column = columns.columnOf[t];
+        other = s;
+      }
+      const key = column < 0 ? -1 - i : column * n + other;
+      let slot = beams.get(key);
+      if (slot === undefined) {
+        slot = ends.length;
+        beams.set(key, slot);
+        ends.push([column, column < 0 ? s : -1, other, 0]);
+      }
+      ends[slot][3] = Math.max(ends[slot][3], link.utilization || 0);
+      this.linkSlot[i] = slot;
+    }
+    let drawn = 0;
+    for (const [column, first, other, u] of ends) {
+      if (column >= 0) {
+        const col = columns.columns[column];
+        from.set(col.x, col.y0 + ((col.slots - 1) * columns.gap) / 2, col.z);
+      } else from.set(p[first * 3], p[first * 3 + 1], p[first * 3 + 2]);
+      to.set(p[other * 3], p[other * 3 + 1], p[other * 3 + 2]);
+      if (this.beamPlace(drawn, from, to, u)) drawn++;
+    }
+    this.linkMesh.count = drawn;
+    this.linkMesh.instanceMatrix.needsUpdate = true;
+    this.linkMesh.instanceColor.needsUpdate = true;
+  }
+
+  /** Link `i` into instance `slot`; false (nothing written) when it is not shown. */
+  placeLink(i, slot) {
     const link = this.source.links[i];
-    const shown = this.linkShown(link);
+    if (!this.linkShown(link)) return false;
     const a = this.endpoint(link.source, from);
     const b = this.endpoint(link.target, to);
-    if (!shown || !a || !b) {
-      this.linkMesh.setMatrixAt(i, HIDDEN);
-      return;
-    }
+    if (!a || !b) return false;
+    return this.beamPlace(slot, a, b, link.utilization || 0);
+  }
+
+  /** A beam from `a` to `b` (both changed) at `utilization`, into instance `slot`; false when it has no length. */
+  beamPlace(slot, a, b, utilization) {
     b.sub(a);
     const length = b.length();
-    if (length < 1e-9) {
-      this.linkMesh.setMatrixAt(i, HIDDEN);
-      return;
-    }
+    if (length < 1e-9) return false;
     quaternion.setFromUnitVectors(UP, b.divideScalar(length));
     // Width by utilization: a hair when idle, a third of a host when saturated.
-    const width = this.layout.width * (0.015 + 0.3 * Math.min(1, link.utilization || 0));
+    const width = this.layout.width * (0.015 + 0.3 * Math.min(1, utilization));
     matrix.compose(a, quaternion, scale.set(width, length, width));
-    this.linkMesh.setMatrixAt(i, matrix);
-    writeColor(this.linkMesh.instanceColor.array, i, utilizationRgb(0.12 + 0.88 * Math.min(1, link.utilization || 0), rgb));
+    this.linkMesh.setMatrixAt(slot, matrix);
+    writeColor(this.linkMesh.instanceColor.array, slot, utilizationRgb(0.12 + 0.88 * Math.min(1, utilization), rgb));
+    return true;
   }
 
   updateLinks(indexes) {
     if (!indexes.length) return;
+    let repack = this.linksMerged; // merged beams are found again from all their links
     if (this.linkMode === "top" && performance.now() - this.topFoundAt > TOP_REFRESH_MS) {
       const before = this.topCutoff;
-      if (this.topCutoffFind() !== before) indexes = this.source.links.keys();
+      repack = this.topCutoffFind() !== before;
     }
-    for (const i of indexes) this.placeLink(i);
+    for (let k = 0; !repack && k < indexes.length; k++) {
+      const i = indexes[k];
+      const slot = this.linkSlot[i];
+      // A link that starts or stops being shown moves the others' instances: pack them again.
+      if (slot >= 0) repack = !this.placeLink(i, slot);
+      else repack = this.linkShown(this.source.links[i]);
+    }
+    if (repack) this.linksPack();
     this.linkMesh.instanceMatrix.needsUpdate = true;
     this.linkMesh.instanceColor.needsUpdate = true;
     this.requestRender();
@@ -300,9 +483,7 @@ export class Floor {
     this.linkMode = mode;
     if (!this.source) return;
     this.topCutoffFind();
-    for (let i = 0; i < this.source.links.length; i++) this.placeLink(i);
-    this.linkMesh.instanceMatrix.needsUpdate = true;
-    this.linkMesh.instanceColor.needsUpdate = true;
+    this.linksPack();
     this.requestRender();
   }
 
@@ -651,6 +832,7 @@ export class Floor {
     }
     if (!this.visible) return;
     const t0 = performance.now();
+    this.nearUpdate();
     this.labelsScale();
     this.renderer.render(this.scene, this.camera);
     this.stats.lastRenderMs = performance.now() - t0;
