@@ -414,6 +414,7 @@ async def mass_change_settle(
                 assert response.status == 202, await response.text()
 
     reached: list[float] = []
+    cpu_ms = 0.0
     async with aiohttp.ClientSession() as http:
         await asyncio.gather(*(sender(http) for _ in range(MASS_SENDERS)))
     stored = time.time() - t0 / 1000
@@ -424,12 +425,15 @@ async def mass_change_settle(
         await asyncio.sleep(0.25)
         report = await clients.report()
         reached += report["reached"].get(repr(marker), [])
+        cpu_ms += report["cpuMs"]
     peak = server.peak_rss_mb()
     if DEBUG:  # the feed's builds meanwhile (twin_snapshot_build_seconds, reader "live")
         async with aiohttp.ClientSession() as http, http.get(f"{server.url}/metrics") as response:
             text = await response.text()
         print([line for line in text.splitlines() if 'reader="live"' in line and ("_sum" in line or "_count" in line)])
     counters = {k: report[k] - before[k] for k in ("states", "resyncs", "deltas")}
+    counters["connected"] = report["connected"]
+    counters["node_cpu"] = cpu_ms / 1000
     return [(at - t0) / 1000 for at in reached], stored, clients.count - len(reached), peak, counters
 
 
@@ -460,7 +464,9 @@ async def figure_mass_change(record: Record, *, clients_count: int = 200, change
                     f"every client holds it {p50:.2f} s (p50), {p99:.2f} s (p99) after the first batch was "
                     f"posted, {after_stored:.2f} s (p99) after the last was stored ({stored:.2f} s); "
                     f"peak RSS {peak:.0f} MB; {missing} clients never; {counters['resyncs']} resyncs, "
-                    f"{counters['deltas']} deltas, {counters['states']} states received",
+                    f"{counters['deltas']} deltas, {counters['states']} states received, "
+                    f"{counters['connected']} clients still connected; the clients' one Node process used "
+                    f"{counters['node_cpu']:.1f} s of CPU until the last arrival",
                     f"{idle:.0f} MB with every client connected and idle; 8.5-9.7 s p99 (2,000 hosts) and "
                     "10.7 s (every host) with whole deltas and resync signals",
                     "-",

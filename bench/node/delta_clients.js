@@ -106,6 +106,9 @@ for (let i = 0; i < count; i += 1) {
   sockets.push(socket);
 }
 
+let cpuAt = process.cpuUsage();
+let wallAt = now();
+
 readline.createInterface({ input: process.stdin }).on("line", (line) => {
   const command = line.trim();
   if (command === "report") {
@@ -117,6 +120,18 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
       ignored,
       seen: Object.fromEntries(seen),
       reached: Object.fromEntries(reached),
+      // This process's CPU (user + system) and wall time since the last report, in ms: 200 clients share one thread.
+      cpuMs: (() => {
+        const used = process.cpuUsage(cpuAt);
+        cpuAt = process.cpuUsage();
+        return (used.user + used.system) / 1000;
+      })(),
+      wallMs: (() => {
+        const at = now();
+        const since = at - wallAt;
+        wallAt = at;
+        return since;
+      })(),
     };
     seen.clear();
     reached.clear();
