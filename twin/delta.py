@@ -50,6 +50,8 @@ class TwinDelta(TypedDict):
 
 # The key a host's partial document merges key by key; every other key is replaced whole.
 MERGED_KEY = "metrics"
+# A key a document does not have (None is a value).
+_ABSENT: Any = object()
 
 
 def state_diff(*, before: TwinState, after: TwinState, version: int) -> TwinDelta:
@@ -77,13 +79,13 @@ def _patch(old: Mapping[str, Any], new: Mapping[str, Any], *, key: str) -> dict[
         return None
     patch: dict[str, Any] = {key: new[key]}
     for name, value in new.items():
-        before = old.get(name, patch)  # ``patch``: a sentinel no value equals
+        before = old.get(name, _ABSENT)
         if before == value:
             continue
         if name == MERGED_KEY and isinstance(value, dict) and isinstance(before, dict):
             if not before.keys() <= value.keys():
                 return None
-            patch[name] = {k: v for k, v in value.items() if before.get(k, patch) != v}
+            patch[name] = {k: v for k, v in value.items() if before.get(k, _ABSENT) != v}
         else:
             patch[name] = value
     return patch
