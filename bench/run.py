@@ -561,6 +561,8 @@ async def main(quick: bool, profile: bool) -> None:
         profiler.enter(rss.phase)
         await figure_memory_and_delta(server, poller, clients_count=50 if quick else 200, seconds=5 if quick else 15)
         await live_shapes.figure_everything_changes(record, server, clients_count=50 if quick else 200)
+        # Its own server in open mode (one batch names 500 hosts), the same 10,000 hosts.
+        await live_shapes.figure_mass_change(record, clients_count=50 if quick else 200)
         profiler.stop()
         notes.append(f"Server RSS, peak of each phase: {rss.summary()}.")
         # Fleet shapes last: they add 10,000 hosts of their own (bench/fleet_shapes.py).

@@ -362,6 +362,49 @@ def test_the_browser_store_applies_deltas_exactly_as_the_servers_reference(brows
     assert watch.problems() == []
 
 
+def test_the_browser_store_applies_fields_deltas_exactly_as_the_servers_reference(browser, start_dashboard):
+    from twin.delta import delta_apply, delta_fields, state_diff
+
+    server = start_dashboard()
+    page, watch = live_page(browser, server)
+
+    def host(name: str, cpu: float, status: str = "online", **extra) -> dict:
+        return {"hostname": name, "status": status, "metrics": {"cpuLoad": cpu, "memoryUsedPercent": 50}, **extra}
+
+    base = {"type": "twin-state", "twinId": "t", "generatedAt": "2026-01-01T00:00:00.000Z", "version": 1}
+    link = {"id": "core::a", "source": "core", "target": "a", "utilization": 0.1}
+    v1 = {**base, "hosts": [host("a", 1, rack="R1"), host("b", 2), host("c", 3)], "links": [link]}
+    # a leaves its rack (a lost key: replaced whole), b flips status, c's cpu moves, d arrives.
+    v2 = {
+        **base,
+        "hosts": [host("a", 1), host("b", 2, "offline"), host("c", 8), host("d", 4)],
+        "links": [{**link, "utilization": 0.7}],
+    }
+    fields = delta_fields(delta=state_diff(before=v1, after=v2, version=2), before=v1)
+    assert {h["hostname"]: h for h in fields["hosts"]}["b"] == {"hostname": "b", "status": "offline"}
+    expected = delta_apply(v1, fields)
+
+    result = page.evaluate(
+        """async ([v1, d2]) => {
+            const { TwinStore } = await import('/static/dashboard/js/store.js');
+            const store = new TwinStore();
+            store.load(v1);
+            const held = store.hosts.slice();
+            const r2 = store.applyDelta(d2);
+            const byName = (a, b) => a.hostname.localeCompare(b.hostname);
+            return {r2, version: store.version, hosts: store.hosts.slice().sort(byName), links: store.links,
+                    previousIsHeld: r2.previous.every((doc) => held.includes(doc))};
+        }""",
+        [v1, fields],
+    )
+    assert result["r2"]["structural"] is True  # d added
+    assert len(result["r2"]["hosts"]) == 3 and result["previousIsHeld"] is True
+    assert result["version"] == 2
+    assert result["hosts"] == expected["hosts"] == v2["hosts"]
+    assert result["links"] == expected["links"]
+    assert watch.problems() == []
+
+
 def test_the_command_panel_is_hidden_from_a_reader_who_may_not_read_commands(browser, start_dashboard):
     server = start_dashboard()
     samples_post(server.url, [sample_dict("titan-01")])

@@ -362,3 +362,117 @@ def test_a_change_too_large_for_a_delta_makes_delta_subscribers_resync_to_its_ve
             await client.close()
 
     asyncio.run(scenario())
+
+
+class FieldsDashboard(Dashboard):
+    """A delta subscriber of the fields form that records every ``twin-delta`` it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deltas: list[dict[str, Any]] = []
+        self.client.on("twin-delta", self.deltas.append, namespace=NAMESPACE)
+
+    async def subscribe(self) -> dict[str, Any]:
+        ack = await self.client.call("subscribe", {"mode": "delta", "fields": True}, namespace=NAMESPACE, timeout=5)
+        assert ack == {"mode": "delta", "fields": True}
+        return await self.wait_for(lambda s: "version" in s, timeout=15)
+
+    async def resync(self) -> dict[str, Any]:
+        """A fresh versioned state, asked for as a client on a gap does; the form stays fields."""
+        states = len(self.states)
+        assert await self.client.call("resync", namespace=NAMESPACE, timeout=5) == {"mode": "delta", "fields": True}
+        return await self.wait_for(lambda s: "version" in s and len(self.states) > states, timeout=15)
+
+    async def deltas_after(self, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.deltas) <= count and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self.deltas[count:]
+
+    def held_at(self, base: dict[str, Any], version: int) -> dict[str, Any]:
+        """What a dashboard holds at ``version``: ``base`` with every delta up to it applied, in order."""
+        from twin.delta import delta_apply
+
+        held = base
+        for delta in self.deltas:
+            if delta["version"] > version:
+                break
+            assert delta["baseVersion"] == held["version"], "a gap in the deltas"
+            held = delta_apply(held, delta)
+        return held
+
+
+def by_key(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {h["hostname"]: h for h in state["hosts"]}, {link["id"]: link for link in state["links"]}
+
+
+def test_a_fields_subscriber_holds_exactly_the_servers_state_from_deltas_of_the_keys_that_changed(
+    live_twin: LiveServer,
+):
+    async def scenario() -> None:
+        await post(live_twin.url, [sample_dict("fields-01"), sample_dict("fields-02")])
+        client = await FieldsDashboard().connect(live_twin.url, "websocket")
+        whole = await Dashboard().connect(live_twin.url, "websocket")
+        whole_deltas: list[dict[str, Any]] = []
+        whole.client.on("twin-delta", whole_deltas.append, namespace=NAMESPACE)
+        try:
+            refused = await whole.client.call("subscribe", {"mode": "delta", "fields": "yes"}, namespace=NAMESPACE)
+            assert refused["error"] == "bad_mode"
+            await whole.client.call("subscribe", {"mode": "delta"}, namespace=NAMESPACE, timeout=5)
+            base = await client.subscribe()
+            await post(live_twin.url, [sample_dict("fields-01", cpu_load=77.0)])
+            deltas = await client.deltas_after(0)
+            changed = next(h for d in deltas for h in d["hosts"] if h["hostname"] == "fields-01")
+            assert deltas[0]["fields"] is True and deltas[0]["baseVersion"] == base["version"]
+            assert changed["metrics"]["cpuLoad"] == 77.0
+            assert "displayName" not in changed and "position" not in changed
+            # Today's delta clients still get whole host documents, unmarked.
+            deadline = time.monotonic() + 5
+            while not whole_deltas and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            whole_host = next(h for d in whole_deltas for h in d["hosts"] if h["hostname"] == "fields-01")
+            assert "fields" not in whole_deltas[0] and "displayName" in whole_host
+            # The state the server holds at a version is what the client made of its deltas up to it.
+            fresh = await client.resync()
+            held = client.held_at(base, fresh["version"])
+            assert held["version"] == fresh["version"]
+            assert by_key(held) == by_key(fresh)
+            assert host_of(held, "fields-01")["metrics"]["cpuLoad"] == 77.0
+        finally:
+            await client.close()
+            await whole.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_change_too_large_for_whole_deltas_reaches_fields_subscribers_as_one_delta(live_twin: LiveServer):
+    # Every host's last contact moves at once: whole-document subscribers get a
+    # resync signal; to a fields subscriber it is a few dozen bytes a host.
+    from datetime import UTC, datetime
+
+    from bench.fleet import fleet_seed
+    from metrics.models import LatestMetrics
+    from twin.live.feed import DELTA_MAX_ITEMS
+
+    fleet_seed(hosts=DELTA_MAX_ITEMS + 200, prefix="wide")
+
+    async def scenario() -> None:
+        client = await FieldsDashboard().connect(live_twin.url, "websocket")
+        try:
+            base = await client.subscribe()
+            await asyncio.to_thread(lambda: LatestMetrics.objects.update(last_seen=datetime.now(UTC)))
+            deadline = time.monotonic() + 10  # the refresh (1 s here) finds the change
+            while time.monotonic() < deadline:
+                delta = next((d for d in client.deltas if len(d["hosts"]) > DELTA_MAX_ITEMS), None)
+                if delta is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert delta is not None, [len(d["hosts"]) for d in client.deltas]
+            assert "resync" not in delta and delta["fields"] is True
+            held = client.held_at(base, delta["version"])
+            assert host_of(held, "wide-00000")["lastSeen"] != host_of(base, "wide-00000")["lastSeen"]
+            assert all(d["baseVersion"] is not None for d in client.deltas)
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())

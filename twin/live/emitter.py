@@ -30,6 +30,9 @@ TWIN_DELTA_EVENT = "twin-delta"
 # are also in the rooms of the events their permissions read (twin.audiences).
 FULL_ROOM = "full"
 DELTA_ROOM = "delta"
+# Delta subscribers of the fields form (only the keys that changed): a room of
+# their own, so that each form is encoded once for all its subscribers.
+FIELDS_ROOM = "delta-fields"
 # New clients get their first full state in rounds of this many, this far apart.
 SYNC_BATCH = 5
 SYNC_PAUSE_SECONDS = 0.1
@@ -71,18 +74,27 @@ class SocketEmitter:
     def has_listeners(self) -> bool:
         return next(iter(self.server.manager.get_participants(NAMESPACE, None)), None) is not None
 
-    async def push(self, *, state: TwinState | None, delta: TwinDelta | None) -> None:
-        # python-socketio encodes a packet before looking for recipients: a
-        # 10,000-host state for an empty room cost 20-30 ms of the loop per push.
+    async def push(
+        self, *, state: TwinState | None, delta: TwinDelta | None, field_delta: TwinDelta | None = None
+    ) -> None:
+        # python-socketio encodes a packet once per emit, before looking for
+        # recipients: a 10,000-host state for an empty room cost 20-30 ms of
+        # the loop per push, so an empty room is not emitted to.
         async with self._emit_lock:
             delta_to = self._room_size(DELTA_ROOM) if delta is not None else 0
+            fields_to = self._room_size(FIELDS_ROOM) if field_delta is not None else 0
             state_to = self._room_size(FULL_ROOM) if state is not None else 0
+            if fields_to:
+                await self.server.emit(TWIN_DELTA_EVENT, field_delta, room=FIELDS_ROOM, namespace=NAMESPACE)
             if delta_to:
                 await self.server.emit(TWIN_DELTA_EVENT, delta, room=DELTA_ROOM, namespace=NAMESPACE)
             if state_to:
                 await self.server.emit(TWIN_STATE_EVENT, state, room=FULL_ROOM, namespace=NAMESPACE)
             instruments.push_record(
-                state_event=TWIN_STATE_EVENT, state_to=state_to, delta_event=TWIN_DELTA_EVENT, delta_to=delta_to
+                state_event=TWIN_STATE_EVENT,
+                state_to=state_to,
+                delta_event=TWIN_DELTA_EVENT,
+                delta_to=delta_to + fields_to,
             )
 
     # --- routed events ----------------------------------------------------------------
@@ -101,25 +113,33 @@ class SocketEmitter:
         self._waiting.set()
         self._clients_observe()
 
-    async def subscribe(self, sid: str, mode: str) -> dict[str, Any]:
-        """Switch a client between full states and deltas, and queue the state it starts from.
+    async def subscribe(self, sid: str, mode: str, *, fields: bool = False) -> dict[str, Any]:
+        """Switch a client between full states and deltas (whole or fields), and queue the state it starts from.
 
         A delta subscriber's starting state is the state last pushed, with the
         ``version`` the next delta builds on.
         """
         if mode == "delta":
+            joined, left = (FIELDS_ROOM, DELTA_ROOM) if fields else (DELTA_ROOM, FIELDS_ROOM)
             await self.server.leave_room(sid, FULL_ROOM, namespace=NAMESPACE)
-            await self.server.enter_room(sid, DELTA_ROOM, namespace=NAMESPACE)
+            await self.server.leave_room(sid, left, namespace=NAMESPACE)
+            await self.server.enter_room(sid, joined, namespace=NAMESPACE)
             # A client subscribing right after connecting needs one state, not two.
             self._waiting_full.discard(sid)
             self._waiting_versioned.add(sid)
         else:
             await self.server.leave_room(sid, DELTA_ROOM, namespace=NAMESPACE)
+            await self.server.leave_room(sid, FIELDS_ROOM, namespace=NAMESPACE)
             await self.server.enter_room(sid, FULL_ROOM, namespace=NAMESPACE)
             self._waiting_full.add(sid)
         self._waiting.set()
         self._clients_observe()
-        return {"mode": mode}
+        return {"mode": mode, "fields": True} if mode == "delta" and fields else {"mode": mode}
+
+    async def resync(self, sid: str) -> dict[str, Any]:
+        """Queue a fresh versioned state for a delta client, in the form it subscribed to (whole if none)."""
+        fields = sid in self.server.manager.rooms.get(NAMESPACE, {}).get(FIELDS_ROOM, ())
+        return await self.subscribe(sid, "delta", fields=fields)
 
     def forget(self, sid: str) -> None:
         """A client left: nothing is owed to it any more."""
@@ -135,7 +155,7 @@ class SocketEmitter:
 
     def _clients_observe(self, leaving: str | None = None) -> None:
         rooms = self.server.manager.rooms.get(NAMESPACE, {})
-        instruments.clients_observe(rooms, full=FULL_ROOM, delta=DELTA_ROOM, leaving=leaving)
+        instruments.clients_observe(rooms, full=FULL_ROOM, delta=(DELTA_ROOM, FIELDS_ROOM), leaving=leaving)
 
     async def sync_loop(self, feed: TwinFeed) -> None:
         """Send queued clients their starting state from ``feed``, many clients to one emit.

@@ -88,11 +88,19 @@ def push_record(*, state_event: str, state_to: int, delta_event: str, delta_to: 
     sent_record(delta_event, delta_to)
 
 
-def clients_observe(rooms: Mapping[Any, Collection[str]], *, full: str, delta: str, leaving: str | None = None) -> None:
-    """Set the clients by mode from the namespace's rooms (``leaving``: a client still in them, about to go)."""
-    for mode, room in (("full", full), ("delta", delta)):
-        members = rooms.get(room, ())
-        _clients[mode].set(len(members) - (leaving is not None and leaving in members))
+def clients_observe(
+    rooms: Mapping[Any, Collection[str]], *, full: str, delta: Collection[str], leaving: str | None = None
+) -> None:
+    """Set the clients by mode from the namespace's rooms (``leaving``: a client still in them, about to go).
+
+    Delta clients are those of every delta room (whole documents, fields).
+    """
+    for mode, names in (("full", (full,)), ("delta", delta)):
+        count = 0
+        for room in names:
+            members = rooms.get(room, ())
+            count += len(members) - (leaving is not None and leaving in members)
+        _clients[mode].set(count)
 
 
 def channel_lag_observe(message: Mapping[str, Any]) -> None:

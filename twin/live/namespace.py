@@ -30,7 +30,8 @@ class TwinNamespace(socketio.AsyncNamespace):
     """``/digital-twin``: a client gets ``twin-state`` at once, then after every change.
 
     A client that emits ``subscribe`` with ``{"mode": "delta"}`` gets one full
-    ``twin-state`` carrying a ``version``, then ``twin-delta`` events; on a gap
+    ``twin-state`` carrying a ``version``, then ``twin-delta`` events (with
+    ``"fields": true``, only the keys that changed in each host); on a gap
     in versions it emits ``resync`` for a fresh full state. Staff readers also
     get the events whose REST permissions they hold (``twin.audiences``).
 
@@ -109,12 +110,19 @@ class TwinNamespace(socketio.AsyncNamespace):
         side.guard.forget(sid)
 
     async def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
-        """``subscribe`` ``{"mode": "delta"}`` (or ``"full"``); answered with the mode."""
+        """``subscribe`` ``{"mode": "delta"}`` (``"fields": true`` for the keys that changed) or ``"full"``.
+
+        Answered with the mode (and ``"fields": true`` when granted).
+        """
         mode = data.get("mode") if isinstance(data, dict) else None
-        if mode not in ("delta", "full"):
-            return {"error": "bad_mode", "detail": "Subscribe with {'mode': 'delta'} or {'mode': 'full'}."}
-        return await self.live.ensure_started().emitter.subscribe(sid, mode)
+        fields = data.get("fields", False) if isinstance(data, dict) else False
+        if mode not in ("delta", "full") or not isinstance(fields, bool):
+            return {
+                "error": "bad_mode",
+                "detail": "Subscribe with {'mode': 'delta'}, {'mode': 'delta', 'fields': true} or {'mode': 'full'}.",
+            }
+        return await self.live.ensure_started().emitter.subscribe(sid, mode, fields=fields)
 
     async def on_resync(self, sid: str, data: Any = None) -> dict[str, Any]:
-        """A delta client that missed a version asks for the full state again."""
-        return await self.live.ensure_started().emitter.subscribe(sid, "delta")
+        """A delta client that missed a version asks for the full state again (in the delta form it chose)."""
+        return await self.live.ensure_started().emitter.resync(sid)

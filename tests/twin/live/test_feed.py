@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from twin.delta import delta_apply
+from twin.live import feed as feed_module
 from twin.live.feed import DELTA_GAP_BUILDS, DELTA_MIN_GAP_SECONDS, TwinFeed
 
 MIN_GAP = 0.5  # TWIN_PUSH_MAX_PER_SECOND = 2
@@ -83,15 +84,24 @@ class Screen:
         self.listening = True
         self.states: list[tuple[float, dict[str, Any]]] = []
         self.deltas: list[tuple[float, dict[str, Any]]] = []
+        self.field_deltas: list[tuple[float, dict[str, Any]]] = []
 
     def has_listeners(self) -> bool:
         return self.listening
 
-    async def push(self, *, state: dict[str, Any] | None, delta: dict[str, Any] | None) -> None:
+    async def push(
+        self,
+        *,
+        state: dict[str, Any] | None,
+        delta: dict[str, Any] | None,
+        field_delta: dict[str, Any] | None = None,
+    ) -> None:
         if state is not None:
             self.states.append((self.clock.t, state))
         if delta is not None:
             self.deltas.append((self.clock.t, delta))
+        if field_delta is not None:
+            self.field_deltas.append((self.clock.t, field_delta))
 
 
 class World:
@@ -205,6 +215,41 @@ def test_a_delta_larger_than_the_limit_is_sent_as_a_resync_signal_to_the_state_o
     assert signal["version"] == start["version"] + 1 == resynced["version"]
     assert [h["metrics"]["cpuLoad"] for h in resynced["hosts"]] == [1, 1, 1]
     assert world.pushed_values() == [1]  # full listeners get the state as always
+
+
+def test_a_change_too_large_for_a_whole_delta_reaches_fields_listeners_as_one_delta_of_the_same_version():
+    world = World(delta_max_items=2)
+
+    def change_three() -> None:
+        for name in ("titan-01", "titan-02", "titan-03"):
+            world.twin.change(name)
+        world.feed.changed()
+
+    async def scenario() -> dict[str, Any]:
+        start = await world.join()
+        world.clock.at(1.0, change_three)
+        await world.run_until(2.0)
+        return start
+
+    start = asyncio.run(scenario())
+    ((_, signal),) = world.screen.deltas
+    ((_, fields),) = world.screen.field_deltas
+    assert signal["resync"] is True
+    assert fields["fields"] is True and "resync" not in fields
+    assert (fields["baseVersion"], fields["version"]) == (start["version"], signal["version"])
+    assert delta_apply(start, fields)["hosts"] == world.feed.published["hosts"]
+
+
+def test_a_fields_delta_larger_than_its_share_of_the_state_is_sent_as_a_resync_signal(monkeypatch):
+    monkeypatch.setattr(feed_module, "FIELD_DELTA_FREE_BYTES", 0)
+    monkeypatch.setattr(feed_module, "FIELD_DELTA_STATE_SHARE", 0.01)
+    world = World()
+    world.changes_at(1.0)
+    world.play(until=2.0)
+    ((_, fields),) = world.screen.field_deltas
+    ((_, whole),) = world.screen.deltas
+    assert fields["resync"] is True and fields["baseVersion"] is None
+    assert fields["version"] == whole["version"] and "resync" not in whole
 
 
 def test_a_change_during_a_rebuild_is_pushed_by_the_next_one(world):

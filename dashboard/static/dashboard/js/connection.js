@@ -1,4 +1,7 @@
-// The live link to the twin: Socket.IO namespace /digital-twin, delta mode.
+// The live link to the twin: Socket.IO namespace /digital-twin, delta mode in
+// the fields form (each changed host as the keys that changed: a mass change is
+// one small delta, not a resync; a server without the form sends whole deltas,
+// which the store applies as well).
 //
 // On every (re)connection it subscribes to deltas; the server answers with one
 // versioned twin-state, then twin-delta events (it is "live" from that state on). A delta that does not follow
@@ -31,7 +34,7 @@ export function twinConnect({ namespace, onState, onDelta, onCommandUpdate, onHo
     clearTimeout(offlineTimer);
     fullStates = false;
     report("syncing");
-    socket.emit("subscribe", { mode: "delta" }, (ack) => {
+    socket.emit("subscribe", { mode: "delta", fields: true }, (ack) => {
       if (ack && ack.error) {
         fullStates = true;
         report("live");

@@ -1,11 +1,27 @@
 // The twin as the page holds it: the state, then `twin-delta` events applied in
 // place (twin/delta.py:delta_apply is the reference). Hosts keep their index
 // for as long as the set of hosts does not change, so the scene, the summary
-// and the table update only the entries a delta names.
+// and the table update only the entries a delta names. Deltas come whole or in
+// the fields form (`"fields": true`: each host its hostname and the keys that
+// changed, `metrics` key by key), which is merged into a new document.
 
 /** A virtual node (a switch, or a host an admin marked virtual): the host document says so (`isVirtual`). */
 export function isVirtual(host) {
   return host.isVirtual === true;
+}
+
+/** A held host or link with a fields-form partial document merged in (a new object: `previous` keeps the old). */
+function merged(held, partial) {
+  const doc = { ...held, ...partial };
+  if (partial.metrics && held.metrics) doc.metrics = { ...held.metrics, ...partial.metrics };
+  return doc;
+}
+
+/** Removed names, minus those a fields delta also carries whole (a document that lost a key: replaced in place). */
+function removedOnly(removed, carried, key, fields) {
+  const gone = new Set(removed);
+  if (fields) for (const doc of carried) gone.delete(doc[key]);
+  return gone;
 }
 
 export class TwinStore {
@@ -60,6 +76,8 @@ export class TwinStore {
     if (this.version === null) return { applied: false, reason: "no-state" };
     if (delta.baseVersion !== this.version || delta.twinId !== this.twinId) return { applied: false, reason: "gap" };
     let structural = false;
+    const fields = delta.fields === true;
+    const replacedHosts = fields ? new Set(delta.removedHosts) : null;
     const changedHosts = [];
     const previous = [];
     for (const host of delta.hosts) {
@@ -71,15 +89,16 @@ export class TwinStore {
       } else {
         previous.push(this.hosts[i]);
         changedHosts.push(i);
-        this.hosts[i] = host;
+        this.hosts[i] = fields && !replacedHosts.has(host.hostname) ? merged(this.hosts[i], host) : host;
       }
     }
-    if (delta.removedHosts.length) {
-      const gone = new Set(delta.removedHosts);
-      this.hosts = this.hosts.filter((h) => !gone.has(h.hostname));
+    const goneHosts = removedOnly(delta.removedHosts, delta.hosts, "hostname", fields);
+    if (goneHosts.size) {
+      this.hosts = this.hosts.filter((h) => !goneHosts.has(h.hostname));
       this.index = new Map(this.hosts.map((h, i) => [h.hostname, i]));
       structural = true;
     }
+    const replacedLinks = fields ? new Set(delta.removedLinks) : null;
     const changedLinks = [];
     for (const link of delta.links) {
       const i = this.linkIndex.get(link.id);
@@ -89,12 +108,12 @@ export class TwinStore {
         structural = true;
       } else {
         changedLinks.push(i);
-        this.links[i] = link;
+        this.links[i] = fields && !replacedLinks.has(link.id) ? merged(this.links[i], link) : link;
       }
     }
-    if (delta.removedLinks.length) {
-      const gone = new Set(delta.removedLinks);
-      this.links = this.links.filter((l) => !gone.has(l.id));
+    const goneLinks = removedOnly(delta.removedLinks, delta.links, "id", fields);
+    if (goneLinks.size) {
+      this.links = this.links.filter((l) => !goneLinks.has(l.id));
       this.linkIndex = new Map(this.links.map((l, i) => [l.id, i]));
       structural = true;
     }
