@@ -40,6 +40,14 @@ def rejoins() -> float:
     return REGISTRY.get_sample_value("twin_channel_layer_rejoins_total") or 0.0
 
 
+# A test that cannot finish fails within this bound instead of hanging the suite.
+SCENARIO_SECONDS = 30
+
+
+def run_bounded(scenario: Any) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), SCENARIO_SECONDS))
+
+
 async def until(predicate: Any, seconds: float = 5) -> None:
     deadline = time.monotonic() + seconds
     while not await predicate():
@@ -48,8 +56,8 @@ async def until(predicate: Any, seconds: float = 5) -> None:
 
 
 def test_a_group_the_layer_forgot_is_joined_again_logged_and_counted(redis: PrivateRedis, caplog):
-    layer = RedisChannelLayer(hosts=[redis.url], prefix="twin-listener-test")
-    plain = redis_client.Redis(host="127.0.0.1", port=redis.port)
+    layer = RedisChannelLayer(hosts=[{"address": redis.url, "socket_timeout": 5}], prefix="twin-listener-test")
+    plain = redis_client.Redis(host="127.0.0.1", port=redis.port, socket_timeout=5)
     key = layer._group_key(EVENTS_GROUP)
     before = rejoins()
 
@@ -71,7 +79,7 @@ def test_a_group_the_layer_forgot_is_joined_again_logged_and_counted(redis: Priv
             await layer.flush()
 
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        asyncio.run(scenario())
+        run_bounded(scenario)
     plain.close()
     assert rejoins() - before == 1
     assert any("lost this process's events-group membership" in r.getMessage() for r in caplog.records)
@@ -79,7 +87,7 @@ def test_a_group_the_layer_forgot_is_joined_again_logged_and_counted(redis: Priv
 
 
 def test_a_renewal_that_fails_is_logged_once_and_readyz_learns_it(redis: PrivateRedis, caplog):
-    layer = RedisChannelLayer(hosts=[redis.url], prefix="twin-listener-test")
+    layer = RedisChannelLayer(hosts=[{"address": redis.url, "socket_timeout": 5}], prefix="twin-listener-test")
 
     async def scenario() -> None:
         channel = await layer.new_channel()
@@ -104,7 +112,7 @@ def test_a_renewal_that_fails_is_logged_once_and_readyz_learns_it(redis: Private
                 await keeper
 
     with caplog.at_level(logging.INFO, logger=LOGGER):
-        asyncio.run(scenario())
+        run_bounded(scenario)
     messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     assert sum("cannot join" in m for m in messages) == 1
     assert any("in its channel-layer group again" in m for m in messages)
