@@ -195,3 +195,14 @@ def test_an_alert_names_a_host_or_a_rack_never_both_nor_neither(clock):
             Alert.objects.create(
                 rule=alert.rule, host=host, rack=rack, state="resolved", starts_at=clock.now, labels={}
             )
+
+
+def test_the_admin_lists_a_racks_alert_found_by_the_racks_name(clock, admin_client):
+    _only("RackABMarginNegative")
+    _rack(name="R1")
+    _draw(clock, 2000.0)
+    clock.evaluate()
+    page = admin_client.get("/admin/alerts/alert/", {"q": "R1"}).content.decode()
+    assert "RackABMarginNegative" in page and 'field-rack nowrap">R1<' in page and "1 alert" in page
+    alert = Alert.objects.get()
+    assert admin_client.get(f"/admin/alerts/alert/{alert.pk}/change/").status_code == 200

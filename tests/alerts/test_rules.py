@@ -129,3 +129,23 @@ def test_a_rack_rule_over_named_racks_is_stored_and_a_rack_subject_is_a_metric_r
         RuleSpec(name="T", field="rack_power_percent", operator=">", threshold=80.0, scope="racks", racks=["R7"])
     )
     assert list(rule.racks.values_list("name", flat=True)) == ["R7"]
+
+
+def test_the_admin_refuses_a_rack_field_with_a_host_scope_on_the_scope(admin_client):
+    form = {
+        "name": "RackHot",
+        "enabled": "on",
+        "kind": "metric",
+        "field": "rack_power_percent",
+        "operator": ">",
+        "threshold": "80",
+        "for_seconds": "0",
+        "severity": "warning",
+        "labels": "{}",
+        "annotations": "{}",
+        "scope": "virtual",
+    }
+    page = admin_client.post(reverse("admin:alerts_rule_add"), form).content.decode()
+    assert "evaluated once per rack" in page and not Rule.objects.filter(name="RackHot").exists()
+    form["scope"] = "all"
+    assert admin_client.post(reverse("admin:alerts_rule_add"), form).status_code == 302
