@@ -206,3 +206,15 @@ def test_the_admin_lists_a_racks_alert_found_by_the_racks_name(clock, admin_clie
     assert "RackABMarginNegative" in page and 'field-rack nowrap">R1<' in page and "1 alert" in page
     alert = Alert.objects.get()
     assert admin_client.get(f"/admin/alerts/alert/{alert.pk}/change/").status_code == 200
+
+
+def test_a_racks_webhook_links_the_dashboard_not_a_host(clock, hook, settings):
+    settings.TWIN_ALERTS_DASHBOARD_URL = "https://twin.example/"
+    _only("RackABMarginNegative")
+    _rack()
+    _draw(clock, 2000.0)
+    clock.evaluate()
+    notices_deliver(now=clock.now)
+    (firing,) = hook.bodies()
+    assert firing["data"]["generatorURL"] == "https://twin.example/"
+    assert "hostname" not in firing["data"]["labels"]
