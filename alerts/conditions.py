@@ -37,7 +37,9 @@ class Kind(StrEnum):
 # The values a metric rule may compare, beyond the registry's fields.
 DERIVED_FIELDS = ("net_throughput_gbps", "link_utilization_percent")
 # A rack's values: a rule of one of these watches racks (scope all or racks), not hosts.
-RACK_SUBJECTS = ("rack_power_percent", "rack_ab_margin_watts")
+RACK_POWER_PERCENT = "rack_power_percent"
+RACK_AB_MARGIN = "rack_ab_margin_watts"
+RACK_SUBJECTS = (RACK_POWER_PERCENT, RACK_AB_MARGIN)
 METRIC_SUBJECTS: tuple[str, ...] = (*(f.name for f in METRIC_FIELDS), *DERIVED_FIELDS, *RACK_SUBJECTS)
 
 STATUS_VALUES: tuple[str, ...] = tuple(s.value for s in HostStatus)

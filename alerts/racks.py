@@ -16,14 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from alerts.conditions import COMPARE, Scope
+from alerts.conditions import COMPARE, RACK_AB_MARGIN, RACK_POWER_PERCENT, Scope
 from alerts.models import Alert, AlertState, Rule
 from facility.power import RackPowerDoc
 from facility.selectors import racks_power
 from hosts.models import Rack
-
-POWER_PERCENT = "rack_power_percent"
-AB_MARGIN = "rack_ab_margin_watts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +44,14 @@ def rack_values(power: RackPowerDoc) -> dict[str, float | None]:
        surviving feed has left if the other fails (negative: it would trip).
        Only over the failovers with a surviving feed: a rack with one feed has
        no A/B redundancy to measure (its ``abOk`` is false already), None.
+
+    The draw is the facility's: each host's latest reading, whatever its
+    status, as ``GET /api/racks/{name}/power`` counts it.
     """
     capacity = power["capacityWatts"]
     percent = round(power["measuredWatts"] / capacity * 100.0, 2) if capacity else None
     margins = [f["marginWatts"] for f in power["failover"] if f["survivingFeed"] is not None]
-    return {POWER_PERCENT: percent, AB_MARGIN: min(margins) if margins else None}
+    return {RACK_POWER_PERCENT: percent, RACK_AB_MARGIN: min(margins) if margins else None}
 
 
 def racks_view() -> list[RackView]:
@@ -80,7 +80,7 @@ def _values(rule: Rule, rack: RackView, *, threshold: float) -> dict[str, Any]:
         "measuredWatts": rack.power["measuredWatts"],
         "capacityWatts": rack.power["capacityWatts"],
     }
-    if rule.field == AB_MARGIN:
+    if rule.field == RACK_AB_MARGIN:
         weakest = min(
             (f for f in rack.power["failover"] if f["survivingFeed"] is not None), key=lambda f: f["marginWatts"]
         )
