@@ -96,11 +96,11 @@ class TransitionInline(admin.TabularInline):
 class AlertAdmin(admin.ModelAdmin):
     """Read-only: alerts are the evaluator's record."""
 
-    list_display = ["rule", "host", "state", "starts_at", "fired_at", "ends_at", "cause"]
+    list_display = ["rule", "host", "rack", "state", "starts_at", "fired_at", "ends_at", "cause"]
     list_filter = ["state", "rule", ("cause", admin.EmptyFieldListFilter)]
-    search_fields = ["host__hostname", "rule__name"]
+    search_fields = ["host__hostname", "rack__name", "rule__name"]
     date_hierarchy = "starts_at"
-    list_select_related = ["rule", "host", "cause"]
+    list_select_related = ["rule", "host", "rack", "cause"]
     readonly_fields = [f.name for f in Alert._meta.fields]
     inlines = [TransitionInline]
 

@@ -8,7 +8,12 @@ A rule's subject is one of:
 - ``link_utilization_percent``, the busiest of the host's links, percent of its capacity
   (as the twin-state document's ``links[].utilization`` shows it);
 - the host's ``status`` (``twin.status``: online, stale, offline, unknown), following the clock;
-- ``absent``: no sample for more than ``threshold`` seconds.
+- ``absent``: no sample for more than ``threshold`` seconds;
+- a rack's power (``RACK_SUBJECTS``), evaluated once per rack, never per host: one
+  incident per rack. ``rack_power_percent`` is the measured draw as a percent of the
+  rack's capacity with both feeds up; ``rack_ab_margin_watts`` the smallest failover
+  margin, what the surviving feed has left if the other fails (negative: the rack
+  would trip). Both as ``GET /api/racks/{name}/power`` shows them (``facility.power``).
 """
 
 from __future__ import annotations
@@ -31,7 +36,12 @@ class Kind(StrEnum):
 
 # The values a metric rule may compare, beyond the registry's fields.
 DERIVED_FIELDS = ("net_throughput_gbps", "link_utilization_percent")
-METRIC_SUBJECTS: tuple[str, ...] = (*(f.name for f in METRIC_FIELDS), *DERIVED_FIELDS)
+# A rack's values: a rule of one of these watches racks (scope all or racks), not hosts.
+RACK_POWER_PERCENT = "rack_power_percent"
+RACK_AB_MARGIN = "rack_ab_margin_watts"
+RACK_SUBJECTS = (RACK_POWER_PERCENT, RACK_AB_MARGIN)
+METRIC_SUBJECTS: tuple[str, ...] = (*(f.name for f in METRIC_FIELDS), *DERIVED_FIELDS, *RACK_SUBJECTS)
+
 STATUS_VALUES: tuple[str, ...] = tuple(s.value for s in HostStatus)
 
 
@@ -70,9 +80,12 @@ class Severity(StrEnum):
 
 
 class Scope(StrEnum):
-    """Which hosts a rule watches."""
+    """Which hosts (a rack rule: which racks) a rule watches."""
 
-    ALL = "all"  # every real (non-virtual) host
-    RACKS = "racks"  # the real hosts of the rule's racks
+    ALL = "all"  # every real (non-virtual) host; a rack rule: every rack
+    RACKS = "racks"  # the real hosts of the rule's racks; a rack rule: the rule's racks
     HOSTS = "hosts"  # the rule's hosts (real or virtual)
     VIRTUAL = "virtual"  # every virtual node (switches)
+
+
+RACK_SCOPES = (Scope.ALL, Scope.RACKS)

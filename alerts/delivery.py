@@ -94,9 +94,12 @@ def destination_check(url: str) -> None:
             )
 
 
-def _generator_url(hostname: str) -> str | None:
+def _generator_url(alert: Alert) -> str | None:
+    """The dashboard with the alert's host selected; a rack's alert, the dashboard (it has no rack link yet)."""
     base = settings.TWIN_ALERTS_DASHBOARD_URL.rstrip("/")
-    return f"{base}/#host={hostname}" if base else None
+    if not base:
+        return None
+    return f"{base}/#host={alert.host.hostname}" if alert.host_id is not None else f"{base}/"
 
 
 def webhook_payload(notice: Notification, *, now: datetime) -> dict[str, Any]:
@@ -107,7 +110,7 @@ def webhook_payload(notice: Notification, *, now: datetime) -> dict[str, Any]:
     document["state"] = notice.transition.to_state
     if notice.transition.to_state == AlertState.FIRING:
         document["endsAt"] = None
-    document["generatorURL"] = _generator_url(alert.host.hostname)
+    document["generatorURL"] = _generator_url(alert)
     return {"type": f"alert.{notice.transition.to_state}", "timestamp": iso_utc(now), "data": document}
 
 
@@ -134,7 +137,7 @@ def alertmanager_alert(alert: Alert, *, resolved: bool, now: datetime) -> dict[s
         posted["endsAt"] = iso_utc(alert.ends_at)
     elif not resolved:
         posted["endsAt"] = iso_utc(now + timedelta(seconds=REPOST_LEAD * settings.TWIN_ALERTMANAGER_REPOST_SECONDS))
-    generator = _generator_url(alert.host.hostname)
+    generator = _generator_url(alert)
     if generator:
         posted["generatorURL"] = generator
     return posted
@@ -211,7 +214,11 @@ def notices_deliver(*, now: datetime) -> DeliveryRun:
         if not _claim(notice_id, now=now):
             continue
         notice = Notification.objects.select_related(
-            "receiver", "transition__alert__rule", "transition__alert__host", "transition__alert__cause"
+            "receiver",
+            "transition__alert__rule",
+            "transition__alert__host",
+            "transition__alert__rack",
+            "transition__alert__cause",
         ).get(pk=notice_id)
         try:
             notice_send(notice, now=now)
@@ -258,7 +265,13 @@ def alerts_repost(*, now: datetime) -> int:
             transition__to_state=AlertState.FIRING,
             transition__alert__state=AlertState.FIRING,
         )
-        .select_related("receiver", "transition__alert__rule", "transition__alert__host", "transition__alert__cause")
+        .select_related(
+            "receiver",
+            "transition__alert__rule",
+            "transition__alert__host",
+            "transition__alert__rack",
+            "transition__alert__cause",
+        )
         .order_by("receiver_id", "transition__alert_id")
     )
     by_receiver: dict[int, tuple[str, list[Alert]]] = {}

@@ -1,10 +1,12 @@
-"""The evaluator: every rule over every host in its scope, from the latest values and the clock.
+"""The evaluator: every rule over every host (or rack) in its scope, from the latest values and the clock.
 
 Where the data is: ingest keeps each host's latest values (``metrics.LatestMetrics``)
 and the clock alone turns a silent host stale, then offline (``twin.status``). So
 the evaluator reads what the snapshot reads (``metrics.selectors.host_rows``, one
 query, and the links) at a short period (the job ``alerts.evaluate``), never the
-history, and derives each host's status with the snapshot's own rules. A lower layer
+history, and derives each host's status with the snapshot's own rules. Rules on a
+rack's power (``alerts.racks``) are evaluated once per rack from the facility's
+reads, so an overloaded rack is one alert, not one per host in it. A lower layer
 never calls it: it watches the twin from above.
 
 Each transition is written once, across any number of server processes: the job
@@ -12,7 +14,7 @@ runs in one process at a time (``jobs``), and each run first updates the one
 ``Evaluation`` row inside its transaction, so a second evaluator (``run_jobs`` from
 a shell, a lease that expired under a slow run) waits for the first to commit and
 then reads what it wrote. The database also refuses a second open alert per rule
-and host, and a second transition into the same state.
+and host (or rack), and a second transition into the same state.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from alerts.conditions import COMPARE, Kind, Scope
+from alerts.conditions import COMPARE, RACK_SUBJECTS, Kind, Scope
 from alerts.models import (
     OPEN_STATES,
     Alert,
@@ -38,6 +40,7 @@ from alerts.models import (
     ReceiverKind,
     Rule,
 )
+from alerts.racks import rack_rules_evaluate
 from alerts.selectors import alert_reference
 from alerts.suppression import Suppressions
 from common.events import Event, alert_updated, events_publish_on_commit
@@ -75,10 +78,11 @@ class Change:
     """One transition the evaluator made."""
 
     rule: str
-    hostname: str
+    hostname: str  # "" for a rack's alert
     from_state: str | None
     to_state: str
     at: datetime
+    rack: str = ""
 
 
 @dataclass(frozen=True)
@@ -238,10 +242,11 @@ def alert_labels(rule: Rule, host: HostView) -> dict[str, str]:
 
 
 def alerts_evaluate(*, now: datetime) -> list[Change]:
-    """Evaluate every enabled rule over its hosts and record what changed; return the changes.
+    """Evaluate every enabled rule over its hosts (a rack rule: its racks) and record what changed; return the changes.
 
     1. Take the evaluator's turn (update the ``Evaluation`` row first).
-    2. Read the rules, every host as the twin sees it now, the open alerts.
+    2. Read the rules, the open alerts, and every host as the twin sees it now
+       (the rack rules read the racks' power: ``alerts.racks``).
     3. For each rule and host in scope: a condition that starts holding opens a
        pending alert; one that has held ``for_seconds`` fires; an open alert
        whose condition no longer holds (against the clear threshold) resolves,
@@ -254,7 +259,7 @@ def alerts_evaluate(*, now: datetime) -> list[Change]:
         if not Evaluation.objects.filter(pk=1).update(evaluated_at=now):
             Evaluation.objects.bulk_create([Evaluation(pk=1, evaluated_at=now)], ignore_conflicts=True)
             Evaluation.objects.filter(pk=1).update(evaluated_at=now)
-        rules = [
+        views = [
             _RuleView(
                 rule=r,
                 rack_names=frozenset(x.name for x in r.racks.all()),
@@ -262,18 +267,27 @@ def alerts_evaluate(*, now: datetime) -> list[Change]:
             )
             for r in Rule.objects.filter(enabled=True).prefetch_related("racks", "hosts")
         ]
-        open_alerts = {
-            (a.rule_id, a.host_id): a for a in Alert.objects.filter(state__in=OPEN_STATES).select_related("cause")
-        }
-        if not rules and not open_alerts:
-            # Nothing to evaluate and nothing to resolve: the twin is not read at all.
-            return []
-        hosts = hosts_view(now=now)
+        rack_rules = [
+            (v.rule, v.rack_names) for v in views if v.rule.kind == Kind.METRIC and v.rule.field in RACK_SUBJECTS
+        ]
+        rules = [v for v in views if not (v.rule.kind == Kind.METRIC and v.rule.field in RACK_SUBJECTS)]
+        open_alerts: dict[tuple[int, int], Alert] = {}
+        open_racks: dict[tuple[int, int], Alert] = {}
+        for a in Alert.objects.filter(state__in=OPEN_STATES).select_related("cause"):
+            if a.host_id is not None:
+                open_alerts[(a.rule_id, a.host_id)] = a
+            else:
+                open_racks[(a.rule_id, a.rack_id)] = a
+        if not views and not open_alerts and not open_racks:
+            return []  # nothing to evaluate and nothing to resolve: neither the twin nor the racks are read
+        racks = rack_rules_evaluate(rack_rules, open_racks, now=now)
+        # Nothing to evaluate and nothing to resolve over hosts: the twin is not read at all.
+        hosts = hosts_view(now=now) if rules or open_alerts else []
         host_by_id = {h.id: h for h in hosts}
 
-        opened: list[tuple[Alert, dict[str, Any]]] = []
-        fired: list[tuple[Alert, dict[str, Any]]] = []
-        resolved: list[tuple[Alert, dict[str, Any]]] = []
+        opened: list[tuple[Alert, dict[str, Any]]] = racks.opened
+        fired: list[tuple[Alert, dict[str, Any]]] = racks.fired
+        resolved: list[tuple[Alert, dict[str, Any]]] = racks.resolved
         seen: set[tuple[int, int]] = set()
         real = [h for h in hosts if not h.is_virtual]
         real_ids = {h.id for h in real}
@@ -374,6 +388,7 @@ def _changes_write(
             from_state=t.from_state or None,
             to_state=t.to_state,
             at=now,
+            rack=t.alert.labels.get("rack", ""),
         )
         for t in transitions
     ]
@@ -396,13 +411,16 @@ def _causes_assign(
     that has one, a firing one before a pending one. Such an alert's notices are
     inhibited (``_notices_queue``); the cause's notice names the hosts it affects.
     """
-    unreached = [a for a, _ in (*opened, *fired) if a.cause_id is None and hosts[a.host_id].causes]
+    # A rack's alert has no host, and no switch cuts a rack's power off.
+    unreached = [
+        a for a, _ in (*opened, *fired) if a.cause_id is None and a.host_id is not None and hosts[a.host_id].causes
+    ]
     if not unreached:
         return
     closing = {id(a) for a, _ in resolved}
     on_node: dict[int, Alert] = {}
     for alert in (*open_alerts.values(), *(a for a, _ in opened)):
-        if id(alert) in closing:
+        if id(alert) in closing or alert.host_id is None:
             continue
         best = on_node.get(alert.host_id)
         if best is None or (best.state != AlertState.FIRING and alert.state == AlertState.FIRING):
@@ -501,7 +519,8 @@ def _event_of(transition: AlertTransition) -> Event:
     return alert_updated(
         alert_id=alert.pk,
         rule=alert.labels.get("alertname", ""),
-        hostname=alert.labels.get("hostname", ""),
+        hostname=alert.labels.get("hostname") if alert.host_id is not None else None,
+        rack=alert.labels.get("rack") or None,
         severity=alert.labels.get("severity", ""),
         caused_by=None if cause is None else alert_reference(cause),
         from_state=transition.from_state or None,

@@ -12,7 +12,7 @@ from hosts.models import Host, Rack
 
 
 class Rule(models.Model):
-    """A condition over what the twin holds about each host in its scope.
+    """A condition over what the twin holds about each host (or, for a rack subject, each rack) in its scope.
 
     ``kind`` says what is looked at (``alerts.conditions``): a metric compared
     with ``threshold`` by ``operator``, the host's ``status``, or the absence
@@ -61,18 +61,23 @@ OPEN_STATES = (AlertState.PENDING, AlertState.FIRING)
 
 
 class Alert(models.Model):
-    """One rule holding for one host, from the moment its condition held until it cleared.
+    """One rule holding for one host, or for one rack, from the moment its condition held until it cleared.
+
+    A host rule's alert names its ``host``; a rack rule's (``alerts.conditions.RACK_SUBJECTS``:
+    the rack's power) names its ``rack`` and no host, since a rack's power problem is one
+    incident, not one per host in it. Exactly one of the two is set (the database checks).
 
     ``starts_at`` is when the condition first held (pending), ``fired_at``
     when it fired, ``ends_at`` when it cleared. ``values`` are those that
     made it (the value and threshold, or the status and last contact);
     ``labels`` are fixed when it opens, so silences match what it was. At most
-    one open alert per rule and host, enforced by the database. ``cause``: the
+    one open alert per rule and host (or rack), enforced by the database. ``cause``: the
     alert of the failed switch that cut the host off, when there is one.
     """
 
     rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="alerts")
-    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="alerts")
+    host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    rack = models.ForeignKey(Rack, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
     state = models.CharField(max_length=10, choices=AlertState)
     starts_at = models.DateTimeField()
     fired_at = models.DateTimeField(null=True, blank=True)
@@ -89,7 +94,14 @@ class Alert(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["rule", "host"], condition=Q(state__in=OPEN_STATES), name="alerts_one_open_per_rule_host"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["rule", "rack"], condition=Q(state__in=OPEN_STATES), name="alerts_one_open_per_rule_rack"
+            ),
+            models.CheckConstraint(
+                condition=Q(host__isnull=False, rack__isnull=True) | Q(host__isnull=True, rack__isnull=False),
+                name="alerts_alert_host_or_rack",
+            ),
         ]
         indexes = [
             models.Index(fields=["state"], name="alerts_alert_state"),
@@ -98,7 +110,8 @@ class Alert(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rule_id} on {self.host_id}: {self.state}"
+        subject = f"host {self.host_id}" if self.host_id is not None else f"rack {self.rack_id}"
+        return f"{self.rule_id} on {subject}: {self.state}"
 
 
 class AlertTransition(models.Model):

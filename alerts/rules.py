@@ -9,7 +9,17 @@ from typing import Any
 
 from django.db import transaction
 
-from alerts.conditions import METRIC_SUBJECTS, RISING, STATUS_VALUES, Kind, Operator, Scope, Severity
+from alerts.conditions import (
+    METRIC_SUBJECTS,
+    RACK_SCOPES,
+    RACK_SUBJECTS,
+    RISING,
+    STATUS_VALUES,
+    Kind,
+    Operator,
+    Scope,
+    Severity,
+)
 from alerts.models import Rule
 from common.errors import Refused
 from common.text import text_problem
@@ -20,6 +30,8 @@ LABEL_VALUE_MAX = 500
 LABELS_MAX = 30
 # Labels the twin sets on every alert; a rule may not redefine them.
 RESERVED_LABELS = ("alertname", "hostname", "rack", "severity")
+# ... and on a rack's alert, its site too.
+RESERVED_RACK_LABELS = (*RESERVED_LABELS, "site")
 FOR_SECONDS_MAX = 7 * 86_400
 
 
@@ -93,7 +105,9 @@ def rule_check(spec: RuleSpec, *, rule_id: int | None = None) -> None:
        gives its seconds as a positive threshold.
     3. ``for_seconds`` within a week; labels and annotations are plain text,
        and labels leave the twin's own names alone.
-    4. Racks or hosts only for those scopes, and each exists.
+    4. A rack subject (``rack_power_percent``, ``rack_ab_margin_watts``) watches
+       racks: only scope all (every rack) or racks.
+    5. Racks or hosts only for those scopes, and each exists.
     """
     if not isinstance(spec.name, str) or not spec.name.strip() or len(spec.name) > 100:
         raise RuleInvalid("name", "name is text of 1 to 100 characters.")
@@ -151,9 +165,16 @@ def rule_check(spec: RuleSpec, *, rule_id: int | None = None) -> None:
         raise RuleInvalid("for_seconds", f"for_seconds is within 0..{FOR_SECONDS_MAX}.")
     _text_map("labels", spec.labels)
     _text_map("annotations", spec.annotations)
-    reserved = sorted(set(spec.labels) & set(RESERVED_LABELS))
+    rack_rule = spec.kind == Kind.METRIC and spec.field in RACK_SUBJECTS
+    reserved = sorted(set(spec.labels) & set(RESERVED_RACK_LABELS if rack_rule else RESERVED_LABELS))
     if reserved:
         raise RuleInvalid("labels", f"labels may not set {', '.join(reserved)}: the twin sets them on each alert.")
+    if rack_rule and spec.scope not in RACK_SCOPES:
+        raise RuleInvalid(
+            "scope",
+            f"{spec.field} is a rack's value, evaluated once per rack: its scope is all (every rack) "
+            f"or racks (the named racks), not {spec.scope}.",
+        )
 
     for name, names, model, key, scope in (
         ("racks", spec.racks, Rack, "name", Scope.RACKS),

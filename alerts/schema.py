@@ -29,10 +29,11 @@ Texts = dict[str, str]
 class RuleInput(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /api/alerts/rules`` and ``PUT /api/alerts/rules/{id}``: a whole rule.
 
-    ``kind`` metric: ``field`` (a metric of the registry, ``net_throughput_gbps`` or
-    ``link_utilization_percent``), ``operator``, ``threshold`` and optionally
-    ``clear_threshold`` (hysteresis). ``kind`` status: ``status``. ``kind`` absent:
-    ``threshold`` is the seconds without data.
+    ``kind`` metric: ``field`` (a metric of the registry, ``net_throughput_gbps``,
+    ``link_utilization_percent``, or a rack's ``rack_power_percent`` or
+    ``rack_ab_margin_watts``, evaluated once per rack with scope all or racks),
+    ``operator``, ``threshold`` and optionally ``clear_threshold`` (hysteresis).
+    ``kind`` status: ``status``. ``kind`` absent: ``threshold`` is the seconds without data.
     """
 
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -112,7 +113,8 @@ class AlertDocument(TypedDict):
 
     id: int
     rule: str
-    hostname: str
+    # Null for a rack's alert (a rule on the rack's power): ``rack`` names it.
+    hostname: str | None
     rack: str | None
     state: Literal["pending", "firing", "resolved"]
     severity: str

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Q
+
 from alerts.models import Alert, AlertState, AlertTransition, Evaluation, Rule
 from alerts.schema import AlertDocument, AlertList, AlertReference, RuleDocument, RuleList
 from common.formats import iso_utc
@@ -35,7 +37,7 @@ def alert_reference(alert: Alert) -> AlertReference:
 
 
 def alert_document(alert: Alert, *, affects: list[str] | None = None) -> AlertDocument:
-    """One alert (its rule and host read with it; its cause too, when it has one).
+    """One alert (its rule and host, or rack, read with it; its cause too, when it has one).
 
     ``affects``: the hostnames of the alerts that hang under this one (``alerts_affects``).
     """
@@ -43,7 +45,8 @@ def alert_document(alert: Alert, *, affects: list[str] | None = None) -> AlertDo
     return {
         "id": alert.pk,
         "rule": alert.rule.name,
-        "hostname": alert.host.hostname,
+        # A rack's alert (its power) names the rack and no host.
+        "hostname": alert.host.hostname if alert.host_id is not None else None,
         "rack": labels.get("rack") or None,
         "state": alert.state,  # type: ignore[typeddict-item]
         "severity": labels.get("severity", alert.rule.severity),
@@ -87,7 +90,7 @@ def alerts_active_at(*, at: datetime) -> list[AlertDocument]:
     alerts = list(
         Alert.objects.filter(pk__in=fired)
         .exclude(pk__in=ended)
-        .select_related("rule", "host", "cause")
+        .select_related("rule", "host", "rack", "cause")
         .order_by("fired_at", "id")
     )
     documents = alerts_documents(alerts)
@@ -99,15 +102,17 @@ def alerts_active_at(*, at: datetime) -> list[AlertDocument]:
 
 def alerts_firing() -> AlertList:
     """What fires now, oldest first."""
-    alerts = Alert.objects.filter(state=AlertState.FIRING).select_related("rule", "host", "cause")
+    alerts = Alert.objects.filter(state=AlertState.FIRING).select_related("rule", "host", "rack", "cause")
     return {"alerts": alerts_documents(list(alerts.order_by("fired_at", "id")))}
 
 
 @dataclass(frozen=True)
 class AlertFilters:
-    """The history's filters: a host, a rule, and the alerts active at some time in [since, until)."""
+    """The history's filters: a host, a rack, a rule, and the alerts active at some time in [since, until)."""
 
     host: str | None = None
+    # A rack's own alerts (its power) and those of the hosts in it when they opened (their ``rack`` label).
+    rack: str | None = None
     rule: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -115,9 +120,11 @@ class AlertFilters:
 
 def alerts_history(*, filters: AlertFilters, limit: int) -> AlertList:
     """Alerts of any state, newest first, that were active at some moment in the range."""
-    alerts = Alert.objects.select_related("rule", "host", "cause").order_by("-starts_at", "-id")
+    alerts = Alert.objects.select_related("rule", "host", "rack", "cause").order_by("-starts_at", "-id")
     if filters.host is not None:
         alerts = alerts.filter(host__hostname=filters.host)
+    if filters.rack is not None:
+        alerts = alerts.filter(Q(rack__name=filters.rack) | Q(host__rack__name=filters.rack))
     if filters.rule is not None:
         alerts = alerts.filter(rule__name=filters.rule)
     if filters.until is not None:

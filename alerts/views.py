@@ -76,12 +76,13 @@ class AlertsView(APIView):
 
 
 class AlertHistoryView(APIView):
-    """``GET /api/alerts/history``: past and present alerts by host, rule and time range, newest first."""
+    """``GET /api/alerts/history``: past and present alerts by host, rack, rule and time range, newest first."""
 
     @extend_schema(
         operation_id="alerts_history",
         parameters=[
             OpenApiParameter("host", str, description="Alerts of this host."),
+            OpenApiParameter("rack", str, description="Alerts of this rack's power, and of the hosts in it."),
             OpenApiParameter("rule", str, description="Alerts of this rule (its name)."),
             OpenApiParameter("since", OpenApiTypes.DATETIME, description="Alerts still active at or after this time."),
             OpenApiParameter("until", OpenApiTypes.DATETIME, description="Alerts that began before this time."),
@@ -97,7 +98,13 @@ class AlertHistoryView(APIView):
         if since is not None and until is not None and until < since:
             raise InvalidParameter("until", "until is before since.")
         limit = param_int(query, "limit", default=HISTORY_LIMIT_DEFAULT, minimum=1, maximum=HISTORY_LIMIT_MAX)
-        filters = AlertFilters(host=_filter(query, "host"), rule=_filter(query, "rule"), since=since, until=until)
+        filters = AlertFilters(
+            host=_filter(query, "host"),
+            rack=_filter(query, "rack"),
+            rule=_filter(query, "rule"),
+            since=since,
+            until=until,
+        )
         return Response(alerts_history(filters=filters, limit=limit or HISTORY_LIMIT_DEFAULT))
 
 

@@ -69,7 +69,7 @@ class EventType(StrEnum):
     COMMAND_UPDATED = "command.updated"
     # Work is waiting for one host's agent: {"hostname"}.
     INVOCATION_AVAILABLE = "invocation.available"
-    # An alert changed state: {"id", "rule", "hostname", "severity", "from", "to", "at", "values", "causedBy"}.
+    # An alert changed state: {"id", "rule", "hostname", "rack", "severity", "from", "to", "at", "values", "causedBy"}.
     ALERT_UPDATED = "alert.updated"
 
 
@@ -108,15 +108,18 @@ def alert_updated(
     *,
     alert_id: int,
     rule: str,
-    hostname: str,
+    hostname: str | None,
     severity: str,
     from_state: str | None,
     to_state: str,
     at: str,
     values: dict[str, Any],
     caused_by: dict[str, Any] | None = None,
+    rack: str | None = None,
 ) -> Event:
     """An alert of ``rule`` on ``hostname`` moved ``from`` (None: it opened) ``to`` a state; told to every reader.
+
+    ``rack``: the host's rack; a rack's alert (its power) has the rack and no hostname (None).
 
     ``caused_by``: ``{"id", "rule", "hostname"}`` of the failed switch's alert this one hangs under, or None.
     """
@@ -124,6 +127,7 @@ def alert_updated(
         "id": alert_id,
         "rule": rule,
         "hostname": hostname,
+        "rack": rack,
         "severity": severity,
         "from": from_state,
         "to": to_state,

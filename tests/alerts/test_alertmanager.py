@@ -128,3 +128,37 @@ def test_only_alerts_whose_firing_reached_alertmanager_are_reposted(clock, setti
     ingest_at([sample_dict("web-01", at=clock.now)], received_at=clock.now)
     clock.evaluate(settings.TWIN_OFFLINE_AFTER_SECONDS + 1)
     assert alerts_repost(now=clock.now) == 0  # queued, not yet sent: the notice itself will tell it
+
+
+def test_a_racks_power_alert_reaches_alertmanager_naming_the_rack_and_no_host(clock, alertmanager, settings):
+    from alerts.models import Rule
+    from tests.facility.factories import feeds, floor_rack
+
+    settings.TWIN_ALERTS_ALLOW_PRIVATE_RECEIVERS = True
+    settings.TWIN_ALERTMANAGER_URL = alertmanager
+    Rule.objects.exclude(name="RackABMarginNegative").update(enabled=False)
+    feeds(floor_rack("R4", site="AMS1"), a=5000.0, b=5000.0)
+    # Alertmanager keeps a resolve whose endsAt is still ahead active: the story ends by now.
+    clock.now -= timedelta(seconds=30)
+
+    def draw(watts: float) -> None:
+        samples = [sample_dict(f"r4-{i}", at=clock.now, power_watts=watts, rack="R4") for i in range(3)]
+        ingest_at([{k: v for k, v in s.items() if k != "position"} for s in samples], received_at=clock.now)
+
+    draw(2000.0)  # 6 kW on feeds of 5 kW: a failover would trip the survivor
+    clock.evaluate()
+    assert notices_deliver(now=clock.now).sent == 1
+    (alert,) = _active(alertmanager)
+    assert alert["labels"] == {
+        "alertname": "RackABMarginNegative",
+        "rack": "R4",
+        "site": "AMS1",
+        "severity": "critical",
+    }
+    assert "Rack R4 would trip" in alert["annotations"]["summary"]
+
+    clock.now += timedelta(seconds=1)
+    draw(1000.0)
+    clock.evaluate()
+    assert notices_deliver(now=clock.now).sent == 1
+    assert _active(alertmanager) == []

@@ -94,3 +94,58 @@ def test_the_admin_refuses_a_bad_rule_on_the_field_with_the_same_words(admin_cli
     form["clear_threshold"] = "85"
     assert admin_client.post(reverse("admin:alerts_rule_add"), form).status_code == 302
     assert Rule.objects.get(name="Bad").clear_threshold == 85.0
+
+
+def test_the_installation_ships_the_rack_power_rules():
+    rules = {r.name: r for r in Rule.objects.filter(name__in=["RackPowerHigh", "RackABMarginNegative"])}
+    high, margin = rules["RackPowerHigh"], rules["RackABMarginNegative"]
+    assert (high.field, high.operator, high.threshold, high.clear_threshold) == ("rack_power_percent", ">", 90.0, 85.0)
+    assert (high.for_seconds, high.severity, high.scope) == (300.0, "warning", "all")
+    assert (margin.field, margin.operator, margin.threshold, margin.severity) == (
+        "rack_ab_margin_watts",
+        "<",
+        0.0,
+        "critical",
+    )
+
+
+@pytest.mark.parametrize("scope", ["hosts", "virtual"])
+def test_a_rack_subject_is_refused_with_a_host_scope_naming_the_scope(scope):
+    extra = {"hosts": ["web-01"]} if scope == "hosts" else {}
+    refusal = _refusal(field="rack_power_percent", operator=">", threshold=90.0, scope=scope, **extra)
+    assert refusal.field == "scope" and "once per rack" in refusal.detail and scope in refusal.detail
+
+
+def test_a_rack_rule_may_not_set_the_site_label_a_host_rule_may():
+    refusal = _refusal(field="rack_ab_margin_watts", operator="<", threshold=0.0, labels={"site": "x"})
+    assert refusal.field == "labels" and "site" in refusal.detail
+    rule_check(RuleSpec(name="T", field="cpu_load", operator=">", threshold=1.0, labels={"site": "x"}))
+
+
+def test_a_rack_rule_over_named_racks_is_stored_and_a_rack_subject_is_a_metric_rules_only():
+    assert _refusal(kind="status", status="offline", field="rack_power_percent").field == "field"
+    Rack.objects.create(name="R7")
+    rule = rule_save(
+        RuleSpec(name="T", field="rack_power_percent", operator=">", threshold=80.0, scope="racks", racks=["R7"])
+    )
+    assert list(rule.racks.values_list("name", flat=True)) == ["R7"]
+
+
+def test_the_admin_refuses_a_rack_field_with_a_host_scope_on_the_scope(admin_client):
+    form = {
+        "name": "RackHot",
+        "enabled": "on",
+        "kind": "metric",
+        "field": "rack_power_percent",
+        "operator": ">",
+        "threshold": "80",
+        "for_seconds": "0",
+        "severity": "warning",
+        "labels": "{}",
+        "annotations": "{}",
+        "scope": "virtual",
+    }
+    page = admin_client.post(reverse("admin:alerts_rule_add"), form).content.decode()
+    assert "evaluated once per rack" in page and not Rule.objects.filter(name="RackHot").exists()
+    form["scope"] = "all"
+    assert admin_client.post(reverse("admin:alerts_rule_add"), form).status_code == 302

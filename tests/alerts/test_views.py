@@ -13,6 +13,7 @@ from rest_framework.authtoken.models import Token
 from alerts.models import Rule
 from common.formats import iso_utc
 from tests.conftest import ingest_at, iso, sample_dict
+from tests.facility.factories import feeds, floor_rack
 
 pytestmark = pytest.mark.django_db
 
@@ -172,3 +173,35 @@ def test_the_twin_at_a_past_time_shows_the_alerts_that_fired_then(reader, clock,
     assert at(started - timedelta(minutes=1))["alerts"] == []
     assert at(resolved_at + timedelta(seconds=1))["alerts"] == []
     assert "alerts" not in reader.get("/api/twin/state").json()  # the live document keeps the seed's shape
+
+
+def _overload_rack(clock, name: str = "R9") -> None:
+    """Rack ``name`` (5 kW a feed) draws 6 kW: a feed's failure would trip it; the margin rule fires."""
+    Rule.objects.exclude(name="RackABMarginNegative").update(enabled=False)
+    feeds(floor_rack(name, site="S2"), a=5000.0, b=5000.0)
+    samples = [sample_dict(f"p-{i}", at=clock.now, power_watts=3000.0, rack=name) for i in range(2)]
+    ingest_at([{k: v for k, v in s.items() if k != "position"} for s in samples], received_at=clock.now)
+    clock.evaluate()
+
+
+def test_a_racks_alert_is_listed_with_its_rack_and_a_null_hostname(reader, clock):
+    _overload_rack(clock)
+    (alert,) = reader.get("/api/alerts").json()["alerts"]
+    assert (alert["rule"], alert["hostname"], alert["rack"], alert["state"]) == (
+        "RackABMarginNegative",
+        None,
+        "R9",
+        "firing",
+    )
+    assert alert["labels"] == {"alertname": "RackABMarginNegative", "rack": "R9", "site": "S2", "severity": "critical"}
+    assert alert["values"]["value"] == -1000.0 and alert["causedBy"] is None and alert["affects"] == []
+
+
+def test_the_history_filters_by_rack_and_the_past_twin_shows_a_racks_alert(reader, clock):
+    clock.now -= timedelta(minutes=10)
+    _overload_rack(clock)
+    by_rack = reader.get("/api/alerts/history", {"rack": "R9"}).json()["alerts"]
+    assert [(a["rule"], a["rack"], a["hostname"]) for a in by_rack] == [("RackABMarginNegative", "R9", None)]
+    assert reader.get("/api/alerts/history", {"rack": "R1"}).json()["alerts"] == []
+    past = reader.get("/api/twin/state", {"at": iso_utc(clock.now + timedelta(minutes=1))}).json()
+    assert [(a["rule"], a["rack"]) for a in past["alerts"]] == [("RackABMarginNegative", "R9")]

@@ -167,3 +167,25 @@ def test_a_few_alert_changes_go_out_each_as_its_own_alert_update():
         ("alert-update", "pending", "node-00001"),
         ("alert-update", "firing", "node-00001"),
     ]
+
+
+def test_a_racks_alert_change_reaches_readers_with_its_rack_and_no_hostname():
+    change = alert_updated(
+        alert_id=9,
+        rule="RackPowerHigh",
+        hostname=None,
+        rack="A01",
+        severity="warning",
+        from_state="pending",
+        to_state="firing",
+        at="2026-12-08T01:00:00.000Z",
+        values={"value": 93.0, "threshold": 90.0},
+    )
+    _, emitter = _deliver_message([change])
+    ((name, payload, _),) = emitter.sent
+    assert (name, payload["rule"], payload["rack"], payload["hostname"]) == (
+        "alert-update",
+        "RackPowerHigh",
+        "A01",
+        None,
+    )
