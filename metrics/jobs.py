@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from jobs.registry import job
-from metrics.retention import history_prune, partitions_ensure, raw_cutoff
+from metrics.retention import history_partitions_ensure, history_prune, raw_cutoff
 from metrics.rollups import rollups_update
 
 
@@ -18,7 +18,7 @@ def metrics_rollups(now: datetime) -> str:
 @job(name="metrics.partitions", every_seconds=3600.0)
 def metrics_partitions(now: datetime) -> str:
     """Keep the daily partitions of raw samples ready a few days ahead (PostgreSQL; nothing to do on SQLite)."""
-    created = partitions_ensure(now=now)
+    created = history_partitions_ensure(now=now)
     return f"created {', '.join(created)}" if created else "all days ahead exist"
 
 

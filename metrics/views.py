@@ -40,6 +40,15 @@ class RejectedSample(TypedDict):
     hostname: NotRequired[str]
 
 
+class RefusedMetrics(TypedDict):
+    """Labelled metrics (positions in the sample's ``metrics``) of the stored sample ``index`` that were not stored."""
+
+    index: int
+    hostname: str
+    metrics: list[int]
+    reason: str
+
+
 class BatchAccepted(TypedDict):
     """The answer to a batch: how many samples were stored, and which were refused."""
 
@@ -48,6 +57,8 @@ class BatchAccepted(TypedDict):
     duplicates: NotRequired[int]
     duplicate: NotRequired[bool]
     rejected: NotRequired[list[RejectedSample]]
+    # Labelled metrics of stored samples that were not stored, grouped by sample and reason.
+    metricsRefused: NotRequired[list[RefusedMetrics]]
     # The agent's pending command invocations (docs/api.md, "Command lifecycle"); absent when none.
     invocations: NotRequired[list[AgentInvocation]]
 
@@ -148,6 +159,8 @@ def _batch_response(result: IngestResult, invocations: list[AgentInvocation]) ->
         body["duplicates"] = result.duplicates
     if result.rejected:
         body["rejected"] = [r.as_dict() for r in result.rejected]  # type: ignore[misc]
+    if result.metrics_refused:
+        body["metricsRefused"] = [r.as_dict() for r in result.metrics_refused]  # type: ignore[misc]
     if invocations:
         body["invocations"] = invocations
     if result.nothing_valid:
