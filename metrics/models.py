@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from hosts.models import Host, Interface
-from metrics.fields import COUNTERS, metric_columns, rollup_columns
+from metrics.fields import COUNTERS, metric_columns, rollup_columns, series_rollup_columns
 
 
 def _abstract_model(name: str, fields: dict[str, models.Field]) -> type[models.Model]:
@@ -261,3 +261,41 @@ class SeriesCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host_id}: {self.series} series"
+
+
+# A labelled series' rollup columns (metrics/fields.py), in both levels alike.
+SeriesRollupValues = _abstract_model("SeriesRollupValues", series_rollup_columns())
+
+
+class SeriesRollup(SeriesRollupValues):
+    """A labelled series' values in one bucket of time, summarised by the same algebra as ``Rollup``."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="+", db_index=False)
+    bucket = models.DateTimeField(help_text="The bucket's start.")
+    samples = models.PositiveIntegerField(help_text="Values summarised.")
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.series_id}@{self.bucket.isoformat()}"
+
+
+class SeriesRollup5m(SeriesRollup):
+    """Five-minute rollups of labelled series, kept ``TWIN_ROLLUP_RETENTION_DAYS``."""
+
+    pk = models.CompositePrimaryKey("series_id", "bucket")
+
+    class Meta:
+        indexes = [models.Index(fields=["bucket"], name="series_rollup5m_bucket")]
+
+
+class SeriesRollup1h(SeriesRollup):
+    """Hourly rollups of labelled series, kept ``TWIN_HOURLY_RETENTION_DAYS``."""
+
+    pk = models.CompositePrimaryKey("series_id", "bucket")
+
+    class Meta:
+        indexes = [models.Index(fields=["bucket"], name="series_rollup1h_bucket")]

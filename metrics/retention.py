@@ -5,6 +5,9 @@
   deleted in bounded chunks.
 - 5-minute rollups: ``TWIN_ROLLUP_RETENTION_DAYS``; hourly rollups:
   ``TWIN_HOURLY_RETENTION_DAYS``; deleted in bounded chunks.
+- labelled series' values and rollups: exactly as the samples' and theirs
+  (``HISTORY_TABLES``: both raw histories go through the same partition and
+  prune code).
 - batch receipts: ``TWIN_SIGNATURE_WINDOW_SECONDS`` + ``RECEIPT_MARGIN``;
   deleted in bounded chunks.
 
@@ -33,7 +36,16 @@ from django.db import OperationalError, connection, transaction
 
 from common.sql import db_datetime
 from hosts.models import Host
-from metrics.models import BatchReceipt, Rollup1h, Rollup5m, Sample, Series, SeriesSample
+from metrics.models import (
+    BatchReceipt,
+    Rollup1h,
+    Rollup5m,
+    Sample,
+    Series,
+    SeriesRollup1h,
+    SeriesRollup5m,
+    SeriesSample,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +222,7 @@ class PruneReport:
     series_samples_deleted: int = 0
     rollups_5m_deleted: int = 0
     rollups_1h_deleted: int = 0
+    series_rollups_deleted: int = 0  # of labelled series, both levels
     receipts_deleted: int = 0
     skipped: list[str] = field(default_factory=list)
 
@@ -222,6 +235,7 @@ class PruneReport:
         parts.append(f"deleted {self.samples_deleted:,} raw sample(s)")
         parts.append(f"{self.series_samples_deleted:,} raw labelled value(s)")
         parts.append(f"{self.rollups_5m_deleted:,} 5-minute and {self.rollups_1h_deleted:,} hourly rollup(s)")
+        parts.append(f"{self.series_rollups_deleted:,} rollup(s) of labelled series")
         parts.append(f"{self.receipts_deleted:,} batch receipt(s)")
         text = ", ".join(parts)
         if self.skipped:
@@ -302,6 +316,12 @@ def history_prune(*, now: datetime) -> PruneReport:
         where="bucket < %s",
         params=[db_datetime(rollup_cutoff(now=now, hourly=True))],
     )
+    for model, hourly in ((SeriesRollup5m, False), (SeriesRollup1h, True)):
+        report.series_rollups_deleted += _delete_chunked(
+            table=model._meta.db_table,
+            where="bucket < %s",
+            params=[db_datetime(rollup_cutoff(now=now, hourly=hourly))],
+        )
     report.receipts_deleted = _delete_chunked(
         table=BatchReceipt._meta.db_table, where="received_at < %s", params=[db_datetime(receipts_cutoff(now=now))]
     )
