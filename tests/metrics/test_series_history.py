@@ -119,3 +119,11 @@ def test_labelled_rollups_age_out_with_the_hosts_rollups(settings):
     report = history_prune(now=now)
     assert report.series_rollups_deleted == 2
     assert SeriesRollup5m.objects.count() == 1 and SeriesRollup1h.objects.count() == 1
+
+
+def test_the_admin_lists_a_hosts_labelled_series_read_only(admin_client):
+    _history(at=timezone.now() - timedelta(minutes=5))
+    page = admin_client.get("/admin/metrics/series/", {"q": "titan-01"})
+    assert page.status_code == 200
+    assert b"disk_used_percent" in page.content and b"disk_read_bytes" in page.content
+    assert admin_client.get("/admin/metrics/series/add/").status_code == 403
