@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from metrics.models import LatestMetrics
+from metrics.models import LatestMetrics, Series
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -32,4 +32,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class LatestMetricsAdmin(ReadOnlyAdmin):
     list_display = ["host", "last_seen", "sample_time", "cpu_load", "memory_used_percent", "load_average"]
     search_fields = ["host__hostname"]
+    list_select_related = ["host"]
+
+
+@admin.register(Series)
+class SeriesAdmin(ReadOnlyAdmin):
+    """A host's labelled series, to see what fills its cardinality limit (their values: the series API)."""
+
+    list_display = ["host", "name", "labels", "kind", "unit", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["host__hostname", "name"]
     list_select_related = ["host"]

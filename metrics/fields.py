@@ -139,3 +139,39 @@ def rollup_columns() -> dict[str, models.Field]:
             columns[f"{name}_rate_min"] = models.FloatField(null=True, blank=True, help_text="Per second.")
             columns[f"{name}_rate_max"] = models.FloatField(null=True, blank=True, help_text="Per second.")
     return columns
+
+
+@dataclass(frozen=True)
+class SeriesValueField:
+    """The one value column of a labelled series (``metrics.models.SeriesSample``), seen as a gauge or a counter.
+
+    A series' kind is a row's, not a column's: its rollups keep the gauge's
+    columns and the counter's alike (``value_avg`` ... and ``value_first`` ...,
+    no name in common), and a read takes the ones of the series' kind. So the
+    same rollup algebra (``metrics.rollups``) serves both histories.
+    """
+
+    name: str
+    kind: Kind
+    integer: bool = False
+
+
+SERIES_VALUE_FIELDS = (SeriesValueField("value", Kind.GAUGE), SeriesValueField("value", Kind.COUNTER))
+
+
+def series_rollup_columns() -> dict[str, models.Field]:
+    """Fresh model fields for a labelled series' rollup columns (``SERIES_VALUE_FIELDS``)."""
+    return {
+        "value_avg": models.FloatField(null=True, blank=True, help_text="Average (a gauge)."),
+        "value_count": models.PositiveIntegerField(default=0, help_text="Readings averaged."),
+        "value_min": models.FloatField(null=True, blank=True),
+        "value_max": models.FloatField(null=True, blank=True),
+        "value_first": models.FloatField(null=True, blank=True, help_text="First reading (a counter)."),
+        "value_last": models.FloatField(null=True, blank=True, help_text="Last reading (a counter)."),
+        "value_increase": models.FloatField(
+            default=0.0, help_text="Sum of the rises between consecutive readings (none across a reset)."
+        ),
+        "value_seconds": models.FloatField(default=0.0, help_text="Seconds those rises took."),
+        "value_rate_min": models.FloatField(null=True, blank=True, help_text="Per second."),
+        "value_rate_max": models.FloatField(null=True, blank=True, help_text="Per second."),
+    }

@@ -33,9 +33,13 @@ from metrics.rollups import (
     COMMIT_OVERLAP,
     COMPOSED_COLUMNS,
     FIVE_MINUTES,
+    HOSTS,
     HOUR,
     RAW,
+    SERIES,
+    History,
     Level,
+    composed_columns,
     rollups_progress,
     units_compose,
     units_from_rollups,
@@ -105,7 +109,61 @@ def series_read(
 ) -> Series:
     """One host's series (see ``Series``); ``step`` None for about ``DEFAULT_POINTS`` points.
 
-    ``level`` forces a level (tests and the benchmark compare them).
+    ``level`` forces a level (tests and the benchmark compare them). The rows
+    come from ``_buckets_read`` over the hosts' history.
+    """
+    first, last, step, level, rows = _buckets_read(
+        history=HOSTS, key=host_id, start=start, end=end, step=step, now=now, level=level
+    )
+    return Series(
+        start=first,
+        end=last,
+        step=step,
+        resolution=level.name,
+        times=[epoch_to_datetime(row[_GRP] * step) for row in rows],
+        values={key: _series_values(key, rows) for key in keys},
+    )
+
+
+def labelled_series_read(
+    *,
+    series_id: int,
+    kind: str,
+    start: datetime,
+    end: datetime,
+    step: int | None,
+    now: datetime,
+    level: Level | None = None,
+) -> Series:
+    """One labelled series over time, by the same path as a host's fields (``_buckets_read``).
+
+    ``values`` holds one entry, ``value``: a gauge's avg, min and max, or a
+    counter's reset-safe rates per second.
+    """
+    first, last, step, level, rows = _buckets_read(
+        history=SERIES, key=series_id, start=start, end=end, step=step, now=now, level=level
+    )
+    return Series(
+        start=first,
+        end=last,
+        step=step,
+        resolution=level.name,
+        times=[epoch_to_datetime(row[_GRP] * step) for row in rows],
+        values={"value": _stats(rows, name="value", kind=Kind(kind), column=_SERIES_COLUMN)},
+    )
+
+
+def _buckets_read(
+    *,
+    history: History,
+    key: int,
+    start: datetime,
+    end: datetime,
+    step: int | None,
+    now: datetime,
+    level: Level | None,
+) -> tuple[datetime, datetime, int, Level, list[tuple]]:
+    """The composed buckets of one host or series: (first, last, step, level, rows in ``composed_columns`` order).
 
     1. Choose the level (``series_level``) and round the step up to a whole
        number of its buckets; widen the range to whole steps (epoch-aligned).
@@ -122,46 +180,55 @@ def series_read(
     raw_from = first
     parts: list[str] = []
     params: list[Any] = []
+    column = history.key
     if level is not RAW:
-        progress = rollups_progress()
+        progress = rollups_progress(history)
         if progress is not None:
             raw_from = min(max(_floor(progress - COMMIT_OVERLAP, step), first), last)
         if raw_from > first:
-            parts.append(units_from_rollups(level=level, where="r.host_id = %s AND r.bucket >= %s AND r.bucket < %s"))
-            params += [host_id, db_datetime(first), db_datetime(raw_from)]
+            parts.append(
+                units_from_rollups(
+                    level=level, where=f"r.{column} = %s AND r.bucket >= %s AND r.bucket < %s", history=history
+                )
+            )
+            params += [key, db_datetime(first), db_datetime(raw_from)]
     if raw_from < last:
-        parts.append(units_from_samples(where="s.host_id = %s AND s.timestamp >= %s AND s.timestamp < %s"))
-        params += [host_id, db_datetime(raw_from), db_datetime(last)]
+        parts.append(
+            units_from_samples(where=f"s.{column} = %s AND s.timestamp >= %s AND s.timestamp < %s", history=history)
+        )
+        params += [key, db_datetime(raw_from), db_datetime(last)]
     composed = units_compose(
-        units=" UNION ALL ".join(parts), group_seconds=step, pairs_within_groups=False, keep_ends=False
+        units=" UNION ALL ".join(parts),
+        group_seconds=step,
+        pairs_within_groups=False,
+        keep_ends=False,
+        history=history,
     )
-    rows = rows_fetch(f"{composed} ORDER BY grp", params)
-    return Series(
-        start=first,
-        end=last,
-        step=step,
-        resolution=level.name,
-        times=[epoch_to_datetime(row[_GRP] * step) for row in rows],
-        values={key: _series_values(key, rows) for key in keys},
-    )
+    return first, last, step, level, rows_fetch(f"{composed} ORDER BY grp", params)
 
 
 _GRP = COMPOSED_COLUMNS.index("grp")
 _COLUMN = {name: index for index, name in enumerate(COMPOSED_COLUMNS)}
+_SERIES_COLUMN = {name: index for index, name in enumerate(composed_columns(SERIES))}
 
 
 def _series_values(key: str, rows: list[tuple]) -> dict[str, list[Any]]:
     """avg, min and max of one metric per row; a counter's as rates (its rises over their seconds)."""
-    name = FIELDS_BY_KEY[key].name
-    if FIELDS_BY_KEY[key].kind == Kind.GAUGE:
-        avg, low, high = (_COLUMN[f"{name}_{part}"] for part in ("avg", "min", "max"))
+    field = FIELDS_BY_KEY[key]
+    return _stats(rows, name=field.name, kind=field.kind, column=_COLUMN)
+
+
+def _stats(rows: list[tuple], *, name: str, kind: Kind, column: dict[str, int]) -> dict[str, list[Any]]:
+    """avg, min and max of the value ``name`` per row, from its columns by ``column``; a counter's as rates."""
+    if kind == Kind.GAUGE:
+        avg, low, high = (column[f"{name}_{part}"] for part in ("avg", "min", "max"))
         return {
             "avg": [row[avg] for row in rows],
             "min": [row[low] for row in rows],
             "max": [row[high] for row in rows],
         }
-    rise, seconds = _COLUMN[f"{name}_increase"], _COLUMN[f"{name}_seconds"]
-    low, high = _COLUMN[f"{name}_rate_min"], _COLUMN[f"{name}_rate_max"]
+    rise, seconds = column[f"{name}_increase"], column[f"{name}_seconds"]
+    low, high = column[f"{name}_rate_min"], column[f"{name}_rate_max"]
     return {
         "avg": [row[rise] / row[seconds] if row[seconds] else None for row in rows],
         "min": [row[low] for row in rows],

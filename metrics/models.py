@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from hosts.models import Host, Interface
-from metrics.fields import COUNTERS, metric_columns, rollup_columns
+from metrics.fields import COUNTERS, metric_columns, rollup_columns, series_rollup_columns
 
 
 def _abstract_model(name: str, fields: dict[str, models.Field]) -> type[models.Model]:
@@ -189,3 +189,113 @@ class InterfaceCounters(models.Model):
 
     def __str__(self) -> str:
         return f"counters of {self.interface_id}"
+
+
+class SeriesKind(models.TextChoices):
+    """What a labelled series' values are: a reading (``gauge``) or a running total (``counter``)."""
+
+    GAUGE = "gauge", "gauge"
+    COUNTER = "counter", "counter"
+
+
+class Series(models.Model):
+    """A labelled metric of a host: a name and its labels (``disk_used_percent{mount="/"}``).
+
+    ``labels`` is the canonical label set (keys sorted); ``key`` a digest of
+    the name and that set, so uniqueness is one short index whatever the
+    labels' length. ``kind`` and ``unit`` are fixed by the series' first
+    report (metrics/series.py). How many a host may have, and how many all
+    hosts together, is bounded (``TWIN_SERIES_MAX_PER_HOST``,
+    ``TWIN_SERIES_MAX_TOTAL``).
+    """
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="series", db_index=False)
+    name = models.CharField(max_length=200)
+    labels = models.JSONField(default=dict)
+    key = models.CharField(max_length=32, help_text="blake2b-128 of the name and canonical labels, hex.")
+    kind = models.CharField(max_length=8, choices=SeriesKind.choices, default=SeriesKind.GAUGE)
+    unit = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "series"
+        constraints = [models.UniqueConstraint(fields=["host", "key"], name="series_once_per_host")]
+        indexes = [models.Index(fields=["host", "name"], name="series_host_name")]
+
+    def __str__(self) -> str:
+        return f"{self.host_id}:{self.name}{self.labels}"
+
+
+class SeriesSample(models.Model):
+    """One value of a labelled series: its raw history, kept and partitioned as ``Sample`` is.
+
+    Keyed by (series, timestamp) for the same reasons as ``Sample``; on
+    PostgreSQL partitioned by day of ``timestamp`` by the same code
+    (``metrics.retention``), so both histories age out alike.
+    """
+
+    pk = models.CompositePrimaryKey("series_id", "timestamp")
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="samples", db_index=False)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField()
+    value = models.FloatField()
+
+    class Meta:
+        ordering = ["-timestamp"]
+        indexes = [models.Index(fields=["received_at"], name="series_sample_received_at")]
+
+    def __str__(self) -> str:
+        return f"{self.series_id}@{self.timestamp.isoformat()}"
+
+
+class SeriesCount(models.Model):
+    """How many labelled series a host has: the cardinality limits' counter, never a COUNT(*) per batch.
+
+    Updated in the transaction that creates series, under the host's row lock
+    (``hosts_lock_or_create``), so it is exact per host; the total is the sum
+    of these rows, read only when a batch brings new series.
+    """
+
+    host = models.OneToOneField(Host, on_delete=models.CASCADE, primary_key=True, related_name="series_count")
+    series = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.host_id}: {self.series} series"
+
+
+# A labelled series' rollup columns (metrics/fields.py), in both levels alike.
+SeriesRollupValues = _abstract_model("SeriesRollupValues", series_rollup_columns())
+
+
+class SeriesRollup(SeriesRollupValues):
+    """A labelled series' values in one bucket of time, summarised by the same algebra as ``Rollup``."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="+", db_index=False)
+    bucket = models.DateTimeField(help_text="The bucket's start.")
+    samples = models.PositiveIntegerField(help_text="Values summarised.")
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.series_id}@{self.bucket.isoformat()}"
+
+
+class SeriesRollup5m(SeriesRollup):
+    """Five-minute rollups of labelled series, kept ``TWIN_ROLLUP_RETENTION_DAYS``."""
+
+    pk = models.CompositePrimaryKey("series_id", "bucket")
+
+    class Meta:
+        indexes = [models.Index(fields=["bucket"], name="series_rollup5m_bucket")]
+
+
+class SeriesRollup1h(SeriesRollup):
+    """Hourly rollups of labelled series, kept ``TWIN_HOURLY_RETENTION_DAYS``."""
+
+    pk = models.CompositePrimaryKey("series_id", "bucket")
+
+    class Meta:
+        indexes = [models.Index(fields=["bucket"], name="series_rollup1h_bucket")]

@@ -5,6 +5,9 @@
   deleted in bounded chunks.
 - 5-minute rollups: ``TWIN_ROLLUP_RETENTION_DAYS``; hourly rollups:
   ``TWIN_HOURLY_RETENTION_DAYS``; deleted in bounded chunks.
+- labelled series' values and rollups: exactly as the samples' and theirs
+  (``HISTORY_TABLES``: both raw histories go through the same partition and
+  prune code).
 - batch receipts: ``TWIN_SIGNATURE_WINDOW_SECONDS`` + ``RECEIPT_MARGIN``;
   deleted in bounded chunks.
 
@@ -33,13 +36,55 @@ from django.db import OperationalError, connection, transaction
 
 from common.sql import db_datetime
 from hosts.models import Host
-from metrics.models import BatchReceipt, Rollup1h, Rollup5m, Sample
+from metrics.models import (
+    BatchReceipt,
+    Rollup1h,
+    Rollup5m,
+    Sample,
+    Series,
+    SeriesRollup1h,
+    SeriesRollup5m,
+    SeriesSample,
+)
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_TABLE = Sample._meta.db_table
-DEFAULT_PARTITION = f"{SAMPLE_TABLE}_default"
-PARTITION_PREFIX = f"{SAMPLE_TABLE}_p"
+
+@dataclass(frozen=True)
+class HistoryTable:
+    """A raw history kept by day: the host's registry fields (``Sample``) or its labelled series (``SeriesSample``).
+
+    Both are keyed by (``key_column``, ``timestamp``), partitioned alike on
+    PostgreSQL and pruned by the same code: one history path, two tables.
+    ``owners`` lists the keys' values for SQLite's chunked deletes (each an
+    index range).
+    """
+
+    table: str
+    key_column: str
+    owners: str
+
+    @property
+    def default_partition(self) -> str:
+        return f"{self.table}_default"
+
+    @property
+    def partition_prefix(self) -> str:
+        return f"{self.table}_p"
+
+
+SAMPLES = HistoryTable(
+    table=Sample._meta.db_table, key_column="host_id", owners=f"SELECT id FROM {Host._meta.db_table} ORDER BY id"
+)
+SERIES_SAMPLES = HistoryTable(
+    table=SeriesSample._meta.db_table,
+    key_column="series_id",
+    owners=f"SELECT id FROM {Series._meta.db_table} ORDER BY id",
+)
+HISTORY_TABLES = (SAMPLES, SERIES_SAMPLES)
+SAMPLE_TABLE = SAMPLES.table
+DEFAULT_PARTITION = SAMPLES.default_partition
+PARTITION_PREFIX = SAMPLES.partition_prefix
 # Days of partitions kept ready beyond today: ingest accepts samples at most
 # TWIN_MAX_FUTURE_SKEW_SECONDS ahead, and the job may be down for a while.
 PARTITIONS_AHEAD_DAYS = 3
@@ -77,32 +122,33 @@ def receipts_cutoff(*, now: datetime) -> datetime:
 # --------------------------------------------------------------------------- partitions
 
 
-def samples_partitioned() -> bool:
-    """True when raw samples live in daily partitions (PostgreSQL)."""
+def samples_partitioned(history: HistoryTable = SAMPLES) -> bool:
+    """True when this raw history lives in daily partitions (PostgreSQL)."""
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_partitioned_table WHERE partrelid = %s::regclass", [SAMPLE_TABLE])
+        cursor.execute("SELECT 1 FROM pg_partitioned_table WHERE partrelid = %s::regclass", [history.table])
         return cursor.fetchone() is not None
 
 
-def partition_name(day: date) -> str:
-    return f"{PARTITION_PREFIX}{day:%Y%m%d}"
+def partition_name(day: date, history: HistoryTable = SAMPLES) -> str:
+    return f"{history.partition_prefix}{day:%Y%m%d}"
 
 
-def partitions_list() -> dict[date, str]:
-    """The daily partitions of raw samples, by day (the default partition aside)."""
+def partitions_list(history: HistoryTable = SAMPLES) -> dict[date, str]:
+    """The daily partitions of this raw history, by day (the default partition aside)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = %s::regclass",
-            [SAMPLE_TABLE],
+            [history.table],
         )
         names = [row[0] for row in cursor.fetchall()]
     days = {}
+    prefix = history.partition_prefix
     for name in names:
-        if name.startswith(PARTITION_PREFIX):
-            days[datetime.strptime(name[len(PARTITION_PREFIX) :], "%Y%m%d").date()] = name
+        if name.startswith(prefix):
+            days[datetime.strptime(name[len(prefix) :], "%Y%m%d").date()] = name
     return days
 
 
@@ -110,45 +156,57 @@ def _bound(day: date) -> str:
     return f"'{day.isoformat()} 00:00:00+00'"
 
 
-def partition_create(*, day: date) -> str:
+def partition_create(*, day: date, history: HistoryTable = SAMPLES) -> str:
     """Create the partition of ``day``, moving in its rows from the default partition, in one transaction.
 
     Creating a partition checks that the default partition holds none of its
     rows; if the default caught some meanwhile, they move into a new table,
     which is then attached.
     """
-    name = partition_name(day)
+    name = partition_name(day, history)
+    table, default = history.table, history.default_partition
     bounds = f"FROM ({_bound(day)}) TO ({_bound(day + timedelta(days=1))})"
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT 1 FROM {DEFAULT_PARTITION} WHERE timestamp >= {_bound(day)} "
+            f"SELECT 1 FROM {default} WHERE timestamp >= {_bound(day)} "
             f"AND timestamp < {_bound(day + timedelta(days=1))} LIMIT 1"
         )
         if cursor.fetchone() is None:
-            cursor.execute(f"CREATE TABLE {name} PARTITION OF {SAMPLE_TABLE} FOR VALUES {bounds}")
+            cursor.execute(f"CREATE TABLE {name} PARTITION OF {table} FOR VALUES {bounds}")
             return name
-        cursor.execute(f"LOCK TABLE {SAMPLE_TABLE} IN SHARE ROW EXCLUSIVE MODE")
-        cursor.execute(f"CREATE TABLE {name} (LIKE {SAMPLE_TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
         cursor.execute(
-            f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE timestamp >= {_bound(day)} "
+            f"WITH moved AS (DELETE FROM {default} WHERE timestamp >= {_bound(day)} "
             f"AND timestamp < {_bound(day + timedelta(days=1))} RETURNING *) INSERT INTO {name} SELECT * FROM moved"
         )
-        cursor.execute(f"ALTER TABLE {SAMPLE_TABLE} ATTACH PARTITION {name} FOR VALUES {bounds}")
+        cursor.execute(f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES {bounds}")
     return name
 
 
-def partitions_ensure(*, now: datetime, ahead_days: int = PARTITIONS_AHEAD_DAYS) -> list[str]:
-    """Create the missing daily partitions from today to ``ahead_days`` ahead; return their names."""
-    if not samples_partitioned():
+def partitions_ensure(
+    *, now: datetime, ahead_days: int = PARTITIONS_AHEAD_DAYS, history: HistoryTable = SAMPLES
+) -> list[str]:
+    """Create this history's missing daily partitions from today to ``ahead_days`` ahead; return their names."""
+    if not samples_partitioned(history):
         return []
-    existing = partitions_list()
+    existing = partitions_list(history)
     today = now.astimezone(UTC).date()
     created = []
     for offset in range(ahead_days + 1):
         day = today + timedelta(days=offset)
         if day not in existing:
-            created.append(partition_create(day=day))
+            created.append(partition_create(day=day, history=history))
     return created
+
+
+def history_partitions_ensure(*, now: datetime, ahead_days: int = PARTITIONS_AHEAD_DAYS) -> list[str]:
+    """``partitions_ensure`` for every raw history (``HISTORY_TABLES``)."""
+    return [
+        name
+        for history in HISTORY_TABLES
+        for name in partitions_ensure(now=now, ahead_days=ahead_days, history=history)
+    ]
 
 
 # --------------------------------------------------------------------------- pruning
@@ -161,8 +219,10 @@ class PruneReport:
     partitions_dropped: list[str] = field(default_factory=list)
     partition_rows: int = 0  # PostgreSQL's estimate of the dropped partitions' rows
     samples_deleted: int = 0
+    series_samples_deleted: int = 0
     rollups_5m_deleted: int = 0
     rollups_1h_deleted: int = 0
+    series_rollups_deleted: int = 0  # of labelled series, both levels
     receipts_deleted: int = 0
     skipped: list[str] = field(default_factory=list)
 
@@ -173,7 +233,9 @@ class PruneReport:
                 f"dropped {len(self.partitions_dropped)} day(s) of raw samples (~{self.partition_rows:,} rows)"
             )
         parts.append(f"deleted {self.samples_deleted:,} raw sample(s)")
+        parts.append(f"{self.series_samples_deleted:,} raw labelled value(s)")
         parts.append(f"{self.rollups_5m_deleted:,} 5-minute and {self.rollups_1h_deleted:,} hourly rollup(s)")
+        parts.append(f"{self.series_rollups_deleted:,} rollup(s) of labelled series")
         parts.append(f"{self.receipts_deleted:,} batch receipt(s)")
         text = ", ".join(parts)
         if self.skipped:
@@ -198,9 +260,9 @@ def _delete_chunked(*, table: str, where: str, params: list) -> int:
             return deleted
 
 
-def _partitions_drop(*, cutoff: datetime, report: PruneReport) -> None:
-    """Drop every daily partition wholly before ``cutoff``; a busy one is left for the next run."""
-    for day, name in sorted(partitions_list().items()):
+def _partitions_drop(*, cutoff: datetime, report: PruneReport, history: HistoryTable = SAMPLES) -> None:
+    """Drop every daily partition of this history wholly before ``cutoff``; a busy one is left for the next run."""
+    for day, name in sorted(partitions_list(history).items()):
         if datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC) > cutoff:
             continue
         try:
@@ -217,15 +279,20 @@ def _partitions_drop(*, cutoff: datetime, report: PruneReport) -> None:
         report.partition_rows += rows
 
 
-def _raw_delete(*, cutoff: datetime) -> int:
-    """Delete raw samples stamped before ``cutoff`` in chunks, host by host (each an index range)."""
+def _raw_delete(*, cutoff: datetime, history: HistoryTable = SAMPLES) -> int:
+    """Delete raw values stamped before ``cutoff`` in chunks, owner by owner (each an index range)."""
     deleted = 0
-    if samples_partitioned():
+    if samples_partitioned(history):
         # What the default partition caught from before the cutoff; the days went whole.
-        return _delete_chunked(table=DEFAULT_PARTITION, where="timestamp < %s", params=[db_datetime(cutoff)])
-    for host_id in Host.objects.order_by("pk").values_list("pk", flat=True):
+        return _delete_chunked(table=history.default_partition, where="timestamp < %s", params=[db_datetime(cutoff)])
+    with connection.cursor() as cursor:
+        cursor.execute(history.owners)
+        owners = [row[0] for row in cursor.fetchall()]
+    for owner in owners:
         deleted += _delete_chunked(
-            table=SAMPLE_TABLE, where="host_id = %s AND timestamp < %s", params=[host_id, db_datetime(cutoff)]
+            table=history.table,
+            where=f"{history.key_column} = %s AND timestamp < %s",
+            params=[owner, db_datetime(cutoff)],
         )
     return deleted
 
@@ -234,9 +301,11 @@ def history_prune(*, now: datetime) -> PruneReport:
     """Enforce every retention at ``now`` (see the list at the top); safe to run while agents post."""
     report = PruneReport()
     cutoff = raw_cutoff(now=now)
-    if samples_partitioned():
-        _partitions_drop(cutoff=cutoff, report=report)
+    for history in HISTORY_TABLES:
+        if samples_partitioned(history):
+            _partitions_drop(cutoff=cutoff, report=report, history=history)
     report.samples_deleted = _raw_delete(cutoff=cutoff)
+    report.series_samples_deleted = _raw_delete(cutoff=cutoff, history=SERIES_SAMPLES)
     report.rollups_5m_deleted = _delete_chunked(
         table=Rollup5m._meta.db_table,
         where="bucket < %s",
@@ -247,6 +316,12 @@ def history_prune(*, now: datetime) -> PruneReport:
         where="bucket < %s",
         params=[db_datetime(rollup_cutoff(now=now, hourly=True))],
     )
+    for model, hourly in ((SeriesRollup5m, False), (SeriesRollup1h, True)):
+        report.series_rollups_deleted += _delete_chunked(
+            table=model._meta.db_table,
+            where="bucket < %s",
+            params=[db_datetime(rollup_cutoff(now=now, hourly=hourly))],
+        )
     report.receipts_deleted = _delete_chunked(
         table=BatchReceipt._meta.db_table, where="received_at < %s", params=[db_datetime(receipts_cutoff(now=now))]
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -37,6 +37,14 @@ InterfaceName = text(min_length=1, max_length=64)
 # LLDP's system name: a host name when the switch is set up well, anything when not (the server normalises it).
 NeighborChassis = text(min_length=1, max_length=253)
 Mac = Annotated[str, msgspec.Meta(pattern="^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")]
+# Labelled metrics (``metrics``): Prometheus's grammar, so a node_exporter series keeps its name and labels.
+LABELLED_MAX = 1000
+LABELS_MAX = 16
+MetricName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern="^[a-zA-Z_:][a-zA-Z0-9_:]*$")]
+# Names starting with two underscores are Prometheus's own (``__name__``): refused, as Prometheus does.
+LabelName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern="^(?!__)[a-zA-Z_][a-zA-Z0-9_]*$")]
+LabelValue = text(max_length=128)
+MetricUnit = Annotated[str, msgspec.Meta(max_length=32, pattern="^[a-zA-Z0-9_%/.]*$")]
 
 
 class NeighborIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -57,6 +65,22 @@ class InterfaceIn(msgspec.Struct, forbid_unknown_fields=True):
     neighbor: NeighborIn | None = None
 
 
+class LabelledIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One labelled gauge or counter in a sample (``metrics``), as in ``{"name": "disk_used_percent",
+    "labels": {"mount": "/"}, "value": 71.2}``.
+
+    A series is a name and its labels; its ``type`` (``gauge`` unless said) and
+    ``unit`` are fixed by its first report, and a later report that says
+    otherwise is refused (metrics/series.py).
+    """
+
+    name: MetricName
+    value: float
+    labels: Annotated[dict[LabelName, LabelValue], msgspec.Meta(max_length=LABELS_MAX)] = {}
+    type: Literal["gauge", "counter"] | None = None
+    unit: MetricUnit | None = None
+
+
 def _sample_struct() -> type[msgspec.Struct]:
     """``SampleIn``: one sample as an agent sends it (snake_case, as in the seed contract).
 
@@ -75,6 +99,7 @@ def _sample_struct() -> type[msgspec.Struct]:
         ("rack", RackName | None, None),
         ("position", Position | None, None),
         ("interfaces", Annotated[list[InterfaceIn], msgspec.Meta(max_length=INTERFACES_MAX)] | None, None),
+        ("metrics", Annotated[list[LabelledIn], msgspec.Meta(max_length=LABELLED_MAX)] | None, None),
     ]
     return msgspec.defstruct("SampleIn", fields, module=__name__)
 
@@ -110,6 +135,24 @@ class Rejection:
         if self.hostname is not None:
             out["hostname"] = self.hostname
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsRefusal:
+    """Why labelled metrics ``metrics`` (positions in its ``metrics`` list) of the stored sample at ``index`` were not.
+
+    The sample and its other values are stored: a series beyond a cardinality
+    limit, or one whose type or unit differs from its first report, costs only
+    itself.
+    """
+
+    index: int
+    hostname: str
+    metrics: tuple[int, ...]
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"index": self.index, "hostname": self.hostname, "metrics": list(self.metrics), "reason": self.reason}
 
 
 class BatchFormatError(ValueError):
@@ -185,4 +228,32 @@ def _sample_check(sample: SampleIn, *, now: datetime, max_future_skew: timedelta
         if len(set(names)) < len(names):
             twice = next(n for n in names if names.count(n) > 1)
             return f"interfaces: {twice!r} is named twice; each interface once per sample"
+    if sample.metrics:
+        reason = _labelled_check(sample.metrics)
+        if reason is not None:
+            return reason
     return sample
+
+
+def _labelled_check(metrics: list[LabelledIn]) -> str | None:
+    """Why a sample's labelled metrics are refused (a series twice, a negative counter), or None."""
+    seen: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+    for position, metric in enumerate(metrics):
+        if metric.type == "counter" and metric.value < 0:
+            return f"metrics[{position}]: {metric.name} is a counter, and a counter is never negative"
+        key = (metric.name, tuple(sorted(metric.labels.items())))
+        if key in seen:
+            return (
+                f"metrics[{position}]: the series {series_text(metric.name, metric.labels)} is also "
+                f"metrics[{seen[key]}]; each series once per sample"
+            )
+        seen[key] = position
+    return None
+
+
+def series_text(name: str, labels: dict[str, str]) -> str:
+    """A series as Prometheus writes it: ``disk_used_percent{mount="/"}``."""
+    if not labels:
+        return name
+    inner = ",".join(f"{k}={msgspec.json.encode(v).decode()}" for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"

@@ -7,10 +7,11 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import CharField, Min, QuerySet, Value
 
+from common.formats import iso_utc
 from common.sql import IsoUtc, rows_fetch
 from hosts.models import Host
 from metrics.fields import FIELD_NAMES
-from metrics.models import InterfaceCounters, Sample
+from metrics.models import InterfaceCounters, Sample, Series
 
 # One row per host: its inventory, its rack's name and its latest values, in
 # this order, then its last contact as text when the database writes it (else
@@ -76,3 +77,17 @@ def interface_throughputs(*, interface_ids: set[int]) -> dict[int, float | None]
         return {}
     counters = InterfaceCounters.objects.filter(interface_id__in=sorted(interface_ids))
     return dict(counters.values_list("interface_id", "throughput_gbps"))
+
+
+def host_series_list(*, host_id: int, name: str | None = None) -> list[dict[str, object]]:
+    """A host's labelled series (``GET /api/hosts/{hostname}/series``), by name then labels; ``name`` filters."""
+    found = Series.objects.filter(host_id=host_id)
+    if name is not None:
+        found = found.filter(name=name)
+    rows = found.values_list("id", "name", "labels", "kind", "unit", "created_at")
+    listed = [
+        {"id": pk, "name": n, "labels": labels, "type": kind, "unit": unit, "createdAt": iso_utc(created)}
+        for pk, n, labels, kind, unit, created in rows
+    ]
+    listed.sort(key=lambda s: (s["name"], sorted(s["labels"].items())))  # type: ignore[union-attr]
+    return listed

@@ -36,7 +36,8 @@ from metrics.fields import COUNTERS, FIELD_NAMES, LINK_TRAFFIC
 from metrics.instruments import batch_observe
 from metrics.models import InterfaceCounters
 from metrics.rates import link_throughput_gbps
-from metrics.schema import BatchEnvelope, Rejection, SampleIn, samples_validate
+from metrics.schema import BatchEnvelope, MetricsRefusal, Rejection, SampleIn, samples_validate
+from metrics.series import LabelledReading, labelled_samples_store
 from metrics.statements import (
     COPY_MIN_ROWS,
     LatestRow,
@@ -74,6 +75,8 @@ class IngestResult:
     duplicates: int = 0
     duplicate_batch: bool = False
     rejected: list[Rejection] = field(default_factory=list)
+    # Labelled metrics of stored samples that were not stored (a series limit, a type changed).
+    metrics_refused: list[MetricsRefusal] = field(default_factory=list)
 
     @property
     def nothing_valid(self) -> bool:
@@ -158,16 +161,21 @@ def samples_ingest(
         else:
             checked.append((index, sample))
     valid = _samples_admit(checked=checked, origin=origin, rejected=result.rejected)
+    # Where each sample sits in the batch, for the refusals of its labelled metrics.
+    index_of = {id(sample): index for index, sample in checked}
     result.rejected.sort(key=lambda r: r.index)
     if not valid:
         return result
     try:
         with transaction.atomic():
-            stored, duplicates = _samples_store(samples=valid, received_at=received_at)
+            stored, duplicates = _samples_store(
+                samples=valid, received_at=received_at, index_of=index_of, metrics_refused=result.metrics_refused
+            )
             if not _batch_record(origin=origin, received_at=received_at, accepted=stored):
                 raise _DuplicateBatch
     except _DuplicateBatch:
         result.duplicate_batch = True
+        result.metrics_refused.clear()
         return result
     result.accepted, result.duplicates = stored, duplicates
     return result
@@ -241,8 +249,18 @@ def _batch_record(*, origin: BatchOrigin, received_at: datetime, accepted: int) 
     )
 
 
-def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[int, int]:
+def _samples_store(
+    *,
+    samples: list[SampleIn],
+    received_at: datetime,
+    index_of: dict[int, int] | None = None,
+    metrics_refused: list[MetricsRefusal] | None = None,
+) -> tuple[int, int]:
     """Write samples inside the caller's transaction; return (stored, already stored).
+
+    The labelled metrics of the samples stored go to their series
+    (``metrics.series``); those refused are added to ``metrics_refused``,
+    by the sample's place in the batch (``index_of``, by ``id`` of the sample).
 
     The statements after the lock are ``metrics.statements``. Neither insert
     meets a conflict from a concurrent batch: the hosts' row locks are held
@@ -280,6 +298,12 @@ def _samples_store(*, samples: list[SampleIn], received_at: datetime) -> tuple[i
     _latest_update(hosts=hosts, new_by_host=new_by_host, received_at=received_at)
     if any(s.interfaces for batch in new_by_host.values() for s in batch):
         _interfaces_update(hosts=hosts, new_by_host=new_by_host)
+    if any(s.metrics for batch in new_by_host.values() for s in batch):
+        refusals = _labelled_store(
+            hosts=hosts, new_by_host=new_by_host, received_at=received_at, index_of=index_of or {}
+        )
+        if metrics_refused is not None:
+            metrics_refused.extend(refusals)
     if rows:
         event_publish_on_commit(hosts_changed(hostnames=[name for name, batch in new_by_host.items() if batch]))
     return len(rows), len(samples) - len(rows)
@@ -441,6 +465,43 @@ def _interfaces_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sa
             unique_fields=["interface"],
             update_fields=[f.name for f in InterfaceCounters._meta.concrete_fields if f.name != "interface"],
         )
+
+
+def _labelled_store(
+    *, hosts: dict[str, Host], new_by_host: dict[str, list[SampleIn]], received_at: datetime, index_of: dict[int, int]
+) -> list[MetricsRefusal]:
+    """Store the new samples' labelled metrics (``labelled_samples_store``); refusals by sample and reason."""
+    readings: list[LabelledReading] = []
+    origins: list[tuple[SampleIn, int]] = []
+    for name, batch in new_by_host.items():
+        host_id = hosts[name].pk
+        for sample in batch:
+            for position, metric in enumerate(sample.metrics or ()):
+                readings.append(
+                    LabelledReading(
+                        host_id=host_id,
+                        timestamp=sample.timestamp,
+                        name=metric.name,
+                        labels=metric.labels,
+                        value=metric.value,
+                        kind=metric.type,
+                        unit=metric.unit,
+                    )
+                )
+                origins.append((sample, position))
+    refused = labelled_samples_store(readings=readings, received_at=received_at)
+    grouped: dict[tuple[int, str], tuple[SampleIn, list[int]]] = {}
+    for at, reason in sorted(refused.items()):
+        sample, position = origins[at]
+        grouped.setdefault((id(sample), reason), (sample, []))[1].append(position)
+    refusals = [
+        MetricsRefusal(
+            index=index_of.get(key[0], -1), hostname=sample.hostname, metrics=tuple(positions), reason=key[1]
+        )
+        for key, (sample, positions) in grouped.items()
+    ]
+    refusals.sort(key=lambda r: (r.index, r.metrics[0]))
+    return refusals
 
 
 def _host_facts(sample: SampleIn) -> HostFacts:

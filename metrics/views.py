@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import NotRequired, TypedDict
 
 import orjson
@@ -29,8 +30,10 @@ from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from hosts.models import Host
 from hosts.selectors import AgentIdentity
 from metrics.fields import METRIC_FIELDS
-from metrics.history import MAX_POINTS, series_read
+from metrics.history import MAX_POINTS, labelled_series_read, series_read
+from metrics.models import Series as LabelledSeries
 from metrics.schema import BatchFormatError, batch_decode
+from metrics.selectors import host_series_list
 from metrics.services import IngestResult, batch_receive
 
 
@@ -38,6 +41,15 @@ class RejectedSample(TypedDict):
     index: int
     reason: str
     hostname: NotRequired[str]
+
+
+class RefusedMetrics(TypedDict):
+    """Labelled metrics (positions in the sample's ``metrics``) of the stored sample ``index`` that were not stored."""
+
+    index: int
+    hostname: str
+    metrics: list[int]
+    reason: str
 
 
 class BatchAccepted(TypedDict):
@@ -48,6 +60,8 @@ class BatchAccepted(TypedDict):
     duplicates: NotRequired[int]
     duplicate: NotRequired[bool]
     rejected: NotRequired[list[RejectedSample]]
+    # Labelled metrics of stored samples that were not stored, grouped by sample and reason.
+    metricsRefused: NotRequired[list[RefusedMetrics]]
     # The agent's pending command invocations (docs/api.md, "Command lifecycle"); absent when none.
     invocations: NotRequired[list[AgentInvocation]]
 
@@ -152,6 +166,8 @@ def _batch_response(result: IngestResult, invocations: list[AgentInvocation]) ->
         body["duplicates"] = result.duplicates
     if result.rejected:
         body["rejected"] = [r.as_dict() for r in result.rejected]  # type: ignore[misc]
+    if result.metrics_refused:
+        body["metricsRefused"] = [r.as_dict() for r in result.metrics_refused]  # type: ignore[misc]
     if invocations:
         body["invocations"] = invocations
     if result.nothing_valid:
@@ -223,15 +239,7 @@ class HostSeriesView(APIView):
     def get(self, request: Request, hostname: str) -> HttpResponse:
         query = request.query_params
         now = timezone.now()
-        end = param_datetime(query, "to", default=now)
-        start = param_datetime(query, "from", default=end - timedelta(hours=1))
-        if start >= end:
-            raise InvalidParameter("from", "from must be before to.")
-        step = param_int(query, "step", default=None, minimum=1, maximum=MAX_STEP_SECONDS)
-        if step is not None and (end - start).total_seconds() / step > MAX_POINTS:
-            raise InvalidParameter(
-                "step", f"step={step} gives more than {MAX_POINTS} points over this range; use a larger step."
-            )
+        start, end, step = _range_params(query, now=now)
         keys = param_choices(query, "fields", allowed=SERIES_KEYS) or SERIES_KEYS
         host_id = Host.objects.filter(hostname=hostname).values_list("pk", flat=True).first()
         if host_id is None:
@@ -245,5 +253,123 @@ class HostSeriesView(APIView):
             "resolution": series.resolution,
             "times": [iso_utc(t) for t in series.times],
             "series": series.values,  # type: ignore[typeddict-item]
+        }
+        return json_response(request, orjson.dumps(body))
+
+
+def _range_params(query: Mapping[str, str], *, now: datetime) -> tuple[datetime, datetime, int | None]:
+    """``from``, ``to`` and ``step`` of a series request, checked (``InvalidParameter`` otherwise)."""
+    end = param_datetime(query, "to", default=now)
+    start = param_datetime(query, "from", default=end - timedelta(hours=1))
+    if start >= end:
+        raise InvalidParameter("from", "from must be before to.")
+    step = param_int(query, "step", default=None, minimum=1, maximum=MAX_STEP_SECONDS)
+    if step is not None and (end - start).total_seconds() / step > MAX_POINTS:
+        raise InvalidParameter(
+            "step", f"step={step} gives more than {MAX_POINTS} points over this range; use a larger step."
+        )
+    return start, end, step
+
+
+def _host_id(hostname: str) -> int:
+    host_id = Host.objects.filter(hostname=hostname).values_list("pk", flat=True).first()
+    if host_id is None:
+        raise NotFound(f"No host named {hostname}.")
+    return host_id
+
+
+class LabelledSeriesInfo(TypedDict):
+    """A host's labelled series: its id (for its values' URL), name, labels, and its first report's type and unit."""
+
+    id: int
+    name: str
+    labels: dict[str, str]
+    type: str
+    unit: str
+    createdAt: str
+
+
+class LabelledSeriesList(TypedDict):
+    hostname: str
+    series: list[LabelledSeriesInfo]
+
+
+LabelledSeriesValues = TypedDict(
+    "LabelledSeriesValues",
+    {
+        "hostname": str,
+        "id": int,
+        "name": str,
+        "labels": dict[str, str],
+        "type": str,
+        "unit": str,
+        "from": str,
+        "to": str,
+        "stepSeconds": int,
+        "resolution": str,
+        "times": list[str],
+        "values": SeriesStats,
+    },
+)
+
+_READ_ERRORS = {
+    400: {"$ref": "#/components/schemas/Error"},
+    401: {"$ref": "#/components/schemas/Error"},
+    403: {"$ref": "#/components/schemas/Error"},
+    404: {"$ref": "#/components/schemas/Error"},
+}
+
+
+class HostLabelledSeriesView(APIView):
+    """``GET /api/hosts/{hostname}/series``: a host's labelled series (readers only); ``?name=`` filters."""
+
+    @extend_schema(
+        operation_id="host_series_list",
+        parameters=[OpenApiParameter("name", str, description="Only the series of this metric name.")],
+        responses={200: {"$ref": "#/components/schemas/LabelledSeriesList"}, **_READ_ERRORS},
+    )
+    def get(self, request: Request, hostname: str) -> HttpResponse:
+        host_id = _host_id(hostname)
+        body: LabelledSeriesList = {
+            "hostname": hostname,
+            "series": host_series_list(host_id=host_id, name=request.query_params.get("name")),  # type: ignore[typeddict-item]
+        }
+        return json_response(request, orjson.dumps(body))
+
+
+class HostLabelledSeriesValuesView(APIView):
+    """``GET /api/hosts/{hostname}/series/{id}``: one labelled series over time, as the host's fields are.
+
+    Read by the same path as ``/metrics`` (``metrics.history``): raw values,
+    5-minute or hourly rollups by the step; a counter comes back as reset-safe
+    rates per second, a gauge as its average, least and greatest per bucket.
+    """
+
+    @extend_schema(
+        operation_id="host_series_values",
+        parameters=SERIES_PARAMETERS[:3],
+        responses={200: {"$ref": "#/components/schemas/LabelledSeriesValues"}, **_READ_ERRORS},
+    )
+    def get(self, request: Request, hostname: str, series_id: int) -> HttpResponse:
+        now = timezone.now()
+        start, end, step = _range_params(request.query_params, now=now)
+        host_id = _host_id(hostname)
+        series = LabelledSeries.objects.filter(host_id=host_id, pk=series_id).first()
+        if series is None:
+            raise NotFound(f"{hostname} has no labelled series {series_id}.")
+        read = labelled_series_read(series_id=series.pk, kind=series.kind, start=start, end=end, step=step, now=now)
+        body: LabelledSeriesValues = {
+            "hostname": hostname,
+            "id": series.pk,
+            "name": series.name,
+            "labels": series.labels,
+            "type": series.kind,
+            "unit": series.unit,
+            "from": iso_utc(read.start),
+            "to": iso_utc(read.end),
+            "stepSeconds": read.step,
+            "resolution": read.resolution,
+            "times": [iso_utc(t) for t in read.times],
+            "values": read.values["value"],  # type: ignore[typeddict-item]
         }
         return json_response(request, orjson.dumps(body))

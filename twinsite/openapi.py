@@ -29,7 +29,7 @@ from facility.views import CapacityAnswer
 from hosts.credentials import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from hosts.schema import HostRegistrationRequest, HostRegistrationResponse
 from metrics.schema import BatchEnvelope, SampleIn
-from metrics.views import BatchAccepted, HostSeries
+from metrics.views import BatchAccepted, HostSeries, LabelledSeriesList, LabelledSeriesValues
 from twin.impact import ImpactDoc, ImpactRequest
 from twin.snapshot import TwinState
 from twin.views import HostEvents
@@ -61,6 +61,8 @@ def components_append(result: dict[str, Any], generator: Any, request: Any, publ
                 HostRegistrationRequest,
                 HostRegistrationResponse,
                 HostSeries,
+                LabelledSeriesList,
+                LabelledSeriesValues,
                 HostEvents,
                 Error,
             ),

@@ -513,6 +513,10 @@ if not 1 <= TWIN_RAW_RETENTION_DAYS <= TWIN_ROLLUP_RETENTION_DAYS <= TWIN_HOURLY
         "History retention must satisfy 1 <= TWIN_RAW_RETENTION_DAYS <= TWIN_ROLLUP_RETENTION_DAYS "
         "<= TWIN_HOURLY_RETENTION_DAYS."
     )
+# Labelled metrics: at most this many series (a name and its labels) per host and
+# in all; a new series beyond either is refused with the limit's name (metrics/series.py).
+TWIN_SERIES_MAX_PER_HOST = env_int("TWIN_SERIES_MAX_PER_HOST", 1_000)
+TWIN_SERIES_MAX_TOTAL = env_int("TWIN_SERIES_MAX_TOTAL", 1_000_000)
 
 if TWIN_OFFLINE_AFTER_SECONDS < TWIN_STALE_AFTER_SECONDS:
     raise ImproperlyConfigured("TWIN_OFFLINE_AFTER_SECONDS must not be below TWIN_STALE_AFTER_SECONDS.")

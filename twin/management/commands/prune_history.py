@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from metrics.retention import history_prune, partitions_ensure
+from metrics.retention import history_partitions_ensure, history_prune
 from twin.services import status_events_prune
 
 
@@ -20,7 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         now = timezone.now()
-        created = partitions_ensure(now=now)
+        created = history_partitions_ensure(now=now)
         if created:
             self.stdout.write(f"Created partitions: {', '.join(created)}.")
         report = history_prune(now=now)
