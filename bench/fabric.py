@@ -1,6 +1,6 @@
 """The fabric's reachability and impact at 10,000 hosts, each figure beside its floor.
 
-    .venv/bin/python -m bench.fabric [--quick]      # about 30 s; writes bench/fabric-results.md
+    .venv/bin/python -m bench.fabric [--quick]      # about 2 minutes; writes bench/fabric-results.md
 
 No server and no database: the graph work is plain functions over lists
 (``fabric.reachability``, ``fabric.impact``), measured in this process on the
@@ -10,18 +10,21 @@ ToRs of its rack, every ToR on every spine).
 
 Figures:
 1. ``Fabric.of``: the graph from names and links (what the snapshot does once
-   a build). Floor: the same adjacency lists built from pre-indexed pairs
-   (no name lookups), the least any adjacency-list graph costs.
-2. ``reachability_compute`` with nothing failed, one spine, one ToR, and both
-   ToRs of a rack failed. Floor: **a bare breadth-first search** over the same
-   adjacency lists (a deque and a distance list, no failed set, no "hosts do
-   not forward" rule, no uplink count): the least a BFS in Python does to
-   visit every node and look at every link end once. Below it there is only a
-   C traversal (scipy's ``csgraph``, rustworkx), not installed here.
+   a build; a rustworkx ``PyDiGraph`` and the link-end arrays), and a networkx
+   ``DiGraph`` of the same edges. Floor: Python adjacency lists built from
+   pre-indexed pairs (no name lookups).
+2. Reachability with nothing failed, one spine, one ToR, and both ToRs of a
+   rack failed, three ways (issue 21, item 6): the product
+   (``reachability_compute``: rustworkx ``bfs_layers``, numpy uplink counts),
+   networkx (``single_source_shortest_path_length`` over a ``subgraph_view``)
+   and the hand-written BFS it replaced (``bench.fabric_variants``); each
+   checked to give the product's answer first. Floor: **a bare Python
+   breadth-first search** over adjacency lists (a deque and a distance list,
+   no failed set, no "hosts do not forward" rule, no uplink count).
 3. ``impact_compute`` for the same three failures (two reachability passes,
-   lost and degraded hosts, traffic re-spread over the remaining uplinks):
-   against the issue's target, 100 ms. Floor: two bare BFS (the two
-   reachability passes it cannot avoid).
+   lost and degraded hosts, traffic re-spread over the remaining uplinks),
+   with each of the three reachabilities: against the issue's target,
+   100 ms. Floor: two bare BFS.
 
 Each figure alternates with its floor in rounds (the machine is shared);
 medians and the p99 of all repetitions are reported.
@@ -122,7 +125,7 @@ def p99(values: list[float]) -> float:
 
 
 def main(quick: bool) -> None:
-    rounds, repetitions = (3, 10) if quick else (5, 30)
+    rounds, repetitions = (3, 10) if quick else (5, 20)
     load_before = os.getloadavg()[0]
     fabric, links, names, transit = fabric_build()
     index = {n: i for i, n in enumerate(names)}
@@ -230,6 +233,9 @@ def main(quick: bool) -> None:
             f"{len(a.degraded_switches)} switches degraded, {len(a.links)} links with a projection"
             for label, a in answers.items()
         ],
+        "- Variants: rustworkx is the product (`fabric.reachability`); networkx and the hand-written BFS it "
+        "replaced are in `bench/fabric_variants.py`, checked to answer what the product answers. networkx and "
+        "rustworkx count uplinks with the same numpy pass, so their rows differ by the traversal alone.",
         "- Floors: figure 1, adjacency lists from pre-indexed pairs; figures 2 and 3, a bare BFS from the core over "
         "the same lists (deque, distance list, nothing else), one for 2 and two for 3: the least a Python BFS "
         "does (every node visited, every link end looked at once).",

@@ -50,30 +50,29 @@ class Fabric:
         """The fabric of these nodes and the links among them (links to unknown names are left out)."""
         index = {name: i for i, name in enumerate(names)}
         core_index = index.get(core)
-        forwards = [bool(t) for t in transit]
+        forwards = np.array(transit, dtype=bool)
         if core_index is not None:
             forwards[core_index] = True
-        pairs: list[int] = []
-        edges: list[tuple[int, int, int]] = []
-        for position, (source, target) in enumerate(links):
-            s, t = index.get(source), index.get(target)
-            if s is not None and t is not None and s != t:
-                pairs += (s, t, t, s)
-                if forwards[s]:
-                    edges.append((s, t, position))
-                if forwards[t]:
-                    edges.append((t, s, position))
+        # The name lookups are the one loop in Python; the rest is numpy (Fabric.of runs at every snapshot).
+        looked_up = np.array([(index.get(s, -1), index.get(t, -1)) for s, t in links], dtype=np.int64).reshape(-1, 2)
+        kept = (looked_up >= 0).all(axis=1) & (looked_up[:, 0] != looked_up[:, 1])
+        pairs, position = looked_up[kept], np.flatnonzero(kept)
+        # Both directions of each link, side by side: (s, t), (t, s), in link order.
+        both = np.stack([pairs, pairs[:, ::-1]], axis=1).reshape(-1, 2)
+        positions = np.repeat(position, 2)
+        leaving = forwards[both[:, 0]]
         graph = rx.PyDiGraph()
         graph.add_nodes_from(range(len(names)))
-        graph.add_edges_from(edges)
-        flat = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+        graph.add_edges_from(
+            list(zip(both[leaving, 0].tolist(), both[leaving, 1].tolist(), positions[leaving].tolist(), strict=True))
+        )
         return cls(
             names=list(names),
             transit=list(transit),
             core=core_index,
             graph=graph,
-            ends=(flat[:, 0], flat[:, 1]),
-            forwards=np.array(forwards, dtype=bool),
+            ends=(both[:, 0], both[:, 1]),
+            forwards=forwards,
             hosts=~np.array(transit, dtype=bool),
         )
 
