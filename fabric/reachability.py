@@ -54,7 +54,9 @@ class Fabric:
         if core_index is not None:
             forwards[core_index] = True
         # The name lookups are the one loop in Python; the rest is numpy (Fabric.of runs at every snapshot).
-        looked_up = np.array([(index.get(s, -1), index.get(t, -1)) for s, t in links], dtype=np.int64).reshape(-1, 2)
+        get = index.get
+        # One flat list of ints: numpy reads it twice as fast as a list of pairs.
+        looked_up = np.array([get(end, -1) for link in links for end in link], dtype=np.int64).reshape(-1, 2)
         kept = (looked_up >= 0).all(axis=1) & (looked_up[:, 0] != looked_up[:, 1])
         pairs, position = looked_up[kept], np.flatnonzero(kept)
         # Both directions of each link, side by side: (s, t), (t, s), in link order.
