@@ -105,12 +105,12 @@ def _traffic_respread(
     names, graph = fabric.names, fabric.graph
     by_ends: dict[tuple[str, str], LinkLoad] = {}
 
-    def between(a: int, b: int) -> LinkLoad | None:
-        for s, t in ((a, b), (b, a)):
-            if graph.has_edge(s, t):
-                position = graph.get_edge_data(s, t)
-                if position < len(links) and {links[position].source, links[position].target} == {names[a], names[b]}:
-                    return links[position]
+    def between(a: int, b: int, position: int | None) -> LinkLoad | None:
+        """The link between ``a`` and ``b``: at ``position`` in ``links`` if it is that link, else by name."""
+        if position is not None and position < len(links):
+            link = links[position]
+            if {link.source, link.target} == {names[a], names[b]}:
+                return link
         if not by_ends:
             by_ends.update(((link.source, link.target), link) for link in links)
         return by_ends.get((names[a], names[b])) or by_ends.get((names[b], names[a]))
@@ -122,13 +122,15 @@ def _traffic_respread(
             # Only the failed node's links to nodes it served as an uplink, still reached by other ways.
             if below in failing or not after.reachable(below) or before.distance[below] <= before.distance[down]:
                 continue
-            link = between(down, below)
+            # One call for every link into ``below`` from a switch (its uplinks, the failed one among them).
+            into = {source: position for source, _, position in graph.in_edges(below)}
+            link = between(down, below, into.get(down))
             if link is None or link.throughput_gbps <= 0:
                 continue
             remaining = uplinks_of(fabric, after, below)
             share = link.throughput_gbps / len(remaining)
             for up in remaining:
-                other = between(below, up)
+                other = between(below, up, into.get(up))
                 if other is not None:
                     added[other.id] = added.get(other.id, 0.0) + share
                     loads[other.id] = other
