@@ -235,7 +235,9 @@ def main(quick: bool) -> None:
         ],
         "- Variants: rustworkx is the product (`fabric.reachability`); networkx and the hand-written BFS it "
         "replaced are in `bench/fabric_variants.py`, checked to answer what the product answers. networkx and "
-        "rustworkx count uplinks with the same numpy pass, so their rows differ by the traversal alone.",
+        "rustworkx count uplinks with the same numpy pass, so their rows differ by the traversal alone. "
+        "Figure 3's variants are today's `impact_compute` (numpy lost/degraded, links by position) with the "
+        "variant as its reachability; the whole impact before rustworkx is in bench/results.md (2026-12-08 03:15).",
         "- Floors: figure 1, adjacency lists from pre-indexed pairs; figures 2 and 3, a bare BFS from the core over "
         "the same lists (deque, distance list, nothing else), one for 2 and two for 3: the least a Python BFS "
         "does (every node visited, every link end looked at once).",
