@@ -1,4 +1,4 @@
-"""Which nodes the core can reach, and over how many uplinks: plain functions, O(nodes + links).
+"""Which nodes the core can reach, and over how many uplinks: rustworkx and numpy, O(nodes + links).
 
 The fabric is a graph of nodes (switches and hosts) and links. Switches
 (virtual nodes) carry traffic; a host does not forward for others, so a path
@@ -12,21 +12,36 @@ incident).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
+import rustworkx as rx
 
 UNREACHED = -1
 
 
 @dataclass(frozen=True, slots=True)
 class Fabric:
-    """The graph, by node index: names, which nodes forward (switches), the core, and each node's neighbours."""
+    """The graph, by node index: names, which nodes forward (switches), the core, and the links.
+
+    ``graph`` is a rustworkx directed graph over the node indexes (each
+    node's payload its index) with an edge ``a -> b`` for each link whose end
+    ``a`` forwards (a switch or the core), its payload the link's position in
+    the links given to ``Fabric.of``: a search from the core then never
+    leaves a host, the "hosts do not forward" rule held by the graph itself. ``ends`` is each link twice,
+    ``(node, neighbour)`` both ways, in link order, as two integer arrays: the
+    uplink counts are one vectorised pass over it (bench/fabric.py), with
+    ``forwards`` (switches and the core) and ``hosts`` as boolean arrays.
+    """
 
     names: list[str]
     transit: list[bool]
     core: int | None
-    neighbours: list[list[int]]
+    graph: rx.PyDiGraph
+    ends: tuple[np.ndarray, np.ndarray]
+    forwards: np.ndarray
+    hosts: np.ndarray
 
     @classmethod
     def of(
@@ -34,13 +49,46 @@ class Fabric:
     ) -> Fabric:
         """The fabric of these nodes and the links among them (links to unknown names are left out)."""
         index = {name: i for i, name in enumerate(names)}
-        neighbours: list[list[int]] = [[] for _ in names]
-        for source, target in links:
-            s, t = index.get(source), index.get(target)
-            if s is not None and t is not None and s != t:
-                neighbours[s].append(t)
-                neighbours[t].append(s)
-        return cls(names=list(names), transit=list(transit), core=index.get(core), neighbours=neighbours)
+        core_index = index.get(core)
+        forwards = np.array(transit, dtype=bool)
+        if core_index is not None:
+            forwards[core_index] = True
+        # The name lookups are the one loop in Python; the rest is numpy (Fabric.of runs at every snapshot).
+        get = index.get
+        # One flat list of ints: numpy reads it twice as fast as a list of pairs.
+        looked_up = np.array([get(end, -1) for link in links for end in link], dtype=np.int64).reshape(-1, 2)
+        kept = (looked_up >= 0).all(axis=1) & (looked_up[:, 0] != looked_up[:, 1])
+        pairs, position = looked_up[kept], np.flatnonzero(kept)
+        # Both directions of each link, side by side: (s, t), (t, s), in link order.
+        both = np.stack([pairs, pairs[:, ::-1]], axis=1).reshape(-1, 2)
+        positions = np.repeat(position, 2)
+        leaving = forwards[both[:, 0]]
+        graph = rx.PyDiGraph()
+        graph.add_nodes_from(range(len(names)))
+        graph.add_edges_from(
+            list(zip(both[leaving, 0].tolist(), both[leaving, 1].tolist(), positions[leaving].tolist(), strict=True))
+        )
+        return cls(
+            names=list(names),
+            transit=list(transit),
+            core=core_index,
+            graph=graph,
+            ends=(both[:, 0], both[:, 1]),
+            forwards=forwards,
+            hosts=~np.array(transit, dtype=bool),
+        )
+
+    @property
+    def neighbours(self) -> list[list[int]]:
+        """Each node's neighbours, a link each, in link order: built on each call (O(links)), for readers and tests."""
+        out: list[list[int]] = [[] for _ in self.names]
+        for a, b in zip(self.ends[0].tolist(), self.ends[1].tolist(), strict=True):
+            out[a].append(b)
+        return out
+
+    def neighbours_of(self, node: int) -> list[int]:
+        """One node's neighbours, a link each, in link order."""
+        return self.ends[1][self.ends[0] == node].tolist()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,47 +107,40 @@ class Reach:
         return self.distance[node] != UNREACHED
 
 
+def graph_without(fabric: Fabric, failed: Iterable[int]) -> rx.PyDiGraph:
+    """The fabric's graph with the failed nodes taken out (a copy; node indexes stay those of ``fabric.names``)."""
+    down = list(failed)
+    if not down:
+        return fabric.graph
+    graph = fabric.graph.copy()
+    graph.remove_nodes_from(down)
+    return graph
+
+
 def reachability_compute(fabric: Fabric, *, failed: Iterable[int] = ()) -> Reach:
     """Breadth-first from the core over nodes that are not failed, expanding only through switches.
 
     1. A failed core reaches nothing.
-    2. From the core, visit each not-failed neighbour once, at its distance;
-       continue from the switches only (hosts forward nothing).
-    3. Each reached node's uplinks: its reached neighbours nearer the core
-       (a host's: every reached switch it is linked to).
+    2. rustworkx's breadth-first layers from the core over the graph without
+       the failed nodes (whose edges leave switches only, so hosts forward
+       nothing): each node's layer is its distance.
+    3. Each reached node's uplinks, over every link end at once: its reached
+       neighbours that forward, nearer the core (a host's: every reached
+       switch it is linked to).
     """
     count = len(fabric.names)
-    distance = [UNREACHED] * count
-    uplinks = [0] * count
     down = set(failed)
     core = fabric.core
     if core is None or core in down:
-        return Reach(distance=distance, uplinks=uplinks)
-    neighbours, transit = fabric.neighbours, fabric.transit
-    distance[core] = 0
-    queue = deque([core])
-    while queue:
-        node = queue.popleft()
-        step = distance[node] + 1
-        for other in neighbours[node]:
-            if distance[other] == UNREACHED and other not in down:
-                distance[other] = step
-                if transit[other]:
-                    queue.append(other)
-    # Step 3, the rule of ``uplinks_of`` counted inline: a call and a list per node were
-    # most of the time at 10,000 hosts (bench/fabric.py).
-    for node in range(count):
-        here = distance[node]
-        if here <= 0:
-            continue
-        host = not transit[node]
-        found = 0
-        for other in neighbours[node]:
-            there = distance[other]
-            if there != UNREACHED and (transit[other] or other == core) and (host or there < here):
-                found += 1
-        uplinks[node] = found
-    return Reach(distance=distance, uplinks=uplinks)
+        return Reach(distance=[UNREACHED] * count, uplinks=[0] * count)
+    distance = np.full(count, UNREACHED, dtype=np.int64)
+    for step, layer in enumerate(rx.bfs_layers(graph_without(fabric, down), [core])):
+        distance[layer] = step
+    node, other = fabric.ends
+    here, there = distance[node], distance[other]
+    counted = (here > 0) & (there != UNREACHED) & fabric.forwards[other] & (fabric.hosts[node] | (there < here))
+    uplinks = np.bincount(node[counted], minlength=count)
+    return Reach(distance=distance.tolist(), uplinks=uplinks.tolist())
 
 
 def uplinks_of(fabric: Fabric, reach: Reach, node: int) -> list[int]:
@@ -107,17 +148,18 @@ def uplinks_of(fabric: Fabric, reach: Reach, node: int) -> list[int]:
 
     A host forwards for no one, so every reached switch it is linked to is
     one of its uplinks, whatever its distance (a ToR beside a leftover link
-    to the core).
+    to the core). The graph's predecessors of a node are exactly its
+    neighbours that forward (a link each).
     """
-    distance, transit, core = reach.distance, fabric.transit, fabric.core
+    distance = reach.distance
     here = distance[node]
     if here <= 0:
         return []
-    host = not transit[node]
+    host = not fabric.transit[node]
     return [
         other
-        for other in fabric.neighbours[node]
-        if distance[other] != UNREACHED and (transit[other] or other == core) and (host or distance[other] < here)
+        for other in fabric.graph.predecessor_indices(node)
+        if distance[other] != UNREACHED and (host or distance[other] < here)
     ]
 
 
@@ -131,45 +173,44 @@ def causes_compute(fabric: Fabric, reach: Reach, *, failed: Iterable[int]) -> di
     an unreached node with no failed node around it (an island, no core) names
     none and is left out.
 
-    1. Group the unreached, not failed switches into islands (linked through
-       one another), each with the failed nodes next to it.
+    1. Group the unreached, not failed switches into islands (rustworkx's
+       weakly connected components of the graph on them), each with the
+       failed nodes next to it.
     2. Each unreached node's causes: its failed neighbours and those of the
        islands of its unreached switch neighbours, sorted, nearest the core
        first (hops when nothing fails), then by index.
-    All in O(nodes + links).
+    All in O(nodes + links); the Python loops walk only the link ends of the part cut off.
     """
     down = set(failed)
-    transit, neighbours = fabric.transit, fabric.neighbours
     if not down:
         return {}
-    island = [UNREACHED] * len(fabric.names)
-    borders: list[set[int]] = []
-    for start in range(len(fabric.names)):
-        if not transit[start] or start in down or reach.reachable(start) or island[start] != UNREACHED:
-            continue
-        border: set[int] = set()
-        island[start] = len(borders)
-        queue = deque([start])
-        while queue:
-            node = queue.popleft()
-            for other in neighbours[node]:
-                if other in down:
-                    border.add(other)
-                elif transit[other] and island[other] == UNREACHED and not reach.reachable(other):
-                    island[other] = island[start]
-                    queue.append(other)
-        borders.append(border)
+    count = len(fabric.names)
+    transit = fabric.transit
+    is_down = np.zeros(count, dtype=bool)
+    is_down[list(down)] = True
+    cut = (np.array(reach.distance, dtype=np.int64) == UNREACHED) & ~is_down
+    island = np.full(count, UNREACHED, dtype=np.int64)
+    switches = [i for i in np.flatnonzero(cut).tolist() if transit[i]]
+    part = fabric.graph.subgraph(switches)
+    for number, members in enumerate(rx.weakly_connected_components(part)):
+        # A subgraph renumbers its nodes; each node's payload is its index in the fabric (``Fabric.of``).
+        island[[part[m] for m in members]] = number
+    node, other = fabric.ends
+    beside_failed = cut[node] & is_down[other]
+    borders: dict[int, set[int]] = {}
+    found: dict[int, set[int]] = {}
+    for a, b in zip(node[beside_failed].tolist(), other[beside_failed].tolist(), strict=True):
+        found.setdefault(a, set()).add(b)
+        if island[a] != UNREACHED:
+            borders.setdefault(int(island[a]), set()).add(b)
+    beside_island = cut[node] & (island[other] != UNREACHED)
+    for a, b in zip(node[beside_island].tolist(), island[other[beside_island]].tolist(), strict=True):
+        found.setdefault(a, set()).update(borders.get(b, ()))
+    for a in np.flatnonzero(cut & (island != UNREACHED)).tolist():
+        found.setdefault(a, set()).update(borders.get(int(island[a]), ()))
     healthy = reachability_compute(fabric).distance
-    causes: dict[int, list[int]] = {}
-    for node in range(len(fabric.names)):
-        if node in down or reach.reachable(node):
-            continue
-        found = {other for other in neighbours[node] if other in down}
-        if island[node] != UNREACHED:
-            found |= borders[island[node]]
-        for other in neighbours[node]:
-            if island[other] != UNREACHED:
-                found |= borders[island[other]]
-        if found:
-            causes[node] = sorted(found, key=lambda i: (healthy[i] if healthy[i] >= 0 else len(healthy), i))
-    return causes
+    return {
+        n: sorted(causes, key=lambda i: (healthy[i] if healthy[i] >= 0 else len(healthy), i))
+        for n, causes in sorted(found.items())
+        if causes
+    }

@@ -28,6 +28,7 @@ from twin.exposition import exposition_render
 from twin.impact import impact_analyse, impact_request_decode
 from twin.instruments import snapshot_observe, snapshot_sent
 from twin.past import past_additions
+from twin.path import path_find
 from twin.selectors import host_status_events
 from twin.snapshot import gc_paused, snapshot_build
 
@@ -238,3 +239,23 @@ class TwinImpactView(APIView):
     )
     def post(self, request: Request) -> Response:
         return Response(impact_analyse(fail=impact_request_decode(request.body), at=_impact_at(request)))
+
+
+class TwinPathView(APIView):
+    """``GET /api/twin/path?from=NODE[&to=NODE]``: the shortest paths over working switches, each hop's traffic."""
+
+    @extend_schema(
+        operation_id="twin_path",
+        parameters=[
+            OpenApiParameter("from", str, required=True, description="The node to start from (a host or a switch)."),
+            OpenApiParameter("to", str, description="The node to reach (default: the core, TWIN_CORE_HOSTNAME)."),
+        ],
+        responses={
+            200: {"$ref": "#/components/schemas/PathDoc"},
+            400: {"$ref": "#/components/schemas/Error"},
+            401: {"$ref": "#/components/schemas/Error"},
+            403: {"$ref": "#/components/schemas/Error"},
+        },
+    )
+    def get(self, request: Request) -> Response:
+        return Response(path_find(source=request.query_params.get("from"), target=request.query_params.get("to")))

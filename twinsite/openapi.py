@@ -31,6 +31,7 @@ from hosts.schema import HostRegistrationRequest, HostRegistrationResponse
 from metrics.schema import BatchEnvelope, SampleIn
 from metrics.views import BatchAccepted, HostSeries, LabelledSeriesList, LabelledSeriesValues
 from twin.impact import ImpactDoc, ImpactRequest
+from twin.path import PathDoc
 from twin.snapshot import TwinState
 from twin.views import HostEvents
 
@@ -67,7 +68,7 @@ def components_append(result: dict[str, Any], generator: Any, request: Any, publ
                 Error,
             ),
             *(RackPowerDoc, CapacityAnswer),
-            *(ImpactDoc, ImpactRequest),
+            *(ImpactDoc, ImpactRequest, PathDoc),
             *(CommandCreateFields, CommandDocument, CommandList, InvocationDocument, InvalidTransition, ResultReport),
             *(PendingInvocations, ActionCatalogue, CommandUpdate),
             *(AlertList, RuleInput, RulePatch, RuleDocument, RuleList),
