@@ -11,8 +11,8 @@ project's own nginx configuration (``tests/ops/nginx.py`` renders and starts
 it, as the topology tests do). Every host is enrolled through nginx and posts
 a signed one-sample batch every ``--interval`` seconds; half the dashboards
 take the full state, half subscribe to deltas. nginx is sticky by client
-address, so the agents and dashboards come from many loopback addresses
-(127.0.0.x), which spreads them over both processes as real clients would be.
+address, so the agents and dashboards come from loopback addresses
+(127.0.0.x) chosen so that it splits them evenly between the two processes.
 
 A probe host changes every 10 s; the time until each dashboard has that value
 is the push latency. Every minute it records each process's RSS, the ingest
@@ -51,6 +51,7 @@ from django.db.models import Count
 
 import bench.django_setup  # noqa: F401  (first: a fresh database, Django set up)
 from bench.harness import ROOT, Agent, RawSocketIOClient, Server, daphne, pct, register, sample
+from bench.scaling import addresses_balanced
 from hosts.services import enrollment_key_create
 from metrics.models import Sample
 from tests.ops.nginx import Proxy, nginx_binary, nginx_start, process_stop
@@ -158,8 +159,11 @@ async def soak(*, minutes: float, hosts: int, interval: float, dashboards: int, 
     ):
         servers: list[Server] = [one, two]
         proxy: Proxy = nginx_start(Path(scratch) / "nginx", servers, max_body_bytes=262144, worker_connections=4096)
-        sessions = [session(f"127.0.0.{10 + i}") for i in range(AGENT_ADDRESSES)]
-        screens = [session(f"127.0.1.{1 + i}") for i in range(dashboards)]
+        # Addresses nginx's hash splits evenly between the processes, interleaved: agents first.
+        wanted = AGENT_ADDRESSES + dashboards
+        addresses = await addresses_balanced(proxy, servers, wanted + wanted % 2)
+        sessions = [session(a) for a in addresses[:AGENT_ADDRESSES]]
+        screens = [session(a) for a in addresses[AGENT_ADDRESSES:wanted]]
         try:
             url = proxy.url
             agents: list[Agent] = []
