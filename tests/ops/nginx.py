@@ -155,6 +155,20 @@ class Proxy:
             time.sleep(0.05)
         return line
 
+    def worker_pids(self) -> list[int]:
+        """nginx's master and its workers, for what they cost in CPU (bench/scaling.py)."""
+        children = [
+            int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(int(p.name)) == self.process.pid
+        ]
+        return [self.process.pid, *children]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return -1
+
 
 def nginx_start(
     directory: Path,
@@ -164,7 +178,10 @@ def nginx_start(
     max_body_bytes: int = MAX_BODY_BYTES,
     worker_connections: int = 512,
 ) -> Proxy:
-    """The project's nginx on a free loopback port in front of two replicas; stop it with ``process_stop``."""
+    """The project's nginx on a free loopback port in front of two replicas; stop it with ``process_stop``.
+
+    Given one replica, both of the template's upstream lines name it (nginx's cost alone).
+    """
     port = free_port()
     static_parent = directory / "site"
     (static_parent / "static").mkdir(parents=True, exist_ok=True)
@@ -172,7 +189,7 @@ def nginx_start(
     values = {
         "TWIN_NGINX_LISTEN": f"127.0.0.1:{port}",
         "TWIN_WEB_1": replicas[0].url.removeprefix("http://"),
-        "TWIN_WEB_2": replicas[1].url.removeprefix("http://"),
+        "TWIN_WEB_2": replicas[-1].url.removeprefix("http://"),
         "TWIN_STATIC_PARENT": str(static_parent),
         "TWIN_MAX_BODY_BYTES": str(max_body_bytes),
     }
