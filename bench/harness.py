@@ -56,7 +56,8 @@ class Server:
 
 
 @contextmanager
-def daphne(app: str, **env: str) -> Iterator[Server]:
+def daphne(app: str, log: str | None = None, **env: str) -> Iterator[Server]:
+    """``app`` under the twin's daphne options on a free port; its stderr in ``var/<log>.log``."""
     port = free_port()
     # The twin's own launcher and daphne options, for the twin and the bare floor alike.
     command = daphne_arguments(["--access-log", "/dev/null", "-b", "127.0.0.1", "-p", str(port)])
@@ -66,7 +67,7 @@ def daphne(app: str, **env: str) -> Iterator[Server]:
         cwd=ROOT,
         env={**{k: v for k, v in os.environ.items() if k not in BENCH_ONLY_ENV}, **env},
         stdout=subprocess.DEVNULL,
-        stderr=open(ROOT / "var" / f"bench-{app.split('.')[0]}.log", "w"),  # noqa: SIM115
+        stderr=open(ROOT / "var" / f"{log or 'bench-' + app.split('.')[0]}.log", "w"),  # noqa: SIM115
     )
     server = Server(f"http://127.0.0.1:{port}", process)
     deadline = time.monotonic() + 30

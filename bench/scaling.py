@@ -40,7 +40,6 @@ import asyncio
 import os
 import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -62,7 +61,7 @@ from hosts.models import Host
 from hosts.services import enrollment_key_create
 from metrics.models import Sample
 from metrics.statements import samples_insert
-from tests.ops.nginx import nginx_binary, site_write
+from tests.ops.nginx import Proxy, nginx_binary, nginx_start
 from twin.snapshot import snapshot_build
 
 RESULTS = ROOT / "bench" / "scaling-results.md"
@@ -136,57 +135,6 @@ class CpuWatch:
 
 
 # --------------------------------------------------------------------------- nginx
-
-
-@dataclass
-class Proxy:
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def worker_pids(self) -> list[int]:
-        children = [
-            int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(int(p.name)) == self.process.pid
-        ]
-        return [self.process.pid, *children]
-
-
-def _ppid(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return -1
-
-
-def nginx_start(directory: Path, upstreams: list[Server], max_body: int) -> Proxy:
-    """The project's template for loopback ports (tests/ops/nginx.py renders it as the image does)."""
-    from bench.harness import free_port
-
-    port = free_port()
-    static_parent = directory / "site"
-    (static_parent / "static").mkdir(parents=True, exist_ok=True)
-    values = {
-        "TWIN_NGINX_LISTEN": f"127.0.0.1:{port}",
-        "TWIN_WEB_1": upstreams[0].url.removeprefix("http://"),
-        "TWIN_WEB_2": upstreams[-1].url.removeprefix("http://"),
-        "TWIN_STATIC_PARENT": str(static_parent),
-        "TWIN_MAX_BODY_BYTES": str(max_body),
-    }
-    site = site_write(directory, values)
-    log = directory / "nginx.log"
-    process = subprocess.Popen(site.command("-g", "daemon off;"), stdout=log.open("a"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 15
-    import socket
-
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not start:\n{log.read_text()}") from None
-            time.sleep(0.1)
-    return Proxy(url=f"http://127.0.0.1:{port}", process=process, log=log)
 
 
 async def addresses_balanced(proxy: Proxy, replicas: list[Server], count: int) -> list[str]:
@@ -628,8 +576,8 @@ async def main(quick: bool) -> None:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
         first = stack.enter_context(daphne("twinsite.asgi:application", **env))
         second = stack.enter_context(daphne("twinsite.asgi:application", **env))
-        proxy_one = nginx_start(Path(scratch) / "nginx-one", [first], max_body)
-        proxy_two = nginx_start(Path(scratch) / "nginx-two", [first, second], max_body)
+        proxy_one = nginx_start(Path(scratch) / "nginx-one", [first], max_body_bytes=max_body)
+        proxy_two = nginx_start(Path(scratch) / "nginx-two", [first, second], max_body_bytes=max_body)
         for proxy in (proxy_one, proxy_two):
             stack.callback(proxy.process.wait, 10)
             stack.callback(proxy.process.terminate)

@@ -14,13 +14,11 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,35 +30,10 @@ import socketio
 from tests.conftest import sample_dict
 from tests.e2e.conftest import LiveServer, free_port, server_start, server_stop
 from tests.e2e.test_socketio import NAMESPACE, Dashboard, host_of
-from tests.ops.nginx import NginxSite, config_test, nginx_binary, site_write
+from tests.ops.nginx import MAX_BODY_BYTES, Proxy, nginx_binary, nginx_start, port_wait, process_stop
 from tests.ops.test_prometheus import samples_of, value
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-MAX_BODY_BYTES = 65536  # small, so a body over the limit is cheap to send
-STICKY_LINE = "    hash $binary_remote_addr consistent;\n"
-
-
-def port_wait(port: int, process: subprocess.Popen, log: Path, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"exited early:\n{log.read_text(errors='replace')}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port} after {seconds} s:\n{log.read_text(errors='replace')}")
-
-
-def process_stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture
@@ -82,52 +55,6 @@ def redis_url(tmp_path) -> Iterator[str]:
     port_wait(port, process, log)
     yield f"redis://127.0.0.1:{port}/0"
     process_stop(process)
-
-
-@dataclass
-class Proxy:
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def lines(self) -> list[dict[str, Any]]:
-        """nginx's access log: one JSON object per line (error-log lines are not JSON)."""
-        return [orjson.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
-
-    def line_wait(self, wanted: Any, seconds: float = 5) -> dict[str, Any]:
-        """The first access-log line ``wanted`` accepts; nginx writes one when its request ends."""
-        deadline = time.monotonic() + seconds
-        while (line := next((x for x in self.lines() if wanted(x)), None)) is None:
-            assert time.monotonic() < deadline, "no such line in nginx's access log"
-            time.sleep(0.05)
-        return line
-
-
-def nginx_start(directory: Path, replicas: list[LiveServer], *, sticky: bool = True) -> Proxy:
-    port = free_port()
-    static_parent = directory / "site"
-    (static_parent / "static").mkdir(parents=True, exist_ok=True)
-    (static_parent / "static" / "nginx-probe.txt").write_text("served by nginx\n")
-    values = {
-        "TWIN_NGINX_LISTEN": f"127.0.0.1:{port}",
-        "TWIN_WEB_1": replicas[0].url.removeprefix("http://"),
-        "TWIN_WEB_2": replicas[1].url.removeprefix("http://"),
-        "TWIN_STATIC_PARENT": str(static_parent),
-        "TWIN_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
-    }
-    site: NginxSite = site_write(directory, values)
-    if not sticky:
-        text = (directory / "default.conf").read_text()
-        assert STICKY_LINE in text
-        (directory / "default.conf").write_text(text.replace(STICKY_LINE, ""))
-    checked = config_test(site)
-    assert checked.returncode == 0, checked.stderr
-    log = directory / "nginx.log"
-    # Append mode: nginx opens /dev/stdout anew for its access log, and a second
-    # description of a file opened for writing would write over the first one's lines.
-    process = subprocess.Popen(site.command("-g", "daemon off;"), stdout=log.open("a"), stderr=subprocess.STDOUT)
-    port_wait(port, process, log)
-    return Proxy(url=f"http://127.0.0.1:{port}", process=process, log=log)
 
 
 @pytest.fixture
