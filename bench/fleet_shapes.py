@@ -33,6 +33,7 @@ from django.db import transaction
 import bench.django_setup  # noqa: F401  (first: a fresh database, Django set up; a no-op under bench.run)
 from bench.harness import Agent, Server, daphne, register, run_for, sample
 from hosts.models import Host, Rack
+from metrics.fields import FIELD_NAMES
 from metrics.models import Sample
 from metrics.statements import LatestRow, latest_write, samples_insert
 
@@ -79,6 +80,17 @@ async def _send_all(server: Server, bodies: list[bytes], senders: int) -> float:
         return time.perf_counter() - t0
 
 
+# The floor's values of the registry's fields (those a sample of ``bench.harness.sample`` carries; None for the rest).
+_FLOOR_KNOWN = {"cpu_load": 42.5, "memory_used_percent": 63.2, "load_average": 1.72}
+# A latest row's previous counters and throughput: none yet.
+_FLOOR_PREVIOUS = (None,) * (len(LatestRow._fields) - 3 - len(FIELD_NAMES))
+
+
+def _floor_metrics(i: int) -> list[Any]:
+    counters = {"uptime_seconds": 7200 + i, "net_bytes_tx": i * 10**6, "net_bytes_rx": i * 2**21}
+    return [_FLOOR_KNOWN.get(name, counters.get(name)) for name in FIELD_NAMES]
+
+
 def _many_host_floor(host_ids: list[int], at: datetime, batches: int) -> float:
     """Rows a second for the database minimum: COPY 500 history rows + upsert 500 latest rows, one transaction each.
 
@@ -91,11 +103,8 @@ def _many_host_floor(host_ids: list[int], at: datetime, batches: int) -> float:
     for b in range(batches):
         ids = host_ids[b * PER_BATCH : (b + 1) * PER_BATCH]
         moment = at + timedelta(seconds=b)
-        rows = [(h, moment, received, 42.5, 63.2, 1.72, 7200 + i, i * 10**6, i * 2**21) for i, h in enumerate(ids)]
-        latest = [
-            LatestRow(h, received, moment, 42.5, 63.2, 1.72, 7200 + i, i * 10**6, i * 2**21, None, None, None, None)
-            for i, h in enumerate(ids)
-        ]
+        rows = [(h, moment, received, *_floor_metrics(i)) for i, h in enumerate(ids)]
+        latest = [LatestRow(h, received, moment, *_floor_metrics(i), *_FLOOR_PREVIOUS) for i, h in enumerate(ids)]
         prepared.append((rows, latest))
     t0 = time.perf_counter()
     for rows, latest in prepared:

@@ -51,6 +51,7 @@ from bench.harness import (
 )
 from hosts.models import Host
 from hosts.services import enrollment_key_create
+from metrics.fields import FIELD_NAMES
 from metrics.models import LatestMetrics, Sample
 from metrics.selectors import host_rows
 from metrics.statements import samples_insert
@@ -77,6 +78,19 @@ ROUNDS = 3
 
 def rounds_summary(ratios: list[float]) -> str:
     return f"{statistics.median(ratios):.0%} (rounds: {', '.join(f'{r:.0%}' for r in ratios)})"
+
+
+def _floor_metrics(i: int) -> list[object]:
+    """A floor row's values of the registry's fields: those ``bench.harness.sample`` sends, None for the rest."""
+    values = {
+        "cpu_load": 42.5,
+        "memory_used_percent": 63.2,
+        "load_average": 1.72,
+        "uptime_seconds": 7200 + i,
+        "net_bytes_tx": i * 10**6,
+        "net_bytes_rx": i * 2**21,
+    }
+    return [values.get(name) for name in FIELD_NAMES]
 
 
 async def figure_ingest(server: Server, agents: list[Agent], batches: int, rounds: int) -> None:
@@ -110,7 +124,7 @@ async def figure_ingest(server: Server, agents: list[Agent], batches: int, round
 
     def copy_floor(first: int, count: int) -> float:
         rows = [
-            (floor_host.pk, start + timedelta(seconds=i), received, 42.5, 63.2, 1.72, 7200 + i, i * 10**6, i * 2**21)
+            (floor_host.pk, start + timedelta(seconds=i), received, *_floor_metrics(i))
             for i in range(first, first + count)
         ]
         t0 = time.perf_counter()

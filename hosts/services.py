@@ -12,7 +12,8 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, QuerySet, signals
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from common.errors import Refused
@@ -78,8 +79,9 @@ def hosts_lock_or_create(*, hostnames: Iterable[str], facts: Mapping[str, HostFa
     others after let two batches each hold what the other waited for:
     tests/e2e/test_concurrency.py.)
 
-    1. Find which hosts exist, without locking (one host: lock it at once;
-       a single row cannot be taken out of order).
+    1. Lock them all in hostname order if every one exists (the steady
+       state: one statement); else lock none, and find which exist, without
+       locking.
     2. Insert the missing ones in hostname order with what ``facts`` says
        about them (the rules of ``host_facts_apply``, so most new hosts need no
        second write), skipping any a concurrent batch just created.
@@ -94,11 +96,10 @@ def hosts_lock_or_create(*, hostnames: Iterable[str], facts: Mapping[str, HostFa
     wanted = sorted(set(hostnames))
     if not wanted:
         return {}
-    if len(wanted) == 1:
-        locked = _hosts_lock(wanted)
+    locked = _hosts_lock(wanted, all_or_none=True)
+    if locked or len(wanted) == 1:
         missing = [] if locked else wanted
     else:
-        locked = {}
         missing = sorted(set(wanted) - _hostnames_existing(wanted))
     if missing:
         objects_insert_new(_hosts_new(hostnames=missing, facts=facts or {}))
@@ -135,16 +136,25 @@ def _hosts_new(*, hostnames: list[str], facts: Mapping[str, HostFacts]) -> list[
     return hosts
 
 
-def _hosts_lock(hostnames: list[str]) -> dict[str, Host]:
+def _hosts_lock(hostnames: list[str], *, all_or_none: bool = False) -> dict[str, Host]:
+    """These hosts (those that exist), row-locked in hostname order.
+
+    ``all_or_none``: lock nothing unless every one exists. The count is an
+    uncorrelated subquery, evaluated once before the first row is locked, so a
+    batch naming a new host holds no lock while it inserts (see
+    ``hosts_lock_or_create``). A host deleted between the count and its lock
+    is simply missing from the answer.
+    """
     # Plain SQL into model instances: every batch runs this, and building the
     # ORM query cost more than running it (bench/analysis.md).
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     condition, params = sql_in("hostname", hostnames)
+    table = Host._meta.db_table
+    if all_or_none and len(hostnames) > 1:
+        condition = f"{condition} AND (SELECT count(*) FROM {table} WHERE {condition}) = %s"
+        params = [*params, *params, len(hostnames)]
     fields = Host._meta.concrete_fields
-    sql = (
-        f"SELECT {', '.join(f.column for f in fields)} FROM {Host._meta.db_table} "
-        f"WHERE {condition} ORDER BY hostname{lock}"
-    )
+    sql = f"SELECT {', '.join(f.column for f in fields)} FROM {table} WHERE {condition} ORDER BY hostname{lock}"
     if connection.vendor != "postgresql":
         # raw() applies the backend's converters (SQLite's text datetimes, integer booleans).
         return {h.hostname: h for h in Host.objects.raw(sql, params)}
@@ -156,7 +166,20 @@ def _hosts_lock(hostnames: list[str]) -> dict[str, Host]:
         rows = cursor.fetchall()
     names = [f.attname for f in fields]
     hostname_at = names.index("hostname")
-    return {row[hostname_at]: Host.from_db(connection.alias, names, row) for row in rows}
+    alias = connection.alias  # once: each read of it goes through a proxy
+    if signals.pre_init.has_listeners(Host) or signals.post_init.has_listeners(Host):
+        return {row[hostname_at]: Host.from_db(alias, names, row) for row in rows}
+    # What ``from_db`` makes, without ``Model.__init__``'s field-by-field setup,
+    # which was most of the Python time of locking a 500-host batch (bench/results.md,
+    # 2026-12-08); only while nothing listens to a host's construction.
+    hosts: dict[str, Host] = {}
+    for row in rows:
+        host = Host.__new__(Host)
+        host.__dict__.update(zip(names, row, strict=True))
+        host._state = state = ModelState()
+        state.adding, state.db = False, alias
+        hosts[row[hostname_at]] = host
+    return hosts
 
 
 def links_uplink_ensure(*, hosts: list[Host]) -> None:

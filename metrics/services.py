@@ -40,9 +40,11 @@ from metrics.schema import BatchEnvelope, MetricsRefusal, Rejection, SampleIn, s
 from metrics.series import LabelledReading, labelled_samples_store
 from metrics.statements import (
     COPY_MIN_ROWS,
+    LatestHead,
     LatestRow,
     batch_receipt_insert,
-    latest_read,
+    latest_heads_read,
+    latest_seen_touch,
     latest_write,
     samples_insert,
     samples_insert_new,
@@ -283,8 +285,10 @@ def _samples_store(
         stored = samples_insert_new(rows)
         new_by_host = {name: [s for s in b if (hosts[name].pk, s.timestamp) in stored] for name, b in by_host.items()}
         rows = [row for row in rows if (row[0], row[1]) in stored]
+        stored_latest = None
     else:
-        already = samples_stored(host_ids=[h.pk for h in hosts.values()], times=[s.timestamp for s in samples])
+        stored_latest = latest_heads_read(host_ids=[h.pk for h in hosts.values()])
+        already = _samples_maybe_stored(hosts=hosts, by_host=by_host, latest=stored_latest)
         new_by_host = {
             name: [s for s in batch if (hosts[name].pk, s.timestamp) not in already] if already else batch
             for name, batch in by_host.items()
@@ -295,7 +299,7 @@ def _samples_store(
             for s in batch
         ]
         samples_insert(rows)
-    _latest_update(hosts=hosts, new_by_host=new_by_host, received_at=received_at)
+    _latest_update(hosts=hosts, new_by_host=new_by_host, received_at=received_at, stored=stored_latest)
     if any(s.interfaces for batch in new_by_host.values() for s in batch):
         _interfaces_update(hosts=hosts, new_by_host=new_by_host)
     if any(s.metrics for batch in new_by_host.values() for s in batch):
@@ -307,6 +311,28 @@ def _samples_store(
     if rows:
         event_publish_on_commit(hosts_changed(hostnames=[name for name, batch in new_by_host.items() if batch]))
     return len(rows), len(samples) - len(rows)
+
+
+def _samples_maybe_stored(
+    *, hosts: dict[str, Host], by_host: dict[str, list[SampleIn]], latest: dict[int, LatestHead]
+) -> set[tuple[int, datetime]]:
+    """(host id, timestamp) of the batch's samples stored already, looked up only where one may be.
+
+    A host's latest values hold its newest stored sample (every history row is
+    written here, with them, and they never move backwards), so samples all
+    newer than it are new: the steady state reads no history. A retry, a late
+    sample, or a host with no latest values yet is looked up.
+    """
+    unsure = [
+        name
+        for name, batch in by_host.items()
+        if (current := latest.get(hosts[name].pk)) is None or batch[0].timestamp <= current.sample_time
+    ]
+    if not unsure:
+        return set()
+    return samples_stored(
+        host_ids=[hosts[name].pk for name in unsure], times=[s.timestamp for name in unsure for s in by_host[name]]
+    )
 
 
 def _values_of(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
@@ -328,19 +354,28 @@ _counter_values = _values_of(_COUNTER_NAMES)
 _TX, _RX = (_COUNTER_NAMES.index(name) for name in LINK_TRAFFIC)
 
 
-def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[SampleIn]], received_at: datetime) -> None:
+def _latest_update(
+    *,
+    hosts: dict[str, Host],
+    new_by_host: dict[str, list[SampleIn]],
+    received_at: datetime,
+    stored: dict[int, LatestHead] | None = None,
+) -> None:
     """Move each host's latest values forward to its newest sample, never backwards.
 
-    The hosts are locked by the caller, so the stored values read here cannot
-    change before the upsert below.
+    The hosts are locked by the caller, so the stored values read here (or
+    by the caller, after the lock: ``stored``) cannot change before the
+    upsert below.
     """
     # A query of its own, after the lock: under READ COMMITTED a statement that
     # waited for a host's lock still sees the joined rows as they were when it
     # started, so reading the latest values in the locking query itself let a
     # concurrent batch's newer values be overwritten (caught by
     # tests/e2e/test_concurrency.py).
-    stored = latest_read(host_ids=[hosts[n].pk for n, batch in new_by_host.items() if batch])
+    if stored is None:
+        stored = latest_heads_read(host_ids=[hosts[n].pk for n, batch in new_by_host.items() if batch])
     latest_rows: list[LatestRow] = []
+    late: list[int] = []
     facts: dict[Host, HostFacts] = {}
     for name, batch in new_by_host.items():
         if not batch:
@@ -350,15 +385,18 @@ def _latest_update(*, hosts: dict[str, Host], new_by_host: dict[str, list[Sample
         newest = batch[-1]
         if current is not None and newest.timestamp <= current.sample_time:
             # Every sample here is older than what is shown: history only.
-            latest_rows.append(current._replace(last_seen=max(current.last_seen, received_at)))
+            late.append(host.pk)
             continue
         latest_rows.append(_latest_from(current=current, batch=batch, received_at=received_at, host_id=host.pk))
         facts[host] = _host_facts(newest)
     latest_write(latest_rows)
+    latest_seen_touch(host_ids=late, seen=received_at)
     hosts_facts_record(facts=facts)
 
 
-def _latest_from(*, current: LatestRow | None, batch: list[SampleIn], received_at: datetime, host_id: int) -> LatestRow:
+def _latest_from(
+    *, current: LatestHead | None, batch: list[SampleIn], received_at: datetime, host_id: int
+) -> LatestRow:
     """The latest values after ``batch`` (sorted, all newer than ``current``)."""
     newest = batch[-1]
     # The two newest counter readings give the rates (the link throughput).
@@ -371,7 +409,7 @@ def _latest_from(*, current: LatestRow | None, batch: list[SampleIn], received_a
     counters = _counter_values(newest)
     return LatestRow(
         host_id,
-        max(current.last_seen, received_at) if current else received_at,
+        received_at,  # or the stored last contact, if later: latest_write keeps it
         newest.timestamp,
         *_metric_values(newest),
         prev_time,

@@ -20,9 +20,11 @@ from metrics.statements import (
     EXACT_LOOKUP_MAX,
     LATEST_COLUMNS,
     SAMPLE_COLUMNS,
+    LatestHead,
     LatestRow,
     batch_receipt_insert,
-    latest_read,
+    latest_heads_read,
+    latest_seen_touch,
     latest_write,
     samples_insert,
     samples_insert_new,
@@ -122,15 +124,40 @@ def test_samples_stored_finds_what_the_orm_filter_finds(asked):
     assert all(ts.tzinfo is not None for _, ts in found)
 
 
-def test_latest_read_reads_what_the_orm_reads():
-    """``latest_read(host_ids)`` against ``LatestMetrics.objects.filter(host_id__in).values_list(*LATEST_COLUMNS)``."""
+def test_latest_heads_read_reads_what_the_orm_reads():
+    """``latest_heads_read(host_ids)`` against ``LatestMetrics.objects.filter(host_id__in).values_list(...)``."""
     hosts = _hosts("a", "b", "c", "none")
     latest_write([_latest_row(h, i, previous=i > 0) for i, h in enumerate(hosts[:3])])
     ids = [h.pk for h in hosts]
-    fast = latest_read(host_ids=ids)
-    assert sorted(tuple(row) for row in fast.values()) == _latest_of(ids)
+    fast = latest_heads_read(host_ids=ids)
+    orm = LatestMetrics.objects.filter(host_id__in=ids).order_by("host_id").values_list(*LatestHead._fields)
+    assert sorted(tuple(row) for row in fast.values()) == list(orm)
     assert set(fast) == {h.pk for h in hosts[:3]}
-    assert latest_read(host_ids=[]) == {}
+    assert all(head.sample_time.tzinfo is not None for head in fast.values())
+    assert latest_heads_read(host_ids=[]) == {}
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_latest_write_never_moves_the_last_contact_backwards(count):
+    """A row written with an earlier ``last_seen`` (a batch received before a concurrent one) keeps the later one."""
+    hosts = _hosts(*(f"h-{i}" for i in range(count)))
+    latest_write([_latest_row(h, 5, previous=False) for h in hosts])
+    older = [_latest_row(h, 6, previous=True)._replace(last_seen=START) for h in hosts]
+    latest_write(older)
+    for seen, sample_time in LatestMetrics.objects.filter(host__in=hosts).values_list("last_seen", "sample_time"):
+        assert (seen, sample_time) == (START + timedelta(seconds=51), START + timedelta(seconds=60))
+
+
+def test_latest_seen_touch_moves_the_last_contact_forward_only():
+    """``latest_seen_touch`` sets ``last_seen`` to the later of the stored one and the given one, nothing else."""
+    early, late = _hosts("early", "late")
+    latest_write([_latest_row(early, 1, previous=False), _latest_row(late, 9, previous=False)])
+    seen = START + timedelta(seconds=50)
+    latest_seen_touch(host_ids=[early.pk, late.pk], seen=seen)
+    latest_seen_touch(host_ids=[], seen=seen)
+    rows = dict(LatestMetrics.objects.values_list("host_id", "last_seen"))
+    assert rows == {early.pk: seen, late.pk: START + timedelta(seconds=91)}
+    assert LatestMetrics.objects.get(host=early).sample_time == START + timedelta(seconds=10)
 
 
 @pytest.mark.parametrize("count", [1, 3])
