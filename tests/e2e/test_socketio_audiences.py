@@ -42,6 +42,7 @@ MIRRORED_READ: dict[str, str] = {
     "twin-delta": "/api/twin/state",
     "host-status": "/api/hosts/aud-01/events",
     "command-update": "/api/commands",
+    "alert-update": "/api/alerts",
 }
 
 
@@ -154,9 +155,10 @@ def test_every_event_reaches_exactly_the_readers_its_rest_read_answers(twin: Liv
             for listener in everyone:
                 await until(lambda x=listener: "twin-state" in x.kinds(), timeout=10, what="a starting state")
             async with aiohttp.ClientSession() as http:
-                # A new host's first batch: a changed twin (state and delta) and its first status.
+                # A new host's first batch: a changed twin (state and delta), its first status, and at
+                # 95 % CPU the shipped HighCpu rule's pending alert (an alert-update).
                 agent = await Agent(http, twin.url).register("aud-01", enrollment)
-                assert await agent.batch([sample_dict("aud-01", cpu_load=12.0)], sequence=1) == 202
+                assert await agent.batch([sample_dict("aud-01", cpu_load=95.0)], sequence=1) == 202
                 # A command to it, run and answered with output: its updates.
                 command = await send(http, twin.url, tokens["operator"], action="ping", targets={"hosts": ["aud-01"]})
                 assert [i["commandId"] for i in await agent.poll(wait=5)] == [command["id"]]
@@ -165,7 +167,7 @@ def test_every_event_reaches_exactly_the_readers_its_rest_read_answers(twin: Liv
                 # Every kind made: the operator's clients saw them all, the result last.
                 await until(
                     lambda: (
-                        {"twin-state", "host-status", "command-update"} <= full["operator"].kinds()
+                        {"twin-state", "host-status", "command-update", "alert-update"} <= full["operator"].kinds()
                         and "twin-delta" in delta["operator"].kinds()
                         and any(name == "command-update" and d.get("result") for name, d in full["operator"].events)
                     ),

@@ -116,6 +116,12 @@ function utcTick(t, i, ticks) {
   return step < 60 ? text.slice(11, 19) : text.slice(11, 16);
 }
 
+// Pixels between time ticks: "HH:MM" fits in 36, "HH:MM:SS" (ticks under a minute apart, a fresh
+// host's first minutes) needs 60, or its labels run into each other.
+function timeSpace(u, axisIndex, min, max, plotWidth) {
+  return (max - min) / Math.max(1, plotWidth / 36) < 60 ? 60 : 36;
+}
+
 const CHART_HEIGHT = 120;
 const AXIS = { stroke: "#9aa7b4", grid: { stroke: "#26303b", width: 1 }, ticks: { stroke: "#26303b", width: 1 }, font: "11px system-ui, sans-serif" };
 
@@ -131,7 +137,7 @@ function chart(container, title, series, { yRange, format, tick }) {
     scales: { x: { time: true, range: (u, min, max) => (min === null ? [Date.now() / 1000 - 60, Date.now() / 1000] : [Math.min(min, max - 60), max]) }, y: yRange ? { range: yRange } : { auto: true } },
     axes: [
       // Times in UTC, as everywhere on the page, short enough for a tick a minute in the panel's width.
-      { ...AXIS, size: 28, space: 36, values: (u, ticks) => ticks.map(utcTick) },
+      { ...AXIS, size: 28, space: timeSpace, values: (u, ticks) => ticks.map(utcTick) },
       // Ticks at least 16 px apart: three to five labels in the chart's height (the default 30 px gave one or two).
       { ...AXIS, size: axisSize, space: 16, values: (u, ticks) => ticks.map(tick || format) },
     ],
