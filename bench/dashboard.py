@@ -306,8 +306,10 @@ def measure(browser: Browser, url: str, args: argparse.Namespace) -> dict:
             page.evaluate(
                 """() => { const d = twinDashboard.stats.lastDelta, index = twinDashboard.live.index;
                    const colors = new Float32Array(index.size * 3); const t0 = performance.now();
+                   // A fields delta names only what changed: a host may come without metrics.
                    for (let r = 0; r < 20; r++) for (const h of d.hosts) { const i = index.get(h.hostname);
-                     const c = h.metrics.cpuLoad / 100; colors[i*3] = c; colors[i*3+1] = c; colors[i*3+2] = c; }
+                     const m = h.metrics; const c = m && m.cpuLoad != null ? m.cpuLoad / 100 : 0;
+                     colors[i*3] = c; colors[i*3+1] = c; colors[i*3+2] = c; }
                    return (performance.now() - t0) / 20; }"""
             )
         )
