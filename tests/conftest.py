@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
-from django.test import Client
+from django.core.management.base import CommandError
+from django.test import Client, testcases
 from django.utils import timezone
 from hypothesis import settings as hypothesis_settings
 
@@ -18,6 +19,26 @@ from hypothesis import settings as hypothesis_settings
 hypothesis_settings.register_profile("ci", derandomize=True)
 hypothesis_settings.register_profile("explore", derandomize=False)
 hypothesis_settings.load_profile("explore" if os.environ.get("FUZZ_EXPLORE") else "ci")
+
+
+# A transactional test ends with a TRUNCATE of every table, while the live server of its module
+# (one shared server, tests/e2e) keeps running its jobs and refreshes: PostgreSQL may pick the
+# TRUNCATE as a deadlock's victim. The server retries its side; the teardown retries its own.
+_FLUSH_ATTEMPTS = 5
+_fixture_teardown = testcases.TransactionTestCase._fixture_teardown
+
+
+def _fixture_teardown_retrying_deadlocks(self: testcases.TransactionTestCase) -> None:
+    for attempt in range(_FLUSH_ATTEMPTS):
+        try:
+            return _fixture_teardown(self)
+        except CommandError as exc:
+            if "deadlock detected" not in str(exc) or attempt == _FLUSH_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+testcases.TransactionTestCase._fixture_teardown = _fixture_teardown_retrying_deadlocks
 
 
 def pytest_report_header(config: pytest.Config) -> str:
